@@ -1,0 +1,88 @@
+import pg from "pg";
+
+/** The part of a pg client that repositories use: a parameterised query. */
+export interface Queryable {
+  query<R extends pg.QueryResultRow = pg.QueryResultRow>(
+    text: string,
+    values?: unknown[],
+  ): Promise<pg.QueryResult<R>>;
+}
+
+export interface DatabaseOptions {
+  connectionString: string;
+  ssl?: boolean;
+  max?: number;
+  idleTimeoutMillis?: number;
+  connectionTimeoutMillis?: number;
+  applicationName?: string;
+}
+
+/**
+ * The one way TME talks to Postgres: a pool, typed parameterised queries and transactions.
+ * Timestamps come back as Date, bigint counts as numbers (they stay far below 2^53 here).
+ */
+export class Database implements Queryable {
+  readonly pool: pg.Pool;
+
+  constructor(options: DatabaseOptions) {
+    this.pool = new pg.Pool({
+      connectionString: options.connectionString,
+      ssl: options.ssl ? { rejectUnauthorized: true } : undefined,
+      max: options.max ?? 10,
+      idleTimeoutMillis: options.idleTimeoutMillis ?? 30000,
+      connectionTimeoutMillis: options.connectionTimeoutMillis ?? 5000,
+      application_name: options.applicationName ?? "tme",
+    });
+    // An idle client losing its server (restart, failover) must not crash the process;
+    // the pool drops it and the next query opens a new one.
+    this.pool.on("error", () => {});
+  }
+
+  query<R extends pg.QueryResultRow = pg.QueryResultRow>(
+    text: string,
+    values?: unknown[],
+  ): Promise<pg.QueryResult<R>> {
+    return this.pool.query<R>(text, values);
+  }
+
+  /** Rows of a query. */
+  async rows<R extends pg.QueryResultRow>(text: string, values?: unknown[]): Promise<R[]> {
+    return (await this.pool.query<R>(text, values)).rows;
+  }
+
+  /**
+   * Runs fn inside BEGIN/COMMIT on one client; any throw rolls back and rethrows.
+   * Everything that must be atomic with a state change (its event, its outbox row) goes here.
+   */
+  async transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
+    const client = await this.pool.connect();
+    try {
+      await client.query("BEGIN");
+      const result = await fn(client);
+      await client.query("COMMIT");
+      return result;
+    } catch (error) {
+      await client.query("ROLLBACK").catch(() => {});
+      throw error;
+    } finally {
+      client.release();
+    }
+  }
+
+  /** True when a trivial query answers within the pool's connection timeout. */
+  async ping(): Promise<boolean> {
+    try {
+      await this.pool.query("SELECT 1");
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.pool.end();
+  }
+}
+
+// COUNT(*) and BIGSERIAL arrive as strings by default; TME's counts fit in a JS number.
+pg.types.setTypeParser(pg.types.builtins.INT8, (value) => Number(value));

@@ -1,0 +1,133 @@
+import { z } from "zod";
+
+/** The shape of configurations/app_config.yaml. Strict: an unknown key is an error. */
+export const LogLevel = z.enum(["DEBUG", "INFO", "WARN", "ERROR"]);
+export type LogLevel = z.infer<typeof LogLevel>;
+
+const seconds = z.number().int().positive();
+
+export const AppConfigSchema = z
+  .object({
+    default_task_timeout: seconds.default(3600),
+    max_task_timeout: seconds.default(86400),
+    default_max_attempts: z.number().int().min(1).max(100).default(3),
+    event_notification_format: z.enum(["json", "xml"]).default("json"),
+    MAX_CONCURRENT_TASKS: z.number().int().min(1).max(1000).default(4),
+    LOG_LEVEL: LogLevel.default("INFO"),
+    allow_private_callbacks: z.boolean().default(false),
+    port: z.number().int().min(0).max(65535).default(8000),
+    retry: z
+      .object({
+        base_delay_seconds: z.number().positive().default(2),
+        max_delay_seconds: z.number().positive().default(600),
+      })
+      .strict()
+      .prefault({}),
+    worker: z
+      .object({
+        lease_seconds: seconds.default(30),
+        heartbeat_seconds: seconds.default(10),
+        poll_interval_ms: z.number().int().min(10).default(1000),
+        kill_grace_seconds: z.number().positive().default(5),
+      })
+      .strict()
+      .prefault({}),
+    shell: z
+      .object({
+        allow_shell: z.boolean().default(false),
+        allowed_commands: z.array(z.string().min(1)).default(["*"]),
+        env_allowlist: z.array(z.string().min(1)).default(["PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR"]),
+        output_tail_bytes: z.number().int().min(1024).default(65536),
+      })
+      .strict()
+      .prefault({}),
+    retention: z
+      .object({
+        task_events_days: z.number().positive().default(30),
+        task_runs_days: z.number().positive().default(30),
+        deliveries_days: z.number().positive().default(30),
+      })
+      .strict()
+      .prefault({}),
+    webhooks: z
+      .object({
+        timeout_seconds: z.number().positive().max(60).default(10),
+        max_response_bytes: z.number().int().positive().default(65536),
+        give_up_after_hours: z.number().positive().default(24),
+        per_endpoint_concurrency: z.number().int().min(1).default(2),
+      })
+      .strict()
+      .prefault({}),
+    alerts: z
+      .object({
+        task_failed: z.boolean().default(true),
+        task_running_longer_than_seconds: z.number().int().min(0).default(0),
+        task_queued_longer_than_seconds: z.number().int().min(0).default(0),
+        queue_backlog_age_seconds: z.number().int().min(0).default(0),
+        schedule_missed: z.boolean().default(true),
+        endpoint_failing_hours: z.number().positive().default(24),
+        deliveries_given_up: z.boolean().default(true),
+      })
+      .strict()
+      .prefault({}),
+  })
+  .strict()
+  .refine((c) => c.default_task_timeout <= c.max_task_timeout, {
+    path: ["default_task_timeout"],
+    message: "must not exceed max_task_timeout",
+  });
+export type AppConfig = z.infer<typeof AppConfigSchema>;
+
+export const DbConfigSchema = z
+  .object({
+    embedded: z.boolean().default(true),
+    host: z.string().min(1).default("127.0.0.1"),
+    port: z.number().int().min(1).max(65535).default(5432),
+    database: z.string().min(1).default("tme"),
+    user: z.string().min(1).default("postgres"),
+    password: z.string().default(""),
+    ssl: z.boolean().default(false),
+    pool: z
+      .object({
+        max: z.number().int().min(1).max(500).default(10),
+        idle_timeout_ms: z.number().int().min(0).default(30000),
+        connection_timeout_ms: z.number().int().min(100).default(5000),
+      })
+      .strict()
+      .prefault({}),
+  })
+  .strict();
+export type DbConfig = z.infer<typeof DbConfigSchema>;
+
+export const PluginMappingSchema = z
+  .object({
+    plugin: z
+      .string()
+      .regex(/^[A-Za-z0-9_-]+$/, "must be a module name in plugins/ (letters, digits, _ or -)"),
+    export: z.string().min(1).default("handler"),
+    concurrency: z.number().int().min(1).optional(),
+  })
+  .strict();
+export type PluginMapping = z.infer<typeof PluginMappingSchema>;
+
+export const TaskPluginsSchema = z
+  .object({
+    tasks: z.record(z.string().min(1), PluginMappingSchema).default({}),
+  })
+  .strict();
+export type TaskPluginsConfig = z.infer<typeof TaskPluginsSchema>;
+
+/** What the rest of TME reads: the three files merged with the environment. */
+export interface Config {
+  app: AppConfig;
+  db: DbConfig;
+  plugins: TaskPluginsConfig;
+  /** Directory of the three YAML files. */
+  configDir: string;
+  /** Where the local runtime keeps its embedded database and the admin key. */
+  dataDir: string;
+  /** postgres://... when DATABASE_URL is set; overrides the db file's server settings. */
+  databaseUrl: string | undefined;
+  bootstrapApiKey: string | undefined;
+  runtime: "local" | "cloud";
+}

@@ -1,0 +1,115 @@
+/**
+ * Every error TME reports to a caller is one of these. Each carries its HTTP meaning
+ * (status and code) here, in one place; the HTTP edge only serialises them.
+ */
+export interface ErrorDetail {
+  path: string;
+  message: string;
+}
+
+export class TmeError extends Error {
+  readonly status: number;
+  readonly code: string;
+  readonly details: ErrorDetail[];
+  readonly headers: Record<string, string>;
+
+  constructor(
+    status: number,
+    code: string,
+    message: string,
+    options: { details?: ErrorDetail[]; headers?: Record<string, string>; cause?: unknown } = {},
+  ) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.status = status;
+    this.code = code;
+    this.details = options.details ?? [];
+    this.headers = options.headers ?? {};
+  }
+}
+
+export class ValidationFailed extends TmeError {
+  constructor(message: string, details: ErrorDetail[] = []) {
+    super(400, "validation_error", message, { details });
+  }
+}
+
+export class Unauthenticated extends TmeError {
+  constructor(message = "missing or invalid API key") {
+    super(401, "unauthenticated", message, { headers: { "WWW-Authenticate": "Bearer" } });
+  }
+}
+
+export class Forbidden extends TmeError {
+  constructor(scope: string) {
+    super(403, "forbidden", `this API key lacks the scope "${scope}"`, {
+      details: [{ path: "scope", message: `requires ${scope}` }],
+    });
+  }
+}
+
+export class NotFound extends TmeError {
+  constructor(what: string, id: string) {
+    super(404, "not_found", `${what} ${id} not found`);
+  }
+}
+
+export class RouteNotFound extends TmeError {
+  constructor(method: string, path: string) {
+    super(404, "route_not_found", `no route for ${method} ${path}`);
+  }
+}
+
+export class MethodNotAllowed extends TmeError {
+  constructor(method: string, path: string, allowed: string[]) {
+    super(405, "method_not_allowed", `${method} is not allowed on ${path}; allowed: ${allowed.join(", ")}`, {
+      headers: { Allow: allowed.join(", ") },
+    });
+  }
+}
+
+export class Conflict extends TmeError {
+  constructor(code: string, message: string, details: ErrorDetail[] = []) {
+    super(409, code, message, { details });
+  }
+}
+
+export class PayloadTooLarge extends TmeError {
+  constructor(limitBytes: number) {
+    super(413, "payload_too_large", `request body exceeds ${limitBytes} bytes`);
+  }
+}
+
+export class UnsupportedMediaType extends TmeError {
+  constructor(got: string | undefined) {
+    super(415, "unsupported_media_type", `Content-Type must be application/json, got ${got ?? "none"}`);
+  }
+}
+
+export class Unprocessable extends TmeError {
+  constructor(message: string, details: ErrorDetail[] = []) {
+    super(422, "unprocessable", message, { details });
+  }
+}
+
+export class TooManyRequests extends TmeError {
+  constructor(message: string, retryAfterSeconds: number) {
+    super(429, "rate_limited", message, { headers: { "Retry-After": String(retryAfterSeconds) } });
+  }
+}
+
+export class Unavailable extends TmeError {
+  constructor(message: string) {
+    super(503, "unavailable", message);
+  }
+}
+
+/** Turns zod-style issues into our details list: the field path joined with dots. */
+export function issuesToDetails(
+  issues: ReadonlyArray<{ path: ReadonlyArray<PropertyKey>; message: string }>,
+): ErrorDetail[] {
+  return issues.map((issue) => ({
+    path: issue.path.map(String).join(".") || "(body)",
+    message: issue.message,
+  }));
+}

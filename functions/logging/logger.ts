@@ -1,0 +1,39 @@
+import pino from "pino";
+import type { LogLevel } from "../config/schema.js";
+
+export type Logger = pino.Logger;
+
+const LEVELS: Record<LogLevel, pino.Level> = { DEBUG: "debug", INFO: "info", WARN: "warn", ERROR: "error" };
+
+/** Keys whose values must never reach a log line, wherever they sit in a logged object. */
+const SECRET_KEYS = [
+  "password",
+  "secret",
+  "signing_secret",
+  "token",
+  "authorization",
+  "api_key",
+  "apiKey",
+  "key",
+  "databaseUrl",
+  "DATABASE_URL",
+  "connectionString",
+];
+
+/**
+ * Structured JSON logs (one object a line), the same locally and in Lambda, where CloudWatch
+ * parses them. Secrets are redacted by key name at any depth up to three levels.
+ */
+export function createLogger(level: LogLevel, destination?: pino.DestinationStream): Logger {
+  const paths = SECRET_KEYS.flatMap((k) => [k, `*.${k}`, `*.*.${k}`, `*.*.*.${k}`]);
+  return pino(
+    {
+      level: LEVELS[level],
+      base: { service: "tme" },
+      timestamp: pino.stdTimeFunctions.isoTime,
+      formatters: { level: (label) => ({ level: label.toUpperCase() }) },
+      redact: { paths, censor: "[redacted]" },
+    },
+    destination,
+  );
+}
