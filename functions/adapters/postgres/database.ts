@@ -8,6 +8,16 @@ export interface Queryable {
   ): Promise<pg.QueryResult<R>>;
 }
 
+/**
+ * What repositories and use cases get: queries plus transactions. Database implements it
+ * on the pool; TransactionBoundDb implements it inside one open transaction, so code that
+ * calls transaction() composes into a larger unit (an idempotent request, a test).
+ */
+export interface Db extends Queryable {
+  rows<R extends pg.QueryResultRow>(text: string, values?: unknown[]): Promise<R[]>;
+  transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>;
+}
+
 export interface DatabaseOptions {
   connectionString: string;
   ssl?: boolean;
@@ -21,7 +31,7 @@ export interface DatabaseOptions {
  * The one way TME talks to Postgres: a pool, typed parameterised queries and transactions.
  * Timestamps come back as Date, bigint counts as numbers (they stay far below 2^53 here).
  */
-export class Database implements Queryable {
+export class Database implements Db {
   readonly pool: pg.Pool;
 
   constructor(options: DatabaseOptions) {
@@ -86,3 +96,23 @@ export class Database implements Queryable {
 
 // COUNT(*) and BIGSERIAL arrive as strings by default; TME's counts fit in a JS number.
 pg.types.setTypeParser(pg.types.builtins.INT8, (value) => Number(value));
+
+/** A Db whose transaction() joins the already open transaction of `client`. */
+export class TransactionBoundDb implements Db {
+  constructor(private readonly client: Queryable) {}
+
+  query<R extends pg.QueryResultRow = pg.QueryResultRow>(
+    text: string,
+    values?: unknown[],
+  ): Promise<pg.QueryResult<R>> {
+    return this.client.query<R>(text, values);
+  }
+
+  async rows<R extends pg.QueryResultRow>(text: string, values?: unknown[]): Promise<R[]> {
+    return (await this.client.query<R>(text, values)).rows;
+  }
+
+  transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
+    return fn(this.client);
+  }
+}

@@ -1,0 +1,46 @@
+import { GetSecretValueCommand, SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
+import { loadConfig } from "../../config/load.js";
+import type { AppContext } from "../../context.js";
+import { createLogger } from "../../logging/logger.js";
+import { PostgresApiKeyStore } from "../postgres/api-keys-repository.js";
+import { Database } from "../postgres/database.js";
+
+interface DatabaseSecret {
+  username: string;
+  password: string;
+  host?: string;
+  port?: number;
+  dbname?: string;
+}
+
+/** The database URL in the cloud: credentials from Secrets Manager, host from the RDS Proxy. */
+export async function cloudDatabaseUrl(
+  env: Record<string, string | undefined> = process.env,
+  secrets = new SecretsManagerClient({}),
+): Promise<string> {
+  if (env.DATABASE_URL) return env.DATABASE_URL;
+  const secretArn = env.DATABASE_SECRET_ARN;
+  if (!secretArn)
+    throw new Error("environment variable DATABASE_SECRET_ARN (or DATABASE_URL) is required in the cloud");
+  const output = await secrets.send(new GetSecretValueCommand({ SecretId: secretArn }));
+  const secret = JSON.parse(output.SecretString ?? "{}") as DatabaseSecret;
+  const host = env.DATABASE_HOST ?? secret.host;
+  const port = env.DATABASE_PORT ?? secret.port ?? 5432;
+  const database = env.DATABASE_NAME ?? secret.dbname ?? "tme";
+  return `postgres://${encodeURIComponent(secret.username)}:${encodeURIComponent(secret.password)}@${host}:${port}/${database}?sslmode=no-verify`;
+}
+
+/** Built once per Lambda container, at cold start, and reused by every invocation. */
+export async function cloudContext(
+  env: Record<string, string | undefined> = process.env,
+): Promise<AppContext> {
+  const config = loadConfig({ env: { ...env, TME_RUNTIME: "cloud" } });
+  const logger = createLogger(config.app.LOG_LEVEL);
+  const db = new Database({
+    connectionString: await cloudDatabaseUrl(env),
+    // One Lambda handles one event at a time; a small pool behind RDS Proxy is plenty.
+    max: 2,
+    connectionTimeoutMillis: config.db.pool.connection_timeout_ms,
+  });
+  return { config, db, logger, now: () => new Date(), apiKeys: new PostgresApiKeyStore(db) };
+}

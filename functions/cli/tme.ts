@@ -1,0 +1,122 @@
+import { Command, Option } from "commander";
+import { PostgresApiKeyStore } from "../adapters/postgres/api-keys-repository.js";
+import { Database } from "../adapters/postgres/database.js";
+import { migrate } from "../adapters/postgres/migrator.js";
+import { ConfigError, loadConfig } from "../config/load.js";
+import { createApiKey, parseScopes } from "../core/auth/api-keys.js";
+import { newId } from "../core/ids.js";
+import { DatabaseUnreachable, openDatabaseTarget } from "../local/database-target.js";
+import { startLocalRuntime } from "../local/runtime.js";
+import { createLogger } from "../logging/logger.js";
+
+/** Expected failures end in one line on stderr and exit code 1; nothing else is a stack trace. */
+function fail(error: unknown): never {
+  const known = error instanceof ConfigError || error instanceof DatabaseUnreachable;
+  const message = error instanceof Error ? error.message : String(error);
+  process.stderr.write(`tme: ${known ? "" : "error: "}${message}\n`);
+  if (!known && process.env.LOG_LEVEL?.toUpperCase() === "DEBUG" && error instanceof Error) {
+    process.stderr.write(`${error.stack}\n`);
+  }
+  process.exit(1);
+}
+
+/** Runs fn against the configured database (starting the embedded one if that is the choice). */
+async function withDatabase<T>(fn: (connectionString: string) => Promise<T>): Promise<T> {
+  const config = loadConfig();
+  const logger = createLogger(config.app.LOG_LEVEL);
+  const target = await openDatabaseTarget(config, (message) => logger.info(message));
+  try {
+    return await fn(target.connectionString);
+  } finally {
+    await target.stop();
+  }
+}
+
+const program = new Command()
+  .name("tme")
+  .description("TME, the Task Management Engine")
+  .showHelpAfterError()
+  .configureOutput({ outputError: (text, write) => write(text) });
+
+program
+  .command("start")
+  .description("migrate, then run the HTTP API and the workers in this process")
+  .action(async () => {
+    const config = loadConfig();
+    const logger = createLogger(config.app.LOG_LEVEL);
+    const running = await startLocalRuntime({ config, logger });
+    let stopping = false;
+    const shutdown = async (signal: string) => {
+      if (stopping) {
+        process.stderr.write("tme: second signal, exiting now\n");
+        process.exit(130);
+      }
+      stopping = true;
+      logger.info({ signal }, "shutting down");
+      await running.stop();
+      logger.info("stopped");
+      process.exit(0);
+    };
+    process.on("SIGINT", () => void shutdown("SIGINT"));
+    process.on("SIGTERM", () => void shutdown("SIGTERM"));
+  });
+
+program
+  .command("migrate")
+  .description("apply pending database migrations (safe to run twice, or from two processes at once)")
+  .action(async () => {
+    const result = await withDatabase((url) => migrate(url));
+    process.stdout.write(
+      result.applied.length > 0
+        ? `applied ${result.applied.length} migration(s): ${result.applied.join(", ")}\n`
+        : `database is up to date (${result.alreadyApplied} migration(s) applied earlier)\n`,
+    );
+  });
+
+const keys = program.command("keys").description("manage API keys");
+keys
+  .command("create")
+  .description("create an API key; the key is printed once, as the last line of stdout")
+  .requiredOption("--name <name>", "a name to recognise the key by")
+  .addOption(
+    new Option(
+      "--scopes <list>",
+      "comma list of tasks:read, tasks:write, schedules:write, events:write, admin",
+    ).makeOptionMandatory(),
+  )
+  .option("--namespace <namespace>", "the namespace the key acts in", "default")
+  .action(async (options: { name: string; scopes: string; namespace: string }) => {
+    const scopes = parseScopes(options.scopes);
+    if (!/^[a-z0-9][a-z0-9_-]{0,62}$/.test(options.namespace)) {
+      throw new Error("--namespace: use 1-63 lowercase letters, digits, _ or -");
+    }
+    const created = await withDatabase(async (url) => {
+      await migrate(url);
+      const db = new Database({ connectionString: url, max: 1 });
+      try {
+        return await createApiKey(new PostgresApiKeyStore(db), {
+          name: options.name,
+          scopes,
+          namespace: options.namespace,
+          newId: () => newId("key"),
+        });
+      } finally {
+        await db.close();
+      }
+    });
+    process.stdout.write(
+      `created key ${created.id} (${options.name}, scopes ${scopes.join(",")}, namespace ${options.namespace})\n`,
+    );
+    process.stdout.write(`${created.key}\n`);
+  });
+
+program
+  .command("bench")
+  .description("benchmarks (arrive with the benchmark issue)")
+  .action(() => {
+    process.stdout.write(
+      "No benchmarks yet: the benchmark suite (queue throughput and API latency, as ratios against a baseline run side by side) is planned but not built.\n",
+    );
+  });
+
+program.parseAsync(process.argv).catch(fail);

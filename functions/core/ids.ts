@@ -1,0 +1,11 @@
+import { randomUUID } from "node:crypto";
+
+/**
+ * Ids are strings with a type prefix ("tsk_", "sch_", ...) so a reader can tell a task id
+ * from a schedule id in a log line; the body is a random UUID without dashes.
+ */
+export type IdPrefix = "tsk" | "sch" | "sub" | "dlv" | "evt" | "key" | "alr";
+
+export function newId(prefix: IdPrefix): string {
+  return `${prefix}_${randomUUID().replaceAll("-", "")}`;
+}

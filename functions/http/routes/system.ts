@@ -1,0 +1,112 @@
+import { readFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import path from "node:path";
+import { z } from "zod";
+import { buildOpenApiDocument } from "../openapi.js";
+import { type AnyRoute, defineRoute } from "../route.js";
+
+const VERSION = "0.1.0";
+const startedAt = Date.now();
+
+const HealthSchema = z.object({
+  status: z.enum(["ok", "degraded"]),
+  database: z.enum(["ok", "unreachable"]),
+  version: z.string(),
+  uptime_seconds: z.number(),
+});
+
+export const healthRoute = defineRoute({
+  method: "GET",
+  path: "/health",
+  scope: "public",
+  docs: {
+    summary: "Liveness and database reachability",
+    tags: ["operations"],
+    responses: {
+      200: { description: "Healthy", schema: HealthSchema },
+      503: { description: "Database unreachable", schema: HealthSchema },
+    },
+  },
+  async handle(_req, app) {
+    const databaseOk = await app.db
+      .query("SELECT 1")
+      .then(() => true)
+      .catch(() => false);
+    return {
+      status: databaseOk ? 200 : 503,
+      headers: { "Cache-Control": "no-store" },
+      body: {
+        status: databaseOk ? "ok" : "degraded",
+        database: databaseOk ? "ok" : "unreachable",
+        version: VERSION,
+        uptime_seconds: Math.round((Date.now() - startedAt) / 1000),
+      },
+    };
+  },
+});
+
+/** Routes that describe the API itself; they need the full route list to document it. */
+export function documentationRoutes(allRoutes: () => AnyRoute[]): AnyRoute[] {
+  let document: object | undefined;
+  const require = createRequire(import.meta.url);
+  const swaggerDir = path.dirname(require.resolve("swagger-ui-dist/package.json"));
+  const assets: Record<string, string> = {
+    "swagger-ui.css": "text/css; charset=utf-8",
+    "swagger-ui-bundle.js": "application/javascript; charset=utf-8",
+    "swagger-ui-standalone-preset.js": "application/javascript; charset=utf-8",
+  };
+  return [
+    defineRoute({
+      method: "GET",
+      path: "/openapi.json",
+      scope: "public",
+      docs: {
+        summary: "This API's OpenAPI 3.1 description",
+        tags: ["operations"],
+        responses: { 200: { description: "OpenAPI document" } },
+      },
+      async handle() {
+        document ??= buildOpenApiDocument(allRoutes(), VERSION);
+        return { status: 200, body: document };
+      },
+    }),
+    defineRoute({
+      method: "GET",
+      path: "/docs",
+      scope: "public",
+      docs: {
+        summary: "Rendered API reference (Swagger UI, served locally)",
+        tags: ["operations"],
+        responses: { 200: { description: "HTML" } },
+      },
+      async handle() {
+        const html = `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>TME API</title>
+<link rel="stylesheet" href="/docs/assets/swagger-ui.css"></head><body><div id="swagger-ui"></div>
+<script src="/docs/assets/swagger-ui-bundle.js"></script>
+<script>window.ui = SwaggerUIBundle({ url: "/openapi.json", dom_id: "#swagger-ui", persistAuthorization: true });</script>
+</body></html>`;
+        return { status: 200, text: html, contentType: "text/html; charset=utf-8" };
+      },
+    }),
+    defineRoute({
+      method: "GET",
+      path: "/docs/assets/{file}",
+      scope: "public",
+      params: z.object({ file: z.enum(Object.keys(assets) as [string, ...string[]]) }),
+      docs: {
+        summary: "Swagger UI assets",
+        tags: ["operations"],
+        responses: { 200: { description: "asset" } },
+      },
+      async handle(req) {
+        const file = req.params.file;
+        return {
+          status: 200,
+          text: readFileSync(path.join(swaggerDir, file), "utf8"),
+          contentType: assets[file],
+          headers: { "Cache-Control": "public, max-age=86400" },
+        };
+      },
+    }),
+  ];
+}

@@ -1,0 +1,91 @@
+import pg from "pg";
+import { redactUrl } from "../config/load.js";
+import type { Config } from "../config/schema.js";
+import { EmbeddedPostgres } from "./embedded-postgres.js";
+
+/** The database the local runtime uses: a server it was pointed at, or its own embedded one. */
+export interface DatabaseTarget {
+  connectionString: string;
+  /** For logs: never contains the password. */
+  description: string;
+  stop(): Promise<void>;
+}
+
+export class DatabaseUnreachable extends Error {
+  override name = "DatabaseUnreachable";
+}
+
+function serverUrl(config: Config): string {
+  if (config.databaseUrl) return config.databaseUrl;
+  const { host, port, database, user, password, ssl } = config.db;
+  const auth = password
+    ? `${encodeURIComponent(user)}:${encodeURIComponent(password)}`
+    : encodeURIComponent(user);
+  return `postgres://${auth}@${host}:${port}/${encodeURIComponent(database)}${ssl ? "?sslmode=verify-full" : ""}`;
+}
+
+/**
+ * Connects once to prove the server answers. A missing database on a reachable server is
+ * created (a fresh server needs no manual step); anything else becomes one clear line.
+ */
+async function checkServer(url: string): Promise<void> {
+  const attempt = async (target: string) => {
+    const client = new pg.Client({ connectionString: target, connectionTimeoutMillis: 5000 });
+    try {
+      await client.connect();
+      await client.query("SELECT 1");
+    } finally {
+      await client.end().catch(() => {});
+    }
+  };
+  try {
+    await attempt(url);
+  } catch (error) {
+    const err = error as { code?: string; message: string };
+    if (err.code === "3D000") {
+      const parsed = new URL(url);
+      const name = decodeURIComponent(parsed.pathname.slice(1));
+      parsed.pathname = "/postgres";
+      const admin = new pg.Client({ connectionString: parsed.toString(), connectionTimeoutMillis: 5000 });
+      try {
+        await admin.connect();
+        await admin.query(`CREATE DATABASE ${admin.escapeIdentifier(name)}`);
+      } catch (createError) {
+        if ((createError as { code?: string }).code !== "42P04") {
+          throw new DatabaseUnreachable(
+            `database ${name} does not exist on ${redactUrl(url)} and could not be created: ${(createError as Error).message}`,
+          );
+        }
+      } finally {
+        await admin.end().catch(() => {});
+      }
+      return;
+    }
+    throw new DatabaseUnreachable(
+      `cannot connect to PostgreSQL at ${redactUrl(url)}: ${err.message || err.code} ` +
+        "(check DATABASE_URL or configurations/db_config.yaml, or use the embedded default: embedded: true and no DATABASE_URL)",
+    );
+  }
+}
+
+export async function openDatabaseTarget(
+  config: Config,
+  log: (message: string) => void,
+): Promise<DatabaseTarget> {
+  if (config.databaseUrl || !config.db.embedded) {
+    const url = serverUrl(config);
+    await checkServer(url);
+    return {
+      connectionString: url,
+      description: `PostgreSQL server at ${redactUrl(url)}`,
+      stop: async () => {},
+    };
+  }
+  const embedded = new EmbeddedPostgres({ dataDir: config.dataDir, database: config.db.database, log });
+  await embedded.start();
+  return {
+    connectionString: embedded.connectionString,
+    description: embedded.description,
+    stop: () => embedded.stop(),
+  };
+}

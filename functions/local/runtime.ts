@@ -1,0 +1,113 @@
+import { mkdirSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { PostgresApiKeyStore } from "../adapters/postgres/api-keys-repository.js";
+import { Database } from "../adapters/postgres/database.js";
+import { migrate } from "../adapters/postgres/migrator.js";
+import type { Config } from "../config/schema.js";
+import type { AppContext } from "../context.js";
+import { createApiKey, ensureBootstrapKey } from "../core/auth/api-keys.js";
+import { newId } from "../core/ids.js";
+import { createHandler } from "../handlers/api.js";
+import { createLogger, type Logger } from "../logging/logger.js";
+import { openDatabaseTarget } from "./database-target.js";
+import { type LocalHttpServer, startHttpServer } from "./http-server.js";
+
+/** A loop the local runtime runs beside the HTTP server (workers, scheduler, outbox relay...). */
+export interface BackgroundService {
+  name: string;
+  start(): void | Promise<void>;
+  /** Finish or hand back in-flight work, then resolve. */
+  stop(): Promise<void>;
+}
+
+/** Builds the background loops for a context; each area of TME adds its own to the list below. */
+export type ServiceFactory = (app: AppContext) => BackgroundService[];
+const serviceFactories: ServiceFactory[] = [];
+
+export interface RunningTme {
+  app: AppContext;
+  url: string;
+  databaseDescription: string;
+  /** Set when this start created the first admin key. */
+  adminKey: string | undefined;
+  stop(): Promise<void>;
+}
+
+export interface StartOptions {
+  config: Config;
+  logger?: Logger;
+  /** Human-facing lines (URL, database, first admin key). */
+  print?: (line: string) => void;
+}
+
+/** npm start: database, migrations, keys, the HTTP edge and the background loops, in one process. */
+export async function startLocalRuntime(options: StartOptions): Promise<RunningTme> {
+  const { config } = options;
+  const logger = options.logger ?? createLogger(config.app.LOG_LEVEL);
+  const print = options.print ?? ((line: string) => process.stdout.write(`${line}\n`));
+
+  const target = await openDatabaseTarget(config, (message) => logger.info(message));
+  const cleanups: Array<() => Promise<void>> = [() => target.stop()];
+  const stopAll = async () => {
+    for (const cleanup of cleanups.reverse())
+      await cleanup().catch((error) => logger.error({ err: error }, "stop"));
+  };
+  try {
+    const migrated = await migrate(target.connectionString);
+    if (migrated.applied.length > 0) logger.info({ applied: migrated.applied }, "migrations applied");
+
+    const db = new Database({
+      connectionString: target.connectionString,
+      ssl: false,
+      max: config.db.pool.max,
+      idleTimeoutMillis: config.db.pool.idle_timeout_ms,
+      connectionTimeoutMillis: config.db.pool.connection_timeout_ms,
+    });
+    cleanups.push(() => db.close());
+    const app: AppContext = {
+      config,
+      db,
+      logger,
+      now: () => new Date(),
+      apiKeys: new PostgresApiKeyStore(db),
+    };
+
+    const adminKey = await provisionKeys(app);
+
+    const services = serviceFactories.flatMap((factory) => factory(app));
+    for (const service of services) {
+      await service.start();
+      cleanups.push(() => service.stop());
+    }
+
+    const server: LocalHttpServer = await startHttpServer(createHandler(app), config.app.port, (error) =>
+      logger.error({ err: error }, "http server"),
+    );
+    cleanups.push(() => server.close());
+
+    print(`TME is running at ${server.url}`);
+    print(`database: ${target.description}`);
+    if (adminKey) {
+      print(`admin API key (shown once; also saved to ${path.join(config.dataDir, "admin-key")}):`);
+      print(adminKey);
+    }
+    return { app, url: server.url, databaseDescription: target.description, adminKey, stop: stopAll };
+  } catch (error) {
+    await stopAll();
+    throw error;
+  }
+}
+
+/** The bootstrap key from the environment; on an empty database, a first admin key. */
+async function provisionKeys(app: AppContext): Promise<string | undefined> {
+  if (app.config.bootstrapApiKey) await ensureBootstrapKey(app.apiKeys, app.config.bootstrapApiKey);
+  if ((await app.apiKeys.countActive()) > 0) return undefined;
+  const { key } = await createApiKey(app.apiKeys, {
+    name: "admin",
+    scopes: ["admin"],
+    newId: () => newId("key"),
+  });
+  mkdirSync(app.config.dataDir, { recursive: true, mode: 0o700 });
+  writeFileSync(path.join(app.config.dataDir, "admin-key"), `${key}\n`, { mode: 0o600 });
+  return key;
+}
