@@ -93,7 +93,7 @@ function allowedFor(issue: ZodIssueLike, shapeKeys: string[]): string {
       return `expected ${issue.expected ?? "another type"}`;
     case "too_small":
     case "too_big":
-      return issue.message.replace(/^Too (small|big): expected \w+ to (have )?/, "must be ");
+      return issue.message.replace(/^Too (?:small|big): expected \w+ to (be|have) /, "must $1 ");
     default:
       return issue.message;
   }
@@ -106,13 +106,14 @@ function shapeKeysAt(schema: z.ZodType, keyPath: ReadonlyArray<PropertyKey>): st
   const unwrap = () => {
     for (let i = 0; i < 10 && node?._zod?.def; i++) {
       const def = node._zod.def;
-      if (def.type === "object") return;
+      if (def.type === "object" || def.type === "record") return;
       node = def.innerType ?? def.in ?? def.schema;
     }
   };
   unwrap();
   for (const key of keyPath) {
-    node = node?._zod?.def?.shape?.[key as string];
+    const def = node?._zod?.def;
+    node = def?.type === "record" ? def.valueType : def?.shape?.[key as string];
     unwrap();
   }
   return Object.keys(node?._zod?.def?.shape ?? {});
