@@ -2,8 +2,10 @@ import type { PluginRegistry } from "./adapters/plugins/plugin-registry.js";
 import { PostgresApiKeyStore } from "./adapters/postgres/api-keys-repository.js";
 import type { Db } from "./adapters/postgres/database.js";
 import { PostgresTaskStore } from "./adapters/postgres/task-repository.js";
+import { cloudEncryptionKey, localEncryptionKey } from "./adapters/secrets/encryption-key.js";
 import type { Config } from "./config/schema.js";
 import type { ApiKeyStore } from "./core/auth/api-keys.js";
+import { type SecretBox, secretBox } from "./core/crypto/secret-box.js";
 import type { TaskStore } from "./core/tasks/task-store.js";
 import type { Logger } from "./logging/logger.js";
 
@@ -23,6 +25,8 @@ export interface AppContext {
   apiKeys: ApiKeyStore;
   tasks: TaskStore;
   plugins: PluginRegistry;
+  /** Seals webhook credentials and signing secrets for storage (AES-256-GCM). */
+  secrets: SecretBox;
 }
 
 /** Wires the Postgres adapters; both runtimes and the tests build their context here. */
@@ -42,5 +46,9 @@ export function createAppContext(
     apiKeys: new PostgresApiKeyStore(db),
     tasks: new PostgresTaskStore(db),
     plugins,
+    // The key is loaded on first use, so a process that never touches a secret needs none.
+    secrets: secretBox(() =>
+      config.runtime === "cloud" ? cloudEncryptionKey() : localEncryptionKey(config.dataDir),
+    ),
   };
 }
