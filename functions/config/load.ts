@@ -127,7 +127,9 @@ function validate<S extends z.ZodType>(
 ): z.infer<S> {
   const result = schema.safeParse(raw);
   if (result.success) return result.data;
-  const issue = result.error.issues[0] as unknown as ZodIssueLike;
+  // A misspelt key also makes the real key "missing"; the misspelling is the useful report.
+  const issues = result.error.issues as unknown as ZodIssueLike[];
+  const issue = issues.find((i) => i.code === "unrecognized_keys") ?? issues[0]!;
   const keyPath = issue.code === "unrecognized_keys" ? [...issue.path, issue.keys?.[0] ?? ""] : issue.path;
   const key = keyPath.map(String).join(".");
   const variable = fromEnv.get(key);
