@@ -24,6 +24,8 @@ const ENV_OVERRIDES: ReadonlyArray<{
   { variable: "ALLOW_PRIVATE_CALLBACKS", file: "app", key: "allow_private_callbacks", parse: parseBoolean },
   { variable: "EVENT_NOTIFICATION_FORMAT", file: "app", key: "event_notification_format", parse: (v) => v },
   { variable: "DEFAULT_TASK_TIMEOUT", file: "app", key: "default_task_timeout", parse: parseNumber },
+  // The cloud stack sets this to what a worker Lambda can run (15 min less a margin).
+  { variable: "MAX_TASK_TIMEOUT_SECONDS", file: "app", key: "max_task_timeout", parse: parseNumber },
   { variable: "DATABASE_PASSWORD", file: "db", key: "password", parse: (v) => v },
 ];
 

@@ -8,6 +8,7 @@ const seconds = z.number().int().positive();
 
 export const AppConfigSchema = z
   .object({
+    /** Capped by max_task_timeout when a task omits timeout_seconds (the cloud lowers the cap). */
     default_task_timeout: seconds.default(3600),
     max_task_timeout: seconds.default(86400),
     default_max_attempts: z.number().int().min(1).max(100).default(3),
@@ -71,11 +72,7 @@ export const AppConfigSchema = z
       .strict()
       .prefault({}),
   })
-  .strict()
-  .refine((c) => c.default_task_timeout <= c.max_task_timeout, {
-    path: ["default_task_timeout"],
-    message: "must not exceed max_task_timeout",
-  });
+  .strict();
 export type AppConfig = z.infer<typeof AppConfigSchema>;
 
 export const DbConfigSchema = z
