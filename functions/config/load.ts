@@ -21,6 +21,7 @@ const ENV_OVERRIDES: ReadonlyArray<{
   { variable: "MAX_CONCURRENT_TASKS", file: "app", key: "MAX_CONCURRENT_TASKS", parse: parseNumber },
   { variable: "LOG_LEVEL", file: "app", key: "LOG_LEVEL", parse: (v) => v.toUpperCase() },
   { variable: "PORT", file: "app", key: "port", parse: parseNumber },
+  { variable: "HOST", file: "app", key: "host", parse: (v) => v },
   { variable: "ALLOW_PRIVATE_CALLBACKS", file: "app", key: "allow_private_callbacks", parse: parseBoolean },
   { variable: "EVENT_NOTIFICATION_FORMAT", file: "app", key: "event_notification_format", parse: (v) => v },
   { variable: "DEFAULT_TASK_TIMEOUT", file: "app", key: "default_task_timeout", parse: parseNumber },

@@ -17,6 +17,7 @@ export const AppConfigSchema = z
     LOG_LEVEL: LogLevel.default("INFO"),
     allow_private_callbacks: z.boolean().default(false),
     port: z.number().int().min(0).max(65535).default(8000),
+    host: z.string().min(1).default("127.0.0.1"),
     retry: z
       .object({
         base_delay_seconds: z.number().positive().default(2),
