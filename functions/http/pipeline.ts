@@ -105,8 +105,9 @@ async function runIdempotent(
   const routeKey = `${route.method} ${route.path}`;
   const requestHash = createHash("sha256").update(canonicalJson(req.body)).digest("hex");
   return app.db.transaction(async (tx) => {
+    // Newline separates the parts: Postgres text cannot hold NUL, and no part can contain a newline.
     await tx.query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", [
-      `${req.namespace}\u0000${routeKey}\u0000${key}`,
+      `${req.namespace}\n${routeKey}\n${key}`,
     ]);
     const { rows } = await tx.query<{
       request_hash: string;

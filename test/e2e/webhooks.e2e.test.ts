@@ -224,10 +224,10 @@ describe("webhooks through the local runtime", () => {
         (await api("GET", `/events/${sub.body.id}/deliveries?status=succeeded`)).body.length === 1,
     );
 
+    const count = r.requests.length;
     const one = await api("POST", `/deliveries/${dead[0]!.id}/redeliver`);
     expect(one.status).toBe(202);
     expect(one.body).toMatchObject({ status: "pending", trigger: "redeliver" });
-    const count = r.requests.length;
     await r.waitFor(count + 1);
     expect(r.requests.at(-1)!.headers["webhook-id"]).toBe(r.requests[0]!.headers["webhook-id"]);
   });
