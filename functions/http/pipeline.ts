@@ -4,7 +4,7 @@ import httpRouterHandler from "@middy/http-router";
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from "aws-lambda";
 import type { z } from "zod";
 import { TransactionBoundDb } from "../adapters/postgres/database.js";
-import type { AppContext } from "../context.js";
+import { type AppContext, withDb } from "../context.js";
 import { effectiveNamespace, hashApiKey, requireScope } from "../core/auth/api-keys.js";
 import {
   Conflict,
@@ -21,6 +21,7 @@ import {
 import type { Logger } from "../logging/logger.js";
 import { lowercaseHeaders, parseQuery, rawBody, toResult } from "./api-gateway.js";
 import type { AnyRoute, ApiRequest, ApiResponse, Method } from "./route.js";
+import { assertStorableJson } from "./safe-input.js";
 
 export const MAX_BODY_BYTES = 256 * 1024;
 
@@ -50,13 +51,30 @@ function parseJsonBody(event: Event, headers: Record<string, string>): unknown {
   if (!contentType || !/^application\/(?:[\w.+-]+\+)?json\s*(;|$)/i.test(contentType)) {
     throw new UnsupportedMediaType(contentType);
   }
+  let parsed: unknown;
   try {
-    return JSON.parse(bytes.toString("utf8"));
+    parsed = JSON.parse(bytes.toString("utf8"));
   } catch (error) {
     throw new ValidationFailed(`body is not valid JSON: ${(error as Error).message}`, [
       { path: "(body)", message: "not valid JSON" },
     ]);
   }
+  assertStorableJson(parsed, "body");
+  return parsed;
+}
+
+function decodePathParameters(event: Event): Record<string, string> {
+  const decoded: Record<string, string> = {};
+  for (const [name, value] of Object.entries(event.pathParameters ?? {})) {
+    try {
+      decoded[name] = decodeURIComponent(value ?? "");
+    } catch {
+      throw new ValidationFailed(`invalid path: ${name} is not valid percent-encoded UTF-8`, [
+        { path: `path.${name}`, message: "not valid percent-encoded UTF-8" },
+      ]);
+    }
+  }
+  return decoded;
 }
 
 async function authenticate(app: AppContext, headers: Record<string, string>) {
@@ -120,7 +138,7 @@ async function runIdempotent(
       return { status: 200, body: previous.response_body, headers: { "Idempotent-Replayed": "true" } };
     }
     const bound = new TransactionBoundDb(tx);
-    const response = await route.handle(req, { ...app, db: bound });
+    const response = await route.handle(req, withDb(app, bound));
     if (response.status >= 200 && response.status < 300) {
       await tx.query(
         `INSERT INTO idempotency_keys (namespace, route, key, request_hash, response_status, response_body)
@@ -158,11 +176,12 @@ async function runRoute(
   const principal = route.scope === "public" ? undefined : await authenticate(app, headers);
   if (principal && route.scope !== "public") requireScope(principal, route.scope);
 
-  const { namespace: requestedNamespace, ...query } = parseQuery(event);
+  const rawQuery = parseQuery(event);
+  assertStorableJson(rawQuery, "query");
+  const { namespace: requestedNamespace, ...query } = rawQuery;
   const namespace = principal ? effectiveNamespace(principal, requestedNamespace) : "default";
-  const decodedParams = Object.fromEntries(
-    Object.entries(event.pathParameters ?? {}).map(([k, v]) => [k, decodeURIComponent(v ?? "")]),
-  );
+  const decodedParams = decodePathParameters(event);
+  assertStorableJson(decodedParams, "path");
 
   const req: ApiRequest = {
     method: route.method,
