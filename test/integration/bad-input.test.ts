@@ -68,6 +68,7 @@ const NASTY = [
   "'; DROP TABLE tasks; --",
   '" OR 1=1 --',
   "1); SELECT pg_sleep(10); --",
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: a template injection probe, meant literally
   "$1 $2 %s %n {{7*7}} ${7*7}",
   "\u202Eevil\u202C عربى עברית",
   "e\u0301\u0301\u0301 Z\u0351\u0352\u0353",
