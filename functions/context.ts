@@ -3,8 +3,10 @@ import { PostgresApiKeyStore } from "./adapters/postgres/api-keys-repository.js"
 import type { Db } from "./adapters/postgres/database.js";
 import { PostgresTaskControlStore } from "./adapters/postgres/task-control-repository.js";
 import { PostgresTaskStore } from "./adapters/postgres/task-repository.js";
+import { cloudEncryptionKey, localEncryptionKey } from "./adapters/secrets/encryption-key.js";
 import type { Config } from "./config/schema.js";
 import type { ApiKeyStore } from "./core/auth/api-keys.js";
+import { type SecretBox, secretBox } from "./core/crypto/secret-box.js";
 import type { TaskControlStore } from "./core/tasks/task-control-store.js";
 import type { TaskStore } from "./core/tasks/task-store.js";
 import type { Logger } from "./logging/logger.js";
@@ -27,6 +29,8 @@ export interface AppContext {
   /** The task API beyond create/get: control actions, lists, runs, events, task types. */
   taskControl: TaskControlStore;
   plugins: PluginRegistry;
+  /** Seals webhook credentials and signing secrets for storage (AES-256-GCM). */
+  secrets: SecretBox;
 }
 
 /** The ports that talk to the database, built on one Db. */
@@ -62,5 +66,9 @@ export function createAppContext(
     now: () => new Date(),
     ...databasePorts(db),
     plugins,
+    // The key is loaded on first use, so a process that never touches a secret needs none.
+    secrets: secretBox(() =>
+      config.runtime === "cloud" ? cloudEncryptionKey() : localEncryptionKey(config.dataDir),
+    ),
   };
 }
