@@ -1,3 +1,6 @@
+import { mkdtempSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
 import { PluginRegistry } from "../../functions/adapters/plugins/plugin-registry.js";
 import { loadConfig } from "../../functions/config/load.js";
 import type { Config } from "../../functions/config/schema.js";
@@ -32,7 +35,9 @@ export async function createTestApp(
   overrides: { app?: Partial<Config["app"]>; env?: Record<string, string> } = {},
 ): Promise<TestApp> {
   const database = await createTestDatabase();
-  const base = loadConfig({ configDir: "configurations", env: overrides.env ?? {} });
+  // Files TME writes (the encryption key, the admin key) go to a directory of this app's own.
+  const dataDir = mkdtempSync(path.join(os.tmpdir(), "tme-test-app-"));
+  const base = loadConfig({ configDir: "configurations", env: { TME_DATA_DIR: dataDir, ...overrides.env } });
   const config: Config = { ...base, app: { ...base.app, LOG_LEVEL: "ERROR", ...overrides.app } };
   const logger = createLogger(process.env.TEST_LOG_LEVEL === "DEBUG" ? "DEBUG" : "ERROR");
   const app: AppContext = createAppContext(
