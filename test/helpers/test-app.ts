@@ -1,4 +1,4 @@
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { PluginRegistry } from "../../functions/adapters/plugins/plugin-registry.js";
@@ -85,6 +85,7 @@ export async function createTestApp(
     async close() {
       await server.close();
       await database.drop();
+      rmSync(dataDir, { recursive: true, force: true });
     },
   };
 }
