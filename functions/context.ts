@@ -1,9 +1,11 @@
 import type { PluginRegistry } from "./adapters/plugins/plugin-registry.js";
 import { PostgresApiKeyStore } from "./adapters/postgres/api-keys-repository.js";
 import type { Db } from "./adapters/postgres/database.js";
+import { PostgresScheduleStore } from "./adapters/postgres/schedule-repository.js";
 import { PostgresTaskStore } from "./adapters/postgres/task-repository.js";
 import type { Config } from "./config/schema.js";
 import type { ApiKeyStore } from "./core/auth/api-keys.js";
+import type { ScheduleStore } from "./core/schedules/schedule-store.js";
 import type { TaskStore } from "./core/tasks/task-store.js";
 import type { Logger } from "./logging/logger.js";
 
@@ -23,6 +25,8 @@ export interface AppContext {
   apiKeys: ApiKeyStore;
   tasks: TaskStore;
   plugins: PluginRegistry;
+  /** Schedules on the pool; a request inside an Idempotency-Key transaction builds its own on app.db. */
+  schedules: ScheduleStore;
 }
 
 /** Wires the Postgres adapters; both runtimes and the tests build their context here. */
@@ -42,5 +46,6 @@ export function createAppContext(
     apiKeys: new PostgresApiKeyStore(db),
     tasks: new PostgresTaskStore(db),
     plugins,
+    schedules: new PostgresScheduleStore(db),
   };
 }
