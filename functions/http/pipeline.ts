@@ -96,8 +96,9 @@ async function runIdempotent(
   const routeKey = `${route.method} ${route.path}`;
   const requestHash = createHash("sha256").update(canonicalJson(req.body)).digest("hex");
   return app.db.transaction(async (tx) => {
+    // JSON, not NUL separators: Postgres text cannot hold a NUL byte.
     await tx.query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", [
-      `${req.namespace}\u0000${routeKey}\u0000${key}`,
+      JSON.stringify([req.namespace, routeKey, key]),
     ]);
     const { rows } = await tx.query<{
       request_hash: string;
