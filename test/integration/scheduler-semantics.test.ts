@@ -34,11 +34,6 @@ async function startScheduler(ownPool = false): Promise<BackgroundService> {
   return service;
 }
 
-async function stopScheduler(service: BackgroundService) {
-  running.splice(running.indexOf(service), 1);
-  await service.stop();
-}
-
 interface Firing {
   task_id: string;
   scheduled_for: string;
