@@ -38,7 +38,7 @@ export function createScheduleTarget(app: AppContext) {
   return async (event: unknown): Promise<ScheduleTargetResult> => {
     const parsed = ScheduleTargetEvent.safeParse(event);
     if (!parsed.success) {
-      app.logger.error(
+      app.logger.warn(
         { event, issues: parsed.error.issues },
         "schedule-target: not a TME schedule invocation",
       );
