@@ -2,7 +2,7 @@ import { PostgresListener } from "../adapters/postgres/listener.js";
 import { SCHEDULE_CHANGED_CHANNEL } from "../adapters/postgres/schedule-repository.js";
 import type { AppContext } from "../context.js";
 import type { OutboxSink } from "../core/outbox/outbox.js";
-import { type FireOutcome, fireDueSchedule } from "../core/schedules/fire-schedule.js";
+import { type FireOutcome, fireDueSchedules } from "../core/schedules/fire-schedule.js";
 import { SCHEDULER_SYNC } from "../core/schedules/scheduler-port.js";
 import type { BackgroundService } from "./runtime.js";
 
@@ -42,26 +42,7 @@ export function schedulerService(app: AppContext, options: SchedulerServiceOptio
   let again = false;
   let stopped = false;
 
-  const fireAllDue = async () => {
-    // A schedule whose firing throws is set aside for this round, so it cannot starve the others.
-    const setAside: string[] = [];
-    for (let i = 0; i < 10_000 && !stopped; i++) {
-      let current: string | undefined;
-      try {
-        const done = await app.schedules.withDueSchedule(app.now(), setAside, (locked) => {
-          current = locked.schedule.id;
-          return fireDueSchedule(locked, fireDeps);
-        });
-        if (!done) return;
-        options.onOutcome?.(done.id, done.result);
-        if (done.result.kind === "not_due") setAside.push(done.id);
-      } catch (error) {
-        app.logger.error({ err: error, schedule_id: current }, "scheduler: firing failed; will retry");
-        if (!current) return;
-        setAside.push(current);
-      }
-    }
-  };
+  const fireAllDue = () => fireDueSchedules(app.schedules, fireDeps, options.onOutcome, () => stopped);
 
   const sleepMs = async (): Promise<number> => {
     try {

@@ -1,6 +1,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { Database } from "../../functions/adapters/postgres/database.js";
 import { createAppContext } from "../../functions/context.js";
+import { type FireOutcome, fireDueSchedules } from "../../functions/core/schedules/fire-schedule.js";
 import type { BackgroundService } from "../../functions/local/runtime.js";
 import { schedulerService } from "../../functions/local/scheduler-service.js";
 import { createTestApp, type TestApp } from "../helpers/test-app.js";
@@ -186,4 +187,30 @@ describe("delete", () => {
     const kept = await t.app.db.rows("SELECT id FROM tasks WHERE schedule_id = $1", [s.id]);
     expect(kept).toHaveLength(atDelete);
   }, 10_000);
+});
+
+describe("a template that no longer makes a task", () => {
+  it("records the error on the schedule and moves on along the timeline, without blocking other schedules", async () => {
+    const broken = await createSchedule({ name: "noop_broken", interval: 60 });
+    const healthy = await createSchedule({ name: "noop_healthy", interval: 60, overlap: "allow" });
+    // As if task_plugins.yaml lost the mapping after the schedule was made.
+    await t.app.db.query("UPDATE schedules SET name = 'unmapped_now' WHERE id = $1", [broken.id]);
+    const at = new Date(Math.max(Date.parse(broken.next_run_at), Date.parse(healthy.next_run_at)) + 1000);
+    const outcomes = new Map<string, FireOutcome>();
+    await fireDueSchedules(
+      t.app.schedules,
+      { plugins: t.app.plugins, config: t.app.config.app, now: () => at },
+      (id, outcome) => outcomes.set(id, outcome),
+    );
+    expect(outcomes.get(broken.id)).toMatchObject({
+      kind: "failed",
+      error: expect.stringMatching(/no plugin/),
+    });
+    expect(outcomes.get(healthy.id)).toMatchObject({ kind: "fired" });
+    const view = (await t.request("GET", `/schedule/${broken.id}`)).body;
+    expect(view.last_error).toMatch(/no plugin is mapped to task name "unmapped_now"/);
+    expect(Date.parse(view.next_run_at)).toBe(Date.parse(broken.next_run_at) + 60_000);
+    expect(await taskCount(broken.id)).toBe(0);
+    for (const s of [broken, healthy]) await t.request("DELETE", `/schedule/${s.id}`);
+  });
 });

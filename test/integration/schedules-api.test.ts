@@ -308,3 +308,24 @@ describe("the cloud runtime", () => {
     }
   });
 });
+
+describe("OpenAPI", () => {
+  it("documents the schedule routes from their schemas", async () => {
+    const spec = (await t.request("GET", "/openapi.json", { key: null })).body;
+    expect(Object.keys(spec.paths)).toEqual(
+      expect.arrayContaining([
+        "/schedule",
+        "/schedule/{schedule_id}",
+        "/schedule/{schedule_id}/pause",
+        "/schedule/{schedule_id}/resume",
+        "/schedule/{schedule_id}/trigger",
+      ]),
+    );
+    const body = spec.paths["/schedule"].post.requestBody.content["application/json"].schema;
+    expect(body.required).toEqual(["name"]);
+    expect(body.additionalProperties).toBe(false);
+    expect(Object.keys(body.properties)).toEqual(
+      expect.arrayContaining(["interval", "cron", "timezone", "overlap"]),
+    );
+  });
+});

@@ -4,7 +4,7 @@ import { newEvent } from "../events/event.js";
 import { type CreateTaskDeps, createTask } from "../tasks/create-task.js";
 import { type Task, toTaskView } from "../tasks/task.js";
 import { type Schedule, timingOf } from "./schedule.js";
-import type { LockedSchedule } from "./schedule-store.js";
+import type { LockedSchedule, ScheduleStore } from "./schedule-store.js";
 import { latestDueOccurrence, nextOccurrence } from "./timeline.js";
 
 /**
@@ -210,4 +210,39 @@ export async function triggerSchedule(locked: LockedSchedule, deps: FireDeps): P
     fired_count: locked.schedule.fired_count + 1,
   });
   return task;
+}
+
+/**
+ * Fires every schedule that has something due at deps.now(), one transaction each. Any number of
+ * callers may run this at once (local loops in several processes; in the cloud, a periodic sweep
+ * beside Scheduler's invocations): each due row is taken by one of them (SKIP LOCKED) and a
+ * firing moves next_run_at on in the same transaction, so an occurrence never fires twice.
+ */
+export async function fireDueSchedules(
+  store: ScheduleStore,
+  deps: FireDeps,
+  onOutcome?: (scheduleId: string, outcome: FireOutcome) => void,
+  shouldStop: () => boolean = () => false,
+): Promise<number> {
+  // A schedule whose firing throws is set aside for this round, so it cannot starve the others.
+  const setAside: string[] = [];
+  let handled = 0;
+  for (let i = 0; i < 10_000 && !shouldStop(); i++) {
+    let current: string | undefined;
+    try {
+      const done = await store.withDueSchedule(deps.now(), setAside, (locked) => {
+        current = locked.schedule.id;
+        return fireDueSchedule(locked, deps);
+      });
+      if (!done) break;
+      handled++;
+      onOutcome?.(done.id, done.result);
+      if (done.result.kind === "not_due") setAside.push(done.id);
+    } catch (error) {
+      deps.logger?.error({ err: error, schedule_id: current }, "scheduler: firing failed; will retry");
+      if (!current) break;
+      setAside.push(current);
+    }
+  }
+  return handled;
 }
