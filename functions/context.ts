@@ -2,10 +2,14 @@ import type { PluginRegistry } from "./adapters/plugins/plugin-registry.js";
 import { PostgresApiKeyStore } from "./adapters/postgres/api-keys-repository.js";
 import type { Db } from "./adapters/postgres/database.js";
 import { PostgresScheduleStore } from "./adapters/postgres/schedule-repository.js";
+import { PostgresTaskControlStore } from "./adapters/postgres/task-control-repository.js";
 import { PostgresTaskStore } from "./adapters/postgres/task-repository.js";
+import { cloudEncryptionKey, localEncryptionKey } from "./adapters/secrets/encryption-key.js";
 import type { Config } from "./config/schema.js";
 import type { ApiKeyStore } from "./core/auth/api-keys.js";
+import { type SecretBox, secretBox } from "./core/crypto/secret-box.js";
 import type { ScheduleStore } from "./core/schedules/schedule-store.js";
+import type { TaskControlStore } from "./core/tasks/task-control-store.js";
 import type { TaskStore } from "./core/tasks/task-store.js";
 import type { Logger } from "./logging/logger.js";
 
@@ -24,9 +28,31 @@ export interface AppContext {
   now: () => Date;
   apiKeys: ApiKeyStore;
   tasks: TaskStore;
+  /** The task API beyond create/get: control actions, lists, runs, events, task types. */
+  taskControl: TaskControlStore;
   plugins: PluginRegistry;
-  /** Schedules on the pool; a request inside an Idempotency-Key transaction builds its own on app.db. */
+  /** Seals webhook credentials and signing secrets for storage (AES-256-GCM). */
+  secrets: SecretBox;
   schedules: ScheduleStore;
+}
+
+/** The ports that talk to the database, built on one Db. */
+function databasePorts(db: Db) {
+  return {
+    db,
+    apiKeys: new PostgresApiKeyStore(db),
+    tasks: new PostgresTaskStore(db),
+    taskControl: new PostgresTaskControlStore(db),
+    schedules: new PostgresScheduleStore(db),
+  } satisfies Partial<AppContext>;
+}
+
+/**
+ * The same context with every database port on `db`: an Idempotency-Key request runs on a
+ * TransactionBoundDb, and each store must join that transaction, not the pool.
+ */
+export function withDb(app: AppContext, db: Db): AppContext {
+  return { ...app, ...databasePorts(db) };
 }
 
 /** Wires the Postgres adapters; both runtimes and the tests build their context here. */
@@ -39,13 +65,14 @@ export function createAppContext(
 ): AppContext {
   return {
     config,
-    db,
     databaseUrl,
     logger,
     now: () => new Date(),
-    apiKeys: new PostgresApiKeyStore(db),
-    tasks: new PostgresTaskStore(db),
+    ...databasePorts(db),
     plugins,
-    schedules: new PostgresScheduleStore(db),
+    // The key is loaded on first use, so a process that never touches a secret needs none.
+    secrets: secretBox(() =>
+      config.runtime === "cloud" ? cloudEncryptionKey() : localEncryptionKey(config.dataDir),
+    ),
   };
 }

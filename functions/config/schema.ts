@@ -57,6 +57,9 @@ export const AppConfigSchema = z
         max_response_bytes: z.number().int().positive().default(65536),
         give_up_after_hours: z.number().positive().default(24),
         per_endpoint_concurrency: z.number().int().min(1).default(2),
+        retry_base_seconds: z.number().positive().default(5),
+        secret_rotation_grace_hours: z.number().min(0).default(24),
+        max_in_flight: z.number().int().min(1).max(1000).default(64),
       })
       .strict()
       .prefault({}),
@@ -69,6 +72,8 @@ export const AppConfigSchema = z
         schedule_missed: z.boolean().default(true),
         endpoint_failing_hours: z.number().positive().default(24),
         deliveries_given_up: z.boolean().default(true),
+        evaluate_every_seconds: z.number().positive().default(15),
+        schedule_missed_grace_seconds: z.number().int().min(0).default(60),
       })
       .strict()
       .prefault({}),

@@ -14,6 +14,7 @@ import { openDatabaseTarget } from "./database-target.js";
 import { type LocalHttpServer, startHttpServer } from "./http-server.js";
 import { localQueueSink, outboxRelayService } from "./outbox-relay-service.js";
 import { localSchedulerSink, schedulerService } from "./scheduler-service.js";
+import { alertEvaluatorService, deliveryWorkerService, localEventBusSink } from "./webhook-services.js";
 
 /** A loop the local runtime runs beside the HTTP server (workers, scheduler, outbox relay...). */
 export interface BackgroundService {
@@ -27,12 +28,13 @@ export interface BackgroundService {
 export type ServiceFactory = (app: AppContext) => BackgroundService[];
 const serviceFactories: ServiceFactory[] = [
   (app) => [outboxRelayService(app, localOutboxSinks(app))],
+  (app) => [deliveryWorkerService(app), alertEvaluatorService(app)],
   (app) => [schedulerService(app)],
 ];
 
 /** Where outbox messages go in the local runtime; each area adds the sink for its messages. */
-function localOutboxSinks(_app: AppContext): OutboxSink[] {
-  return [localQueueSink, localSchedulerSink];
+function localOutboxSinks(app: AppContext): OutboxSink[] {
+  return [localQueueSink, localEventBusSink(app), localSchedulerSink];
 }
 
 export interface RunningTme {

@@ -84,13 +84,17 @@ export type FireOutcome =
   | { kind: "failed"; scheduledFor: Date; error: string }
   | { kind: "not_due" };
 
-/** Creates the schedule's task and its schedule.fired event (in the locked schedule's transaction). */
+/**
+ * Creates the schedule's task and its schedule.fired event (in the locked schedule's transaction).
+ * firedAt is the instant the scheduler decided to fire, which is what late_ms measures.
+ */
 async function createRun(
   locked: LockedSchedule,
   deps: FireDeps,
   scheduledFor: Date,
   missedCount: number,
   trigger: "timeline" | "queued" | "manual",
+  firedAt: Date,
 ): Promise<Task> {
   const { schedule } = locked;
   const template = schedule.task_template;
@@ -105,7 +109,6 @@ async function createRun(
     labels: template.labels,
     schedule_id: schedule.id,
   });
-  const firedAt = deps.now();
   await locked.writeEvent(
     newEvent(
       "schedule.fired",
@@ -171,7 +174,7 @@ export async function fireDueSchedule(
       return { kind: "held", scheduledFor: plan.scheduledFor };
     case "fire": {
       try {
-        const task = await createRun(locked, deps, plan.scheduledFor, plan.missedCount, plan.trigger);
+        const task = await createRun(locked, deps, plan.scheduledFor, plan.missedCount, plan.trigger, now);
         await locked.save({
           next_run_at: plan.nextRunAt,
           last_fired_at: now,
@@ -203,7 +206,7 @@ export async function fireDueSchedule(
 /** POST /schedule/{id}/trigger: one run now, whatever the timeline and the overlap policy say. */
 export async function triggerSchedule(locked: LockedSchedule, deps: FireDeps): Promise<Task> {
   const now = deps.now();
-  const task = await createRun(locked, deps, now, 0, "manual");
+  const task = await createRun(locked, deps, now, 0, "manual", now);
   await locked.save({
     last_fired_at: now,
     last_task_id: task.id,

@@ -1,10 +1,21 @@
 import type { AnyRoute } from "../route.js";
+import { alertRoutes } from "./alerts.js";
+import { eventRoutes } from "./events.js";
 import { scheduleRoutes } from "./schedules.js";
 import { documentationRoutes, healthRoute } from "./system.js";
+import { taskTypeRoutes } from "./task-types.js";
+import { taskRoutes } from "./tasks.js";
 
 /**
  * Every route of the API, in one list: the router, the OpenAPI document and the tests
  * all read this. Each area of the API adds its own module here.
  */
-export const routes: AnyRoute[] = [healthRoute, ...scheduleRoutes];
+export const routes: AnyRoute[] = [
+  healthRoute,
+  ...taskRoutes,
+  ...taskTypeRoutes,
+  ...scheduleRoutes,
+  ...eventRoutes,
+  ...alertRoutes,
+];
 routes.push(...documentationRoutes(() => routes));

@@ -1,5 +1,4 @@
 import { z } from "zod";
-import { PostgresScheduleStore } from "../../adapters/postgres/schedule-repository.js";
 import type { AppContext } from "../../context.js";
 import type { Scope } from "../../core/auth/api-keys.js";
 import { NotFound, ValidationFailed } from "../../core/errors.js";
@@ -143,9 +142,9 @@ const TriggerResult = z.object({
 
 const notFound = { description: "No such schedule in this namespace", schema: ErrorBodySchema };
 
-function store(app: AppContext): PostgresScheduleStore {
-  // Built on app.db, so inside an Idempotency-Key request everything joins its transaction.
-  return new PostgresScheduleStore(app.db);
+function store(app: AppContext) {
+  // Inside an Idempotency-Key request app is rebound (withDb), so this joins its transaction.
+  return app.schedules;
 }
 
 function deps(app: AppContext): ManageDeps {

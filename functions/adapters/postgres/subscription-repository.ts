@@ -1,0 +1,169 @@
+import type { SubscriptionFilter } from "../../core/webhooks/subscription.js";
+import type { Queryable } from "./database.js";
+
+/** A subscriptions row as stored (secrets still sealed). */
+export interface SubscriptionRow {
+  id: string;
+  namespace: string;
+  event_types: string[];
+  callback_url: string;
+  format: "json" | "xml";
+  auth_type: "none" | "bearer" | "basic" | "hmac";
+  auth_username: string | null;
+  auth_secret: string | null;
+  previous_secret: string | null;
+  previous_secret_expires_at: Date | null;
+  filter: SubscriptionFilter;
+  enabled: boolean;
+  disabled_reason: string | null;
+  disabled_cause: "manual" | "gone" | "failing" | null;
+  disabled_at: Date | null;
+  failing_since: Date | null;
+  created_at: Date;
+  updated_at: Date;
+}
+
+const COLUMNS = `id, namespace, event_types, callback_url, format, auth_type, auth_username, auth_secret,
+  previous_secret, previous_secret_expires_at, filter, enabled, disabled_reason, disabled_cause, disabled_at,
+  failing_since, created_at, updated_at`;
+
+export type NewSubscription = Pick<
+  SubscriptionRow,
+  | "id"
+  | "namespace"
+  | "event_types"
+  | "callback_url"
+  | "format"
+  | "auth_type"
+  | "auth_username"
+  | "auth_secret"
+  | "filter"
+  | "enabled"
+>;
+
+export async function insertSubscription(db: Queryable, sub: NewSubscription): Promise<SubscriptionRow> {
+  const { rows } = await db.query<SubscriptionRow>(
+    `INSERT INTO subscriptions (id, namespace, event_types, callback_url, format, auth_type, auth_username, auth_secret,
+       filter, enabled, disabled_cause, disabled_reason, disabled_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,
+       CASE WHEN $10 THEN NULL ELSE 'manual' END, CASE WHEN $10 THEN NULL ELSE 'created disabled' END,
+       CASE WHEN $10 THEN NULL ELSE now() END)
+     RETURNING ${COLUMNS}`,
+    [
+      sub.id,
+      sub.namespace,
+      sub.event_types,
+      sub.callback_url,
+      sub.format,
+      sub.auth_type,
+      sub.auth_username,
+      sub.auth_secret,
+      JSON.stringify(sub.filter),
+      sub.enabled,
+    ],
+  );
+  return rows[0]!;
+}
+
+export async function getSubscription(
+  db: Queryable,
+  namespace: string,
+  id: string,
+  options: { forUpdate?: boolean } = {},
+): Promise<SubscriptionRow | undefined> {
+  const { rows } = await db.query<SubscriptionRow>(
+    `SELECT ${COLUMNS} FROM subscriptions WHERE id = $1 AND namespace = $2 AND deleted_at IS NULL
+     ${options.forUpdate ? "FOR UPDATE" : ""}`,
+    [id, namespace],
+  );
+  return rows[0];
+}
+
+export async function listSubscriptions(
+  db: Queryable,
+  namespace: string,
+  page: { limit: number; after?: { at: Date; id: string } },
+): Promise<SubscriptionRow[]> {
+  const { rows } = await db.query<SubscriptionRow>(
+    `SELECT ${COLUMNS} FROM subscriptions
+     WHERE namespace = $1 AND deleted_at IS NULL
+       AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3))
+     ORDER BY created_at DESC, id DESC LIMIT $4`,
+    [namespace, page.after?.at ?? null, page.after?.id ?? null, page.limit],
+  );
+  return rows;
+}
+
+export type SubscriptionChanges = Partial<
+  Pick<
+    SubscriptionRow,
+    | "event_types"
+    | "callback_url"
+    | "format"
+    | "auth_type"
+    | "auth_username"
+    | "auth_secret"
+    | "previous_secret"
+    | "previous_secret_expires_at"
+    | "filter"
+    | "enabled"
+    | "disabled_reason"
+    | "disabled_cause"
+    | "disabled_at"
+    | "failing_since"
+  >
+>;
+
+export async function updateSubscription(
+  db: Queryable,
+  namespace: string,
+  id: string,
+  changes: SubscriptionChanges,
+): Promise<SubscriptionRow | undefined> {
+  const sets: string[] = [];
+  const values: unknown[] = [id, namespace];
+  for (const [column, value] of Object.entries(changes)) {
+    if (value === undefined) continue;
+    values.push(column === "filter" ? JSON.stringify(value) : value);
+    sets.push(`${column} = $${values.length}`);
+  }
+  const { rows } = await db.query<SubscriptionRow>(
+    `UPDATE subscriptions SET ${[...sets, "updated_at = now()"].join(", ")}
+     WHERE id = $1 AND namespace = $2 AND deleted_at IS NULL RETURNING ${COLUMNS}`,
+    values,
+  );
+  return rows[0];
+}
+
+/** Soft delete: the row stays for the deliveries that name it; its pending attempts end. */
+export async function deleteSubscription(db: Queryable, namespace: string, id: string): Promise<boolean> {
+  const { rowCount } = await db.query(
+    `UPDATE subscriptions SET deleted_at = now(), enabled = false, disabled_cause = 'manual',
+       disabled_reason = 'deleted', disabled_at = now(), auth_secret = NULL, previous_secret = NULL, updated_at = now()
+     WHERE id = $1 AND namespace = $2 AND deleted_at IS NULL`,
+    [id, namespace],
+  );
+  if (!rowCount) return false;
+  await db.query(
+    `UPDATE deliveries SET status = 'failed', error = 'subscription deleted', finished_at = now(),
+       claimed_by = NULL, claimed_until = NULL
+     WHERE subscription_id = $1 AND status = 'pending'`,
+    [id],
+  );
+  return true;
+}
+
+/** Candidates for an event: enabled, in its namespace, with a pattern that could match its type. */
+export async function subscriptionsForEvent(
+  db: Queryable,
+  namespace: string,
+  type: string,
+): Promise<Array<Pick<SubscriptionRow, "id" | "event_types" | "filter">>> {
+  const family = `${type.split(".")[0]}.*`;
+  const { rows } = await db.query<Pick<SubscriptionRow, "id" | "event_types" | "filter">>(
+    `SELECT id, event_types, filter FROM subscriptions
+     WHERE namespace = $1 AND enabled AND deleted_at IS NULL AND event_types && $2::text[]`,
+    [namespace, [type, family, "*"]],
+  );
+  return rows;
+}

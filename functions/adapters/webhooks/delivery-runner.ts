@@ -1,0 +1,230 @@
+import { hostname } from "node:os";
+import type { AppContext } from "../../context.js";
+import type { SecretBox } from "../../core/crypto/secret-box.js";
+import { newId } from "../../core/ids.js";
+import {
+  type AttemptOutcome,
+  type AttemptResult,
+  buildWebhookRequest,
+  type EndpointAuth,
+  judgeAttempt,
+} from "../../core/webhooks/deliver.js";
+import { type SendOptions, sendWebhook } from "../http/webhook-sender.js";
+import {
+  type ClaimedDelivery,
+  claimDueDeliveries,
+  DELIVERY_CHANNEL,
+  recordAttempt,
+} from "../postgres/delivery-repository.js";
+
+/** Sealed credentials of a subscription: what auth_secret holds, as JSON, per auth type. */
+export interface SealedAuth {
+  token?: string;
+  password?: string;
+  secret?: string;
+}
+
+export async function openAuth(
+  secrets: SecretBox,
+  row: Pick<
+    ClaimedDelivery,
+    "auth_type" | "auth_username" | "auth_secret" | "previous_secret" | "previous_secret_expires_at"
+  >,
+  now: Date,
+): Promise<EndpointAuth> {
+  const sealed: SealedAuth = row.auth_secret ? JSON.parse(await secrets.open(row.auth_secret)) : {};
+  switch (row.auth_type) {
+    case "bearer":
+      return { type: "bearer", token: sealed.token };
+    case "basic":
+      return { type: "basic", username: row.auth_username ?? "", password: sealed.password ?? "" };
+    case "hmac": {
+      const signingSecrets = sealed.secret ? [sealed.secret] : [];
+      if (row.previous_secret && row.previous_secret_expires_at && row.previous_secret_expires_at > now) {
+        const previous = JSON.parse(await secrets.open(row.previous_secret)) as SealedAuth;
+        if (previous.secret) signingSecrets.push(previous.secret);
+      }
+      return { type: "hmac", signingSecrets };
+    }
+    default:
+      return { type: "none" };
+  }
+}
+
+export type Sender = (options: SendOptions) => Promise<AttemptResult>;
+
+/** A stable name for this process's claims, in logs and in deliveries.claimed_by. */
+export function deliveryWorkerId(): string {
+  return `${hostname()}:${process.pid}:${newId("dlv").slice(4, 12)}`;
+}
+
+/** Makes one claimed attempt and records it. Never throws for the endpoint's faults. */
+export async function performAttempt(
+  app: AppContext,
+  claimed: ClaimedDelivery,
+  workerId: string,
+  send: Sender = sendWebhook,
+): Promise<{ result: AttemptResult; outcome: AttemptOutcome }> {
+  const settings = app.config.app.webhooks;
+  let result: AttemptResult;
+  try {
+    const auth = await openAuth(app.secrets, claimed, app.now());
+    const request = buildWebhookRequest(claimed.payload, claimed.format, auth, app.now());
+    result = await send({
+      url: claimed.callback_url,
+      headers: request.headers,
+      body: request.body,
+      timeoutMs: settings.timeout_seconds * 1000,
+      maxResponseBytes: settings.max_response_bytes,
+      allowPrivate: app.config.app.allow_private_callbacks,
+    });
+  } catch (error) {
+    // Our side failed (a secret that does not open, a bug): recorded and retried like any failure.
+    app.logger.error({ err: error, delivery_id: claimed.id }, "webhook attempt could not be made");
+    result = {
+      snippet: "",
+      latencyMs: 0,
+      error: `TME could not make the attempt: ${(error as Error).message}`,
+    };
+  }
+  const outcome = judgeAttempt(result, {
+    policy: {
+      baseSeconds: settings.retry_base_seconds,
+      giveUpAfterMs: settings.give_up_after_hours * 3_600_000,
+    },
+    now: app.now(),
+    chainAttempt: claimed.chain_attempt,
+    chainStartedAt: claimed.chain_started_at,
+    retries: claimed.trigger !== "test",
+  });
+  const recorded = await recordAttempt(app.db, claimed, workerId, result, outcome, {
+    disableAfterMs: app.config.app.alerts.endpoint_failing_hours * 3_600_000,
+  });
+  const log = {
+    delivery_id: claimed.id,
+    subscription_id: claimed.subscription_id,
+    event_id: claimed.event_id,
+    attempt: claimed.attempt,
+    status: outcome.status,
+    response_status: result.status,
+    latency_ms: result.latencyMs,
+  };
+  if (outcome.status === "succeeded") app.logger.debug(log, "webhook delivered");
+  else app.logger.info({ ...log, error: outcome.error }, "webhook attempt failed");
+  if (recorded.disabled) {
+    app.logger.warn(
+      { subscription_id: claimed.subscription_id, cause: recorded.disabled },
+      "subscription disabled",
+    );
+  }
+  return { result, outcome };
+}
+
+/**
+ * Keeps up to max_in_flight attempts running for this process. Each finished attempt frees its
+ * slot at once (no batch waits for its slowest member), and the claim itself caps each endpoint
+ * at per_endpoint_concurrency, so a hanging endpoint holds only its own slots.
+ */
+export class DeliveryPool {
+  private readonly inFlight = new Set<Promise<unknown>>();
+  private filling: Promise<void> | undefined;
+  private again = false;
+  private closed = false;
+
+  constructor(
+    private readonly app: AppContext,
+    readonly workerId: string,
+    private readonly send: Sender = sendWebhook,
+    private readonly onSettled: () => void = () => {},
+  ) {}
+
+  get size(): number {
+    return this.inFlight.size;
+  }
+
+  /** Claims due attempts into free slots; concurrent calls coalesce into one more pass. */
+  fill(): Promise<void> {
+    if (this.closed) return Promise.resolve();
+    if (this.filling) {
+      this.again = true;
+      return this.filling;
+    }
+    this.filling = (async () => {
+      try {
+        do {
+          this.again = false;
+          await this.claimOnce();
+        } while (this.again && !this.closed);
+      } finally {
+        this.filling = undefined;
+      }
+    })();
+    return this.filling;
+  }
+
+  private async claimOnce(): Promise<number> {
+    const settings = this.app.config.app.webhooks;
+    const free = settings.max_in_flight - this.inFlight.size;
+    if (free <= 0) return 0;
+    const claimed = await claimDueDeliveries(this.app.db, {
+      workerId: this.workerId,
+      limit: free,
+      perEndpoint: settings.per_endpoint_concurrency,
+      claimSeconds: settings.timeout_seconds + 30,
+    });
+    for (const delivery of claimed) {
+      const attempt = performAttempt(this.app, delivery, this.workerId, this.send)
+        .catch((error) => this.app.logger.error({ err: error, delivery_id: delivery.id }, "webhook attempt"))
+        .finally(() => {
+          this.inFlight.delete(attempt);
+          this.onSettled();
+        });
+      this.inFlight.add(attempt);
+    }
+    return claimed.length;
+  }
+
+  /** Stops claiming and waits for the attempts in flight (each ends within its deadline). */
+  async drain(): Promise<void> {
+    this.closed = true;
+    await this.filling?.catch(() => {});
+    await Promise.allSettled([...this.inFlight]);
+  }
+}
+
+/**
+ * Claims and performs due attempts until none is due or the time budget is spent. The cloud
+ * runs this from the webhook-dispatcher Lambda (after each fan-out) and from the reaper (for
+ * retries that fall due later).
+ */
+export async function runDueDeliveries(
+  app: AppContext,
+  options: { budgetMs: number; workerId?: string; send?: Sender },
+): Promise<{ attempts: number }> {
+  const stopClaimingAt = Date.now() + options.budgetMs - app.config.app.webhooks.timeout_seconds * 1000;
+  let attempts = 0;
+  let signal: (() => void) | undefined;
+  let settledUnseen = false;
+  const pool = new DeliveryPool(app, options.workerId ?? deliveryWorkerId(), options.send, () => {
+    attempts++;
+    if (signal) {
+      signal();
+      signal = undefined;
+    } else settledUnseen = true;
+  });
+  while (Date.now() < stopClaimingAt) {
+    await pool.fill();
+    if (pool.size === 0) break;
+    // Sleep until an attempt finishes, then claim again into its slot.
+    if (!settledUnseen) {
+      await new Promise<void>((resolve) => {
+        signal = resolve;
+      });
+    }
+    settledUnseen = false;
+  }
+  await pool.drain();
+  return { attempts };
+}
+
+export { DELIVERY_CHANNEL };

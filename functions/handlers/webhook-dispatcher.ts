@@ -1,0 +1,106 @@
+import type { EventBridgeEvent, SQSBatchResponse, SQSEvent, SQSRecord } from "aws-lambda";
+import { cloudContext } from "../adapters/aws/cloud-context.js";
+import { type DispatchableEvent, fanOutEvent } from "../adapters/postgres/delivery-repository.js";
+import { runDueDeliveries } from "../adapters/webhooks/delivery-runner.js";
+import type { AppContext } from "../context.js";
+import type { TmeEvent } from "../core/events/event.js";
+
+/** What the bus carries: EventBridge's envelope around a TmeEvent. */
+export type TmeBusEvent = EventBridgeEvent<string, TmeEvent>;
+
+export const BUS_SOURCE = "tme";
+
+/** The EventBridge shape of an event, as PutEvents delivers it to a rule's target. */
+export function toBusEvent(event: TmeEvent, where: { account: string; region: string }): TmeBusEvent {
+  return {
+    version: "0",
+    id: event.id,
+    "detail-type": event.type,
+    source: BUS_SOURCE,
+    account: where.account,
+    time: event.occurred_at,
+    region: where.region,
+    resources: [],
+    detail: event,
+  };
+}
+
+function parseRecord(record: SQSRecord): DispatchableEvent {
+  const bus = JSON.parse(record.body) as Partial<TmeBusEvent>;
+  const detail = bus.detail;
+  if (
+    !detail ||
+    typeof detail.id !== "string" ||
+    typeof detail.type !== "string" ||
+    typeof detail.namespace !== "string"
+  ) {
+    throw new Error("record body is not an EventBridge event carrying a TME event");
+  }
+  return {
+    id: detail.id,
+    type: detail.type,
+    occurred_at: detail.occurred_at,
+    namespace: detail.namespace,
+    data: detail.data ?? {},
+  };
+}
+
+/**
+ * Fans each record's event out to the matching subscriptions (pending attempts in `deliveries`).
+ * A record that fails is reported in batchItemFailures, so SQS retries that one only.
+ */
+export async function dispatchRecords(app: AppContext, event: SQSEvent): Promise<SQSBatchResponse> {
+  const batchItemFailures: SQSBatchResponse["batchItemFailures"] = [];
+  for (const record of event.Records) {
+    try {
+      const created = await fanOutEvent(app.db, parseRecord(record));
+      app.logger.debug({ message_id: record.messageId, deliveries: created }, "event fanned out");
+    } catch (error) {
+      app.logger.error({ err: error, message_id: record.messageId }, "event could not be fanned out");
+      batchItemFailures.push({ itemIdentifier: record.messageId });
+    }
+  }
+  return { batchItemFailures };
+}
+
+/** An SQS event as the bus -> rule -> queue path delivers it, built locally from bus events. */
+export function sqsEventOf(events: TmeBusEvent[], ids: string[]): SQSEvent {
+  return {
+    Records: events.map((bus, i) => ({
+      messageId: ids[i]!,
+      receiptHandle: ids[i]!,
+      body: JSON.stringify(bus),
+      attributes: {
+        ApproximateReceiveCount: "1",
+        SentTimestamp: String(Date.now()),
+        SenderId: "tme-local",
+        ApproximateFirstReceiveTimestamp: String(Date.now()),
+      },
+      messageAttributes: {},
+      md5OfBody: "",
+      eventSource: "aws:sqs",
+      eventSourceARN: "arn:aws:sqs:local:000000000000:tme-webhook-dispatch",
+      awsRegion: "local",
+    })),
+  };
+}
+
+let cold: Promise<AppContext> | undefined;
+
+/**
+ * Lambda entry: SQS records whose bodies are EventBridge events (bus -> rule -> SQS). After the
+ * fan-out it makes the attempts that are due now, within the invocation's remaining time; later
+ * retries are made by the reaper's runs (runDueDeliveries), so in the cloud a retry falls due
+ * with the granularity of the reaper's schedule.
+ */
+export const handler = async (
+  event: SQSEvent,
+  context?: { getRemainingTimeInMillis?: () => number },
+): Promise<SQSBatchResponse> => {
+  cold ??= cloudContext();
+  const app = await cold;
+  const response = await dispatchRecords(app, event);
+  const remaining = context?.getRemainingTimeInMillis?.() ?? 60_000;
+  await runDueDeliveries(app, { budgetMs: Math.max(0, remaining - 5_000) });
+  return response;
+};

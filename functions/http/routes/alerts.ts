@@ -1,0 +1,63 @@
+import { z } from "zod";
+import { alertView, listAlerts } from "../../adapters/postgres/alert-repository.js";
+import { ALERT_RULES } from "../../core/alerts/alert.js";
+import { decodeCursor, encodeCursor } from "../../core/webhooks/cursor.js";
+import { defineRoute } from "../route.js";
+
+const AlertView = z.object({
+  id: z.string(),
+  alert_id: z.string(),
+  namespace: z.string(),
+  rule: z.enum(ALERT_RULES),
+  subject: z.string(),
+  status: z.enum(["open", "resolved"]),
+  message: z.string(),
+  details: z.record(z.string(), z.unknown()),
+  raised_at: z.string(),
+  resolved_at: z.string().nullable(),
+});
+
+export const alertRoutes = [
+  defineRoute({
+    method: "GET",
+    path: "/alerts",
+    scope: "tasks:read",
+    query: z
+      .object({
+        status: z.enum(["open", "resolved"]).optional(),
+        rule: z.enum(ALERT_RULES).optional(),
+        resolved_within_hours: z.coerce
+          .number()
+          .positive()
+          .max(24 * 90)
+          .default(24)
+          .describe("How far back resolved alerts are listed (default 24)"),
+        limit: z.coerce.number().int().min(1).max(500).default(50),
+        cursor: z.string().max(500).optional(),
+      })
+      .strict(),
+    docs: {
+      summary: "Open alerts and recently resolved ones, newest first",
+      tags: ["events"],
+      description:
+        "Each alert is also an event: subscribe to alert.* to be told when one is raised or resolved.",
+      responses: {
+        200: { description: "Alerts (X-Next-Cursor for the next page)", schema: z.array(AlertView) },
+      },
+    },
+    async handle(req, app) {
+      const rows = await listAlerts(app.db, req.namespace, {
+        status: req.query.status,
+        rule: req.query.rule,
+        resolvedSince: new Date(app.now().getTime() - req.query.resolved_within_hours * 3_600_000),
+        limit: req.query.limit,
+        after: decodeCursor(req.query.cursor),
+      });
+      const last = rows[rows.length - 1];
+      const headers: Record<string, string> = {};
+      if (rows.length === req.query.limit && last)
+        headers["X-Next-Cursor"] = encodeCursor(last.raised_at, last.id);
+      return { status: 200, body: rows.map(alertView), headers };
+    },
+  }),
+];

@@ -1,0 +1,211 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { evaluateAlerts } from "../../functions/adapters/alerts/evaluate-alerts.js";
+import { createTask } from "../../functions/core/tasks/create-task.js";
+import { startReceiver } from "../helpers/receiver.js";
+import { createTestApp, type TestApp } from "../helpers/test-app.js";
+
+// The guard is on here (allow_private_callbacks: false, the default).
+let t: TestApp;
+beforeAll(async () => {
+  t = await createTestApp();
+});
+afterAll(async () => {
+  await t.close();
+});
+
+const valid = { event_types: ["task.failed"], callback_url: "http://93.184.216.34/hook" };
+
+describe("POST /events", () => {
+  it.each([
+    "http://169.254.169.254/latest/meta-data/",
+    "http://127.0.0.1/",
+    "http://[::1]/",
+    "http://10.0.0.1/",
+    "http://localhost:8000/",
+    "http://[::ffff:127.0.0.1]/",
+  ])("refuses %s with 422", async (url) => {
+    const response = await t.request("POST", "/events", { body: { ...valid, callback_url: url } });
+    expect(response.status).toBe(422);
+    expect(response.body.error).toMatchObject({ code: "unprocessable", details: [{ path: "callback_url" }] });
+  });
+
+  it("refuses decimal, hex and octal IPv4 and IPv4-mapped IPv6 without opening a connection", async () => {
+    const r = await startReceiver();
+    try {
+      for (const host of ["2130706433", "0x7f000001", "0177.0.0.1", "[::ffff:7f00:1]"]) {
+        const response = await t.request("POST", "/events", {
+          body: { ...valid, callback_url: `http://${host}:${r.port}/` },
+        });
+        expect(response.status, host).toBe(422);
+      }
+      expect(r.connections).toBe(0);
+    } finally {
+      await r.close();
+    }
+  });
+
+  it.each([
+    [{ ...valid, callback_url: "ftp://example.com/" }, "callback_url"],
+    [{ ...valid, callback_url: "not a url" }, "callback_url"],
+    [{ ...valid, event_types: ["task.exploded"] }, "event_types.0"],
+    [{ ...valid, event_types: [] }, "event_types"],
+    [{ ...valid, format: "yaml" }, "format"],
+    [{ ...valid, auth: { type: "bearer" } }, "auth.token"],
+    [{ ...valid, auth: { type: "hmac", secret: "mine" } }, "auth"],
+    [{ ...valid, filter: { nme: "x" } }, "filter"],
+    [{ ...valid, extra: 1 }, "(body)"],
+  ])("refuses a bad body with 400 naming the field (%#)", async (body, field) => {
+    const response = await t.request("POST", "/events", { body });
+    expect(response.status).toBe(400);
+    expect(response.body.error.details.map((d: { path: string }) => d.path)).toContain(field);
+  });
+
+  it("creates with defaults, hides credentials, and is idempotent with Idempotency-Key", async () => {
+    const body = { ...valid, auth: { type: "basic", username: "me", password: "pa55word" } };
+    const headers = { "idempotency-key": "sub-1" };
+    const first = await t.request("POST", "/events", { body, headers });
+    expect(first.status).toBe(201);
+    expect(first.body).toMatchObject({
+      subscription_id: first.body.id,
+      format: "json",
+      auth: { type: "basic", username: "me" },
+      filter: {},
+      enabled: true,
+    });
+    expect(first.text).not.toContain("pa55word");
+    const replay = await t.request("POST", "/events", { body, headers });
+    expect(replay.status).toBe(200);
+    expect(replay.headers.get("idempotent-replayed")).toBe("true");
+    expect(replay.body.id).toBe(first.body.id);
+    const stored = await t.app.db.rows<{ auth_secret: string }>(
+      "SELECT auth_secret FROM subscriptions WHERE id = $1",
+      [first.body.id],
+    );
+    expect(stored[0]!.auth_secret).not.toContain("pa55word");
+    expect(JSON.parse(await t.app.secrets.open(stored[0]!.auth_secret))).toEqual({ password: "pa55word" });
+  });
+
+  it("requires events:write, and keeps namespaces apart", async () => {
+    const reader = await t.keyWith(["tasks:read"]);
+    expect((await t.request("POST", "/events", { body: valid, key: reader })).status).toBe(403);
+    const other = await t.keyWith(["events:write"], "other");
+    const mine = await t.request("POST", "/events", { body: valid });
+    expect((await t.request("GET", `/events/${mine.body.id}`, { key: other })).status).toBe(404);
+    expect((await t.request("GET", "/events", { key: other })).body).toEqual([]);
+  });
+});
+
+describe("GET, PATCH, DELETE /events/{id}", () => {
+  it("lists with limit and cursor", async () => {
+    const ns = await t.keyWith(["events:write"], "paging");
+    for (let i = 0; i < 3; i++) await t.request("POST", "/events", { body: valid, key: ns });
+    const page1 = await t.request("GET", "/events?limit=2", { key: ns });
+    expect(page1.body).toHaveLength(2);
+    const cursor = page1.headers.get("x-next-cursor")!;
+    const page2 = await t.request("GET", `/events?limit=2&cursor=${cursor}`, { key: ns });
+    expect(page2.body).toHaveLength(1);
+    expect(new Set([...page1.body, ...page2.body].map((s: { id: string }) => s.id)).size).toBe(3);
+    expect((await t.request("GET", "/events?cursor=garbage", { key: ns })).status).toBe(400);
+  });
+
+  it("patches fields, refuses a private URL and rotate_secret without hmac, re-enables", async () => {
+    const created = (await t.request("POST", "/events", { body: valid })).body;
+    const patched = await t.request("PATCH", `/events/${created.id}`, {
+      body: { event_types: ["task.*"], format: "xml", filter: { name: "backup_*" }, enabled: false },
+    });
+    expect(patched.body).toMatchObject({
+      event_types: ["task.*"],
+      format: "xml",
+      filter: { name: "backup_*" },
+      enabled: false,
+    });
+    expect(
+      (await t.request("PATCH", `/events/${created.id}`, { body: { callback_url: "http://10.1.1.1/" } }))
+        .status,
+    ).toBe(422);
+    expect(
+      (await t.request("PATCH", `/events/${created.id}`, { body: { rotate_secret: true } })).status,
+    ).toBe(422);
+    expect((await t.request("PATCH", `/events/${created.id}`, { body: {} })).status).toBe(400);
+    const enabled = await t.request("PATCH", `/events/${created.id}`, { body: { enabled: true } });
+    expect(enabled.body).toMatchObject({ enabled: true, disabled_reason: null });
+    const hmac = await t.request("PATCH", `/events/${created.id}`, { body: { auth: { type: "hmac" } } });
+    expect(hmac.body.signing_secret).toMatch(/^whsec_/);
+    expect((await t.request("GET", `/events/${created.id}`)).body.signing_secret).toBeUndefined();
+  });
+
+  it("deletes: 204, then 404", async () => {
+    const created = (await t.request("POST", "/events", { body: valid })).body;
+    expect((await t.request("DELETE", `/events/${created.id}`)).status).toBe(204);
+    expect((await t.request("GET", `/events/${created.id}`)).status).toBe(404);
+    expect((await t.request("DELETE", `/events/${created.id}`)).status).toBe(404);
+  });
+
+  it("answers 404 for the deliveries of an unknown subscription and 400 for an unknown status filter", async () => {
+    expect((await t.request("GET", "/events/sub_nope/deliveries")).status).toBe(404);
+    const created = (await t.request("POST", "/events", { body: valid })).body;
+    expect((await t.request("GET", `/events/${created.id}/deliveries?status=lost`)).status).toBe(400);
+    expect((await t.request("POST", "/deliveries/dlv_nope/redeliver")).status).toBe(404);
+  });
+});
+
+describe("alerts", () => {
+  it("raises alert.raised once per failed task, resolves it when the task recovers, and lists them", async () => {
+    const task = await createTask(
+      { tasks: t.app.tasks, plugins: t.app.plugins, config: t.app.config.app, now: () => new Date() },
+      "default",
+      { name: "noop" },
+    );
+    await t.app.db.query(
+      `UPDATE tasks SET status = 'failed', finished_at = now(), error = 'exit 1', attempt = max_attempts WHERE id = $1`,
+      [task.id],
+    );
+    expect((await evaluateAlerts(t.app)).raised).toBeGreaterThanOrEqual(1);
+    expect((await evaluateAlerts(t.app)).raised).toBe(0);
+    const open = await t.request("GET", "/alerts?status=open");
+    expect(open.status).toBe(200);
+    const alert = open.body.find((a: { subject: string }) => a.subject === task.id);
+    expect(alert).toMatchObject({
+      rule: "task_failed",
+      status: "open",
+      details: { task_id: task.id, error: "exit 1" },
+    });
+    const raised = await t.app.db.rows<{ payload: { data: { alert: { id: string } } } }>(
+      "SELECT payload FROM outbox WHERE type = 'alert.raised' AND payload->'data'->'alert'->>'subject' = $1",
+      [task.id],
+    );
+    expect(raised).toHaveLength(1);
+
+    await t.app.db.query(
+      `UPDATE tasks SET status = 'queued', finished_at = NULL, attempt = 0 WHERE id = $1`,
+      [task.id],
+    );
+    expect((await evaluateAlerts(t.app)).resolved).toBeGreaterThanOrEqual(1);
+    const all = await t.request("GET", "/alerts");
+    expect(all.body.find((a: { id: string }) => a.id === alert.id)).toMatchObject({ status: "resolved" });
+    const resolved = await t.app.db.rows(
+      "SELECT 1 FROM outbox WHERE type = 'alert.resolved' AND payload->'data'->'alert'->>'id' = $1",
+      [alert.id],
+    );
+    expect(resolved).toHaveLength(1);
+  });
+
+  it("raises for a disabled endpoint and for given-up deliveries", async () => {
+    const sub = (await t.request("POST", "/events", { body: valid })).body;
+    await t.app.db.query(
+      `UPDATE subscriptions SET enabled = false, disabled_cause = 'failing', disabled_reason = 'failing for 24 h' WHERE id = $1`,
+      [sub.id],
+    );
+    await t.app.db.query(
+      `INSERT INTO deliveries (id, namespace, subscription_id, event_id, event_type, attempt, status, finished_at)
+       VALUES ('dlv_dead', 'default', $1, 'evt_dead', 'task.failed', 9, 'given_up', now())`,
+      [sub.id],
+    );
+    await evaluateAlerts(t.app);
+    const rules = (await t.request("GET", "/alerts?status=open")).body
+      .filter((a: { subject: string }) => a.subject === sub.id)
+      .map((a: { rule: string }) => a.rule)
+      .sort();
+    expect(rules).toEqual(["deliveries_given_up", "endpoint_disabled"]);
+  });
+});
