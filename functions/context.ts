@@ -1,12 +1,14 @@
 import type { PluginRegistry } from "./adapters/plugins/plugin-registry.js";
 import { PostgresApiKeyStore } from "./adapters/postgres/api-keys-repository.js";
 import type { Db } from "./adapters/postgres/database.js";
+import { PostgresScheduleStore } from "./adapters/postgres/schedule-repository.js";
 import { PostgresTaskControlStore } from "./adapters/postgres/task-control-repository.js";
 import { PostgresTaskStore } from "./adapters/postgres/task-repository.js";
 import { cloudEncryptionKey, localEncryptionKey } from "./adapters/secrets/encryption-key.js";
 import type { Config } from "./config/schema.js";
 import type { ApiKeyStore } from "./core/auth/api-keys.js";
 import { type SecretBox, secretBox } from "./core/crypto/secret-box.js";
+import type { ScheduleStore } from "./core/schedules/schedule-store.js";
 import type { TaskControlStore } from "./core/tasks/task-control-store.js";
 import type { TaskStore } from "./core/tasks/task-store.js";
 import type { Logger } from "./logging/logger.js";
@@ -31,6 +33,7 @@ export interface AppContext {
   plugins: PluginRegistry;
   /** Seals webhook credentials and signing secrets for storage (AES-256-GCM). */
   secrets: SecretBox;
+  schedules: ScheduleStore;
 }
 
 /** The ports that talk to the database, built on one Db. */
@@ -40,6 +43,7 @@ function databasePorts(db: Db) {
     apiKeys: new PostgresApiKeyStore(db),
     tasks: new PostgresTaskStore(db),
     taskControl: new PostgresTaskControlStore(db),
+    schedules: new PostgresScheduleStore(db),
   } satisfies Partial<AppContext>;
 }
 

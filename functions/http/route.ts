@@ -45,8 +45,8 @@ export interface Route<B = unknown, Q = unknown, P = unknown> {
   method: Method;
   /** API Gateway style: /task/{task_id} */
   path: string;
-  /** "public" routes skip authentication (/health, the docs, the dashboard shell). */
-  scope: Scope | "public";
+  /** "public" routes skip authentication (/health, the docs, the dashboard shell); a list: any one of them. */
+  scope: Scope | readonly Scope[] | "public";
   body?: z.ZodType<B>;
   query?: z.ZodType<Q>;
   params?: z.ZodType<P>;

@@ -13,6 +13,7 @@ import { createLogger, type Logger } from "../logging/logger.js";
 import { openDatabaseTarget } from "./database-target.js";
 import { type LocalHttpServer, startHttpServer } from "./http-server.js";
 import { localQueueSink, outboxRelayService } from "./outbox-relay-service.js";
+import { localSchedulerSink, schedulerService } from "./scheduler-service.js";
 import { alertEvaluatorService, deliveryWorkerService, localEventBusSink } from "./webhook-services.js";
 
 /** A loop the local runtime runs beside the HTTP server (workers, scheduler, outbox relay...). */
@@ -28,11 +29,12 @@ export type ServiceFactory = (app: AppContext) => BackgroundService[];
 const serviceFactories: ServiceFactory[] = [
   (app) => [outboxRelayService(app, localOutboxSinks(app))],
   (app) => [deliveryWorkerService(app), alertEvaluatorService(app)],
+  (app) => [schedulerService(app)],
 ];
 
 /** Where outbox messages go in the local runtime; each area adds the sink for its messages. */
 function localOutboxSinks(app: AppContext): OutboxSink[] {
-  return [localQueueSink, localEventBusSink(app)];
+  return [localQueueSink, localEventBusSink(app), localSchedulerSink];
 }
 
 export interface RunningTme {

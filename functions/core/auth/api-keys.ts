@@ -29,8 +29,10 @@ export function hasScope(principal: Principal, scope: Scope): boolean {
   return principal.scopes.includes("admin") || principal.scopes.includes(scope);
 }
 
-export function requireScope(principal: Principal, scope: Scope): void {
-  if (!hasScope(principal, scope)) throw new Forbidden(scope);
+/** A list means any one of them will do (reads of schedules: tasks:read or schedules:write). */
+export function requireScope(principal: Principal, scope: Scope | readonly Scope[]): void {
+  const anyOf: readonly Scope[] = typeof scope === "string" ? [scope] : scope;
+  if (!anyOf.some((s) => hasScope(principal, s))) throw new Forbidden(anyOf.join(" or "));
 }
 
 /**

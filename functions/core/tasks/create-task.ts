@@ -27,15 +27,15 @@ export interface CreateTaskDeps {
 }
 
 /**
- * Accepts a task: finds its plugin, validates its params against the plugin's schema (a bad
- * params object is a 422 now, not a failed task later), applies the configured defaults and
- * limits, and stores it with its task.created event and queue signal. A returned task is committed.
+ * The checks a task must pass before it is stored: a plugin for its name (or a command for the
+ * shell plugin), params that fit the plugin's schema (a bad params object is a 422 now, not a
+ * failed task later), a timeout within max_task_timeout. Schedules run it on their task
+ * template when they are created, so a bad template is refused then, not at each firing.
  */
-export async function createTask(
-  deps: CreateTaskDeps,
-  namespace: string,
-  input: CreateTaskInput,
-): Promise<Task> {
+export function prepareTask(
+  deps: Pick<CreateTaskDeps, "plugins" | "config">,
+  input: Pick<CreateTaskInput, "name" | "command" | "params" | "timeout_seconds">,
+): { handler: string; params: Record<string, unknown>; timeout_seconds: number } {
   const command = input.command ?? null;
   const resolved = deps.plugins.resolve(input.name, command !== null);
   if (!resolved) {
@@ -67,6 +67,20 @@ export async function createTask(
       { path: "timeout_seconds", message: `must be <= ${deps.config.max_task_timeout} (max_task_timeout)` },
     ]);
   }
+  return { handler: resolved.module, params, timeout_seconds: timeout };
+}
+
+/**
+ * Accepts a task: checks it (prepareTask), applies the configured defaults and limits, and
+ * stores it with its task.created event and queue signal. A returned task is committed.
+ */
+export async function createTask(
+  deps: CreateTaskDeps,
+  namespace: string,
+  input: CreateTaskInput,
+): Promise<Task> {
+  const command = input.command ?? null;
+  const { handler, params, timeout_seconds: timeout } = prepareTask(deps, input);
 
   const now = deps.now();
   const runAt = input.run_at && input.run_at > now ? input.run_at : now;
@@ -76,7 +90,7 @@ export async function createTask(
     name: input.name,
     description: input.description ?? null,
     command,
-    handler: resolved.module,
+    handler,
     params,
     status: "queued",
     priority: input.priority ?? 5,

@@ -1,6 +1,7 @@
 import type { AnyRoute } from "../route.js";
 import { alertRoutes } from "./alerts.js";
 import { eventRoutes } from "./events.js";
+import { scheduleRoutes } from "./schedules.js";
 import { documentationRoutes, healthRoute } from "./system.js";
 import { taskTypeRoutes } from "./task-types.js";
 import { taskRoutes } from "./tasks.js";
@@ -13,6 +14,7 @@ export const routes: AnyRoute[] = [
   healthRoute,
   ...taskRoutes,
   ...taskTypeRoutes,
+  ...scheduleRoutes,
   ...eventRoutes,
   ...alertRoutes,
 ];

@@ -1,0 +1,100 @@
+import { PostgresListener } from "../adapters/postgres/listener.js";
+import { SCHEDULE_CHANGED_CHANNEL } from "../adapters/postgres/schedule-repository.js";
+import type { AppContext } from "../context.js";
+import type { OutboxSink } from "../core/outbox/outbox.js";
+import { type FireOutcome, fireDueSchedules } from "../core/schedules/fire-schedule.js";
+import { SCHEDULER_SYNC } from "../core/schedules/scheduler-port.js";
+import type { BackgroundService } from "./runtime.js";
+
+/**
+ * Locally no timer service holds copies of the schedules (the loop below reads Postgres), so a
+ * scheduler.sync row has nowhere to go: relaying it means marking it done. In the cloud the
+ * same rows drive EventBridge Scheduler (functions/adapters/aws/eventbridge-scheduler.ts).
+ */
+export const localSchedulerSink: OutboxSink = {
+  name: "local-scheduler",
+  accepts: (type) => type === SCHEDULER_SYNC,
+  publish: async () => ({ failed: [] }),
+};
+
+export interface SchedulerServiceOptions {
+  /**
+   * Longest sleep between looks. Bounds how late a held (overlap "queue") occurrence notices
+   * that its blocking run ended, and how late a missed NOTIFY is noticed.
+   */
+  maxSleepMs?: number;
+  /** Called after each firing decision (tests observe the loop through it). */
+  onOutcome?: (scheduleId: string, outcome: FireOutcome) => void;
+}
+
+/**
+ * The local scheduler: fires every due schedule (one transaction each, SKIP LOCKED, so any number
+ * of TME processes on one database fire each occurrence once), then sleeps until the earliest
+ * next_run_at, at most maxSleepMs, or until a schedule changes (NOTIFY). Sleeping to the exact
+ * instant rather than polling is what keeps 1-second intervals on their timeline.
+ */
+export function schedulerService(app: AppContext, options: SchedulerServiceOptions = {}): BackgroundService {
+  const maxSleepMs = options.maxSleepMs ?? 1000;
+  const listener = new PostgresListener(app.databaseUrl, app.logger);
+  const fireDeps = { plugins: app.plugins, config: app.config.app, now: app.now, logger: app.logger };
+  let timer: NodeJS.Timeout | undefined;
+  let running: Promise<void> | undefined;
+  let again = false;
+  let stopped = false;
+
+  const fireAllDue = () => fireDueSchedules(app.schedules, fireDeps, options.onOutcome, () => stopped);
+
+  const sleepMs = async (): Promise<number> => {
+    try {
+      const next = await app.schedules.earliestNextRun();
+      if (!next) return maxSleepMs;
+      // +1 ms: a timer that wakes on the boundary must find the occurrence due, not a hair early.
+      return Math.max(0, Math.min(maxSleepMs, next.getTime() - app.now().getTime() + 1));
+    } catch (error) {
+      app.logger.error({ err: error }, "scheduler: cannot read the next run");
+      return maxSleepMs;
+    }
+  };
+
+  const cycle = async () => {
+    for (;;) {
+      again = false;
+      await fireAllDue();
+      if (stopped) return;
+      const delay = await sleepMs();
+      if (stopped) return;
+      // A change announced while we looked may not be in what we read: look again first.
+      if (again) continue;
+      clearTimeout(timer);
+      timer = setTimeout(wake, delay);
+      return;
+    }
+  };
+
+  function wake() {
+    if (stopped) return;
+    if (running) {
+      again = true;
+      return;
+    }
+    clearTimeout(timer);
+    running = cycle().finally(() => {
+      running = undefined;
+    });
+  }
+
+  return {
+    name: "scheduler",
+    async start() {
+      listener.on(SCHEDULE_CHANGED_CHANNEL, wake).onReconnect(wake);
+      await listener.start();
+      wake();
+    },
+    async stop() {
+      stopped = true;
+      clearTimeout(timer);
+      await listener.stop();
+      await running;
+    },
+  };
+}
