@@ -1,9 +1,12 @@
 import type { PluginRegistry } from "./adapters/plugins/plugin-registry.js";
 import { PostgresApiKeyStore } from "./adapters/postgres/api-keys-repository.js";
 import type { Db } from "./adapters/postgres/database.js";
+import { PostgresHistoryPruner } from "./adapters/postgres/history-repository.js";
+import { PostgresTaskQueue } from "./adapters/postgres/task-queue-repository.js";
 import { PostgresTaskStore } from "./adapters/postgres/task-repository.js";
 import type { Config } from "./config/schema.js";
 import type { ApiKeyStore } from "./core/auth/api-keys.js";
+import type { PluginServices } from "./core/plugins/plugin.js";
 import type { TaskStore } from "./core/tasks/task-store.js";
 import type { Logger } from "./logging/logger.js";
 
@@ -23,6 +26,10 @@ export interface AppContext {
   apiKeys: ApiKeyStore;
   tasks: TaskStore;
   plugins: PluginRegistry;
+  /** The queue the workers claim from and report to (Postgres in both runtimes). */
+  taskQueue: PostgresTaskQueue;
+  /** What plugins may use beyond their context (clean_logs prunes history through it). */
+  pluginServices: PluginServices;
 }
 
 /** Wires the Postgres adapters; both runtimes and the tests build their context here. */
@@ -42,5 +49,11 @@ export function createAppContext(
     apiKeys: new PostgresApiKeyStore(db),
     tasks: new PostgresTaskStore(db),
     plugins,
+    taskQueue: new PostgresTaskQueue(db, {
+      limitOf: (name) => plugins.concurrencyOf(name),
+      leaseSeconds: config.app.worker.lease_seconds,
+      outputTailBytes: config.app.shell.output_tail_bytes,
+    }),
+    pluginServices: { history: new PostgresHistoryPruner(db) },
   };
 }

@@ -13,6 +13,7 @@ import { createLogger, type Logger } from "../logging/logger.js";
 import { openDatabaseTarget } from "./database-target.js";
 import { type LocalHttpServer, startHttpServer } from "./http-server.js";
 import { localQueueSink, outboxRelayService } from "./outbox-relay-service.js";
+import { taskMaintenance, workerPool } from "./worker-pool.js";
 
 /** A loop the local runtime runs beside the HTTP server (workers, scheduler, outbox relay...). */
 export interface BackgroundService {
@@ -24,7 +25,10 @@ export interface BackgroundService {
 
 /** Builds the background loops for a context; each area of TME adds its own to the list below. */
 export type ServiceFactory = (app: AppContext) => BackgroundService[];
-const serviceFactories: ServiceFactory[] = [(app) => [outboxRelayService(app, localOutboxSinks(app))]];
+const serviceFactories: ServiceFactory[] = [
+  (app) => [outboxRelayService(app, localOutboxSinks(app))],
+  (app) => [taskMaintenance(app), workerPool(app)],
+];
 
 /** Where outbox messages go in the local runtime; each area adds the sink for its messages. */
 function localOutboxSinks(_app: AppContext): OutboxSink[] {

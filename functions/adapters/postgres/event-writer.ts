@@ -6,6 +6,12 @@ import { OUTBOX_CHANNEL } from "./outbox-repository.js";
 export const TASK_QUEUED_CHANNEL = "tme_task_queued";
 
 /**
+ * NOTIFY channel (payload: a task id) that tells workers to abort that task's running attempt
+ * now: the API sends it in the same transaction that cancels a running task.
+ */
+export const TASK_CONTROL_CHANNEL = "tme_task_control";
+
+/**
  * Records an event in the same transaction as the change it describes: in task_events
  * (the task's history, when it is about a task) and in the outbox (for the bus).
  */

@@ -1,0 +1,108 @@
+import ipaddr from "ipaddr.js";
+import { Unprocessable } from "../errors.js";
+
+/**
+ * Where TME may send requests on a caller's behalf (webhooks, the http plugin). Only public
+ * unicast addresses: never loopback, private, link-local (169.254.169.254, the cloud metadata
+ * service), carrier-grade NAT, multicast, reserved or documentation ranges, in IPv4 or IPv6,
+ * including IPv4 hidden inside IPv6 (::ffff:127.0.0.1, NAT64 64:ff9b::/96, 6to4, Teredo).
+ */
+export function isForbiddenAddress(ip: string): boolean {
+  const parsed = parseAddress(ip);
+  if (!parsed) return true;
+  return !isPublic(parsed);
+}
+
+function parseAddress(ip: string): ipaddr.IPv4 | ipaddr.IPv6 | undefined {
+  const text = ip.trim().replace(/^\[(.*)\]$/, "$1");
+  // Zone ids ("fe80::1%eth0") name an interface: link-local by definition.
+  if (text.includes("%")) return ipaddr.parse("fe80::1");
+  try {
+    // ipaddr.parse accepts the forms URL parsers and resolvers accept too: "127.1",
+    // "2130706433", "0x7f.0.0.1", "0177.0.0.1". What the socket would connect to is what we check.
+    return ipaddr.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+function isPublic(address: ipaddr.IPv4 | ipaddr.IPv6): boolean {
+  if (address.kind() === "ipv4") return address.range() === "unicast";
+  const v6 = address as ipaddr.IPv6;
+  const range = v6.range();
+  if (range === "ipv4Mapped") return isPublic(v6.toIPv4Address());
+  if (range === "rfc6052" || range === "rfc6145") {
+    // NAT64 embeds an IPv4 address in the last 32 bits: judge that address.
+    const parts = v6.parts;
+    const embedded = new ipaddr.IPv4([parts[6]! >> 8, parts[6]! & 255, parts[7]! >> 8, parts[7]! & 255]);
+    return isPublic(embedded);
+  }
+  return range === "unicast";
+}
+
+export interface UrlPolicy {
+  /** allow_private_callbacks: trust private and loopback targets (development, internal networks). */
+  allowPrivate: boolean;
+  /** The request field named in the 422 (default "url"). */
+  field?: string;
+  /** Name resolution; default the system resolver. Injected in tests. */
+  resolve?: (hostname: string) => Promise<string[]>;
+}
+
+/** A URL TME refuses to call: 422 naming the field. */
+export class ForbiddenUrl extends Unprocessable {
+  constructor(field: string, message: string) {
+    super(message, [{ path: field, message }]);
+  }
+}
+
+async function systemResolve(hostname: string): Promise<string[]> {
+  const { lookup } = await import("node:dns/promises");
+  const found = await lookup(hostname, { all: true, verbatim: true });
+  return found.map((a) => a.address);
+}
+
+/**
+ * Checks a URL before TME stores or calls it: http or https, and (unless allowPrivate) every
+ * address its host resolves to is public. This is the early check that gives a clear 422;
+ * the connection itself must check again at connect time (guardedLookup), because DNS may
+ * answer differently a second later (rebinding).
+ */
+export async function assertPublicUrl(url: string, policy: UrlPolicy): Promise<void> {
+  const field = policy.field ?? "url";
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new ForbiddenUrl(field, "must be an absolute http:// or https:// URL");
+  }
+  if (parsed.protocol !== "http:" && parsed.protocol !== "https:") {
+    throw new ForbiddenUrl(
+      field,
+      `scheme ${parsed.protocol.replace(":", "")} is not allowed; use http or https`,
+    );
+  }
+  if (parsed.username || parsed.password) {
+    throw new ForbiddenUrl(field, "must not carry credentials; use the auth settings instead");
+  }
+  if (policy.allowPrivate) return;
+  const host = parsed.hostname.replace(/^\[(.*)\]$/, "$1");
+  let addresses: string[];
+  if (ipaddr.isValid(host)) {
+    addresses = [host];
+  } else {
+    try {
+      addresses = await (policy.resolve ?? systemResolve)(host);
+    } catch {
+      throw new ForbiddenUrl(field, `host ${host} does not resolve`);
+    }
+    if (addresses.length === 0) throw new ForbiddenUrl(field, `host ${host} does not resolve`);
+  }
+  const forbidden = addresses.find(isForbiddenAddress);
+  if (forbidden !== undefined) {
+    throw new ForbiddenUrl(
+      field,
+      `${host} resolves to ${forbidden}, a private, loopback, link-local or reserved address (set allow_private_callbacks to allow)`,
+    );
+  }
+}
