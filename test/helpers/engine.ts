@@ -29,6 +29,7 @@ export interface EngineHarness {
 
 export interface RunRow {
   id: number;
+  task_id: string;
   series: number;
   attempt: number;
   status: string;
