@@ -41,7 +41,12 @@ describe("the http plugin", () => {
   it("calls the URL with method, headers and JSON body; the response is the result", async () => {
     const task = await h.create({
       name: "http_call",
-      params: { url: `${base}/hook?status=201`, method: "POST", headers: { "x-trace": "t1" }, body: { a: 1 } },
+      params: {
+        url: `${base}/hook?status=201`,
+        method: "POST",
+        headers: { "x-trace": "t1" },
+        body: { a: 1 },
+      },
     });
     const done = await h.waitForStatus(task.id, ["succeeded", "failed"]);
     expect(done.status).toBe("succeeded");
@@ -53,8 +58,16 @@ describe("the http plugin", () => {
   });
 
   it("retries a 5xx and fails a 4xx at once", async () => {
-    const retried = await h.create({ name: "http_5xx", params: { url: `${base}/x?status=503` }, max_attempts: 2 });
-    const refused = await h.create({ name: "http_4xx", params: { url: `${base}/x?status=404` }, max_attempts: 3 });
+    const retried = await h.create({
+      name: "http_5xx",
+      params: { url: `${base}/x?status=503` },
+      max_attempts: 2,
+    });
+    const refused = await h.create({
+      name: "http_4xx",
+      params: { url: `${base}/x?status=404` },
+      max_attempts: 3,
+    });
     expect(await h.waitForStatus(retried.id, ["failed"])).toMatchObject({ attempt: 2 });
     const failed = await h.waitForStatus(refused.id, ["failed"]);
     expect(failed.attempt).toBe(1);
@@ -62,7 +75,9 @@ describe("the http plugin", () => {
   });
 
   it("refuses bad params at create time with 422", async () => {
-    await expect(h.create({ name: "http_bad", params: { url: "not a url" } })).rejects.toMatchObject({ status: 422 });
+    await expect(h.create({ name: "http_bad", params: { url: "not a url" } })).rejects.toMatchObject({
+      status: 422,
+    });
   });
 });
 
@@ -92,7 +107,9 @@ describe("the http plugin without allow_private_callbacks", () => {
 
   it("checks the addresses at connect time too (a name that rebinds after the first check)", async () => {
     const error = await new Promise<Error>((resolve) => {
-      const req = http.request(`http://localhost:${new URL(base).port}/rebind`, { lookup: guardedLookup(false) });
+      const req = http.request(`http://localhost:${new URL(base).port}/rebind`, {
+        lookup: guardedLookup(false),
+      });
       req.on("error", resolve);
       req.end();
     });
@@ -125,7 +142,9 @@ describe("the clean_logs plugin", () => {
         [id],
       );
     }
-    await db.query(`UPDATE task_events SET occurred_at = now() - interval '40 days' WHERE task_id = $1`, [old.id]);
+    await db.query(`UPDATE task_events SET occurred_at = now() - interval '40 days' WHERE task_id = $1`, [
+      old.id,
+    ]);
     await db.query(
       `INSERT INTO subscriptions (id, event_types, callback_url, format) VALUES ('sub_1', '{task.*}', 'https://x.example', 'json')`,
     );
@@ -140,12 +159,11 @@ describe("the clean_logs plugin", () => {
     const done = await h.waitForStatus(clean.id, ["succeeded", "failed"]);
     await pool.stop();
     expect(done.result).toEqual({ deleted: { task_events: 1, task_runs: 1, deliveries: 1 } });
-    expect(await db.rows("SELECT task_id FROM task_runs WHERE task_id IN ($1, $2)", [old.id, active.id])).toEqual([
-      { task_id: active.id },
-    ]);
-    expect((await db.rows<{ id: string }>("SELECT id FROM deliveries ORDER BY id")).map((d) => d.id)).toEqual([
-      "dlv_new",
-      "dlv_wait",
-    ]);
+    expect(
+      await db.rows("SELECT task_id FROM task_runs WHERE task_id IN ($1, $2)", [old.id, active.id]),
+    ).toEqual([{ task_id: active.id }]);
+    expect((await db.rows<{ id: string }>("SELECT id FROM deliveries ORDER BY id")).map((d) => d.id)).toEqual(
+      ["dlv_new", "dlv_wait"],
+    );
   });
 });
