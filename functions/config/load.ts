@@ -21,9 +21,12 @@ const ENV_OVERRIDES: ReadonlyArray<{
   { variable: "MAX_CONCURRENT_TASKS", file: "app", key: "MAX_CONCURRENT_TASKS", parse: parseNumber },
   { variable: "LOG_LEVEL", file: "app", key: "LOG_LEVEL", parse: (v) => v.toUpperCase() },
   { variable: "PORT", file: "app", key: "port", parse: parseNumber },
+  { variable: "HOST", file: "app", key: "host", parse: (v) => v },
   { variable: "ALLOW_PRIVATE_CALLBACKS", file: "app", key: "allow_private_callbacks", parse: parseBoolean },
   { variable: "EVENT_NOTIFICATION_FORMAT", file: "app", key: "event_notification_format", parse: (v) => v },
   { variable: "DEFAULT_TASK_TIMEOUT", file: "app", key: "default_task_timeout", parse: parseNumber },
+  // The cloud stack sets this to what a worker Lambda can run (15 min less a margin).
+  { variable: "MAX_TASK_TIMEOUT_SECONDS", file: "app", key: "max_task_timeout", parse: parseNumber },
   { variable: "DATABASE_PASSWORD", file: "db", key: "password", parse: (v) => v },
 ];
 
@@ -127,7 +130,9 @@ function validate<S extends z.ZodType>(
 ): z.infer<S> {
   const result = schema.safeParse(raw);
   if (result.success) return result.data;
-  const issue = result.error.issues[0] as unknown as ZodIssueLike;
+  // A misspelt key also makes the real key "missing"; the misspelling is the useful report.
+  const issues = result.error.issues as unknown as ZodIssueLike[];
+  const issue = issues.find((i) => i.code === "unrecognized_keys") ?? issues[0]!;
   const keyPath = issue.code === "unrecognized_keys" ? [...issue.path, issue.keys?.[0] ?? ""] : issue.path;
   const key = keyPath.map(String).join(".");
   const variable = fromEnv.get(key);

@@ -8,6 +8,7 @@ const seconds = z.number().int().positive();
 
 export const AppConfigSchema = z
   .object({
+    /** Capped by max_task_timeout when a task omits timeout_seconds (the cloud lowers the cap). */
     default_task_timeout: seconds.default(3600),
     max_task_timeout: seconds.default(86400),
     default_max_attempts: z.number().int().min(1).max(100).default(3),
@@ -16,6 +17,7 @@ export const AppConfigSchema = z
     LOG_LEVEL: LogLevel.default("INFO"),
     allow_private_callbacks: z.boolean().default(false),
     port: z.number().int().min(0).max(65535).default(8000),
+    host: z.string().min(1).default("127.0.0.1"),
     retry: z
       .object({
         base_delay_seconds: z.number().positive().default(2),
@@ -71,11 +73,7 @@ export const AppConfigSchema = z
       .strict()
       .prefault({}),
   })
-  .strict()
-  .refine((c) => c.default_task_timeout <= c.max_task_timeout, {
-    path: ["default_task_timeout"],
-    message: "must not exceed max_task_timeout",
-  });
+  .strict();
 export type AppConfig = z.infer<typeof AppConfigSchema>;
 
 export const DbConfigSchema = z

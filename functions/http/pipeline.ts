@@ -44,7 +44,6 @@ function validate<T>(schema: z.ZodType<T> | undefined, value: unknown, where: st
 
 function parseJsonBody(event: Event, headers: Record<string, string>): unknown {
   const bytes = rawBody(event);
-  if (bytes.length > MAX_BODY_BYTES) throw new PayloadTooLarge(MAX_BODY_BYTES);
   if (bytes.length === 0) return {};
   const contentType = headers["content-type"];
   if (!contentType || !/^application\/(?:[\w.+-]+\+)?json\s*(;|$)/i.test(contentType)) {
@@ -65,6 +64,16 @@ async function authenticate(app: AppContext, headers: Record<string, string>) {
   const principal = await app.apiKeys.findByHash(hashApiKey(match[1]!));
   if (!principal) throw new Unauthenticated("invalid or revoked API key");
   return principal;
+}
+
+function decodePathParameter(name: string, value: string): string {
+  try {
+    return decodeURIComponent(value);
+  } catch {
+    throw new ValidationFailed(`path parameter ${name} is not valid percent-encoding`, [
+      { path: `path.${name}`, message: "malformed percent-encoding" },
+    ]);
+  }
 }
 
 function canonicalJson(value: unknown): string {
@@ -150,18 +159,17 @@ async function runRoute(
 ): Promise<Result> {
   const { requestId, logger } = context.tme!;
   const headers = lowercaseHeaders(event.headers);
-  const hasBody = route.method !== "GET" && route.method !== "DELETE";
-  // Validate the body's size and type before spending a database round trip on the key.
-  const rawJson = hasBody && route.body ? parseJsonBody(event, headers) : undefined;
-  if (!route.body && rawBody(event).length > MAX_BODY_BYTES) throw new PayloadTooLarge(MAX_BODY_BYTES);
-
+  // Size first (cheap, and protects the rest), then who is asking, then what they sent.
+  if (rawBody(event).length > MAX_BODY_BYTES) throw new PayloadTooLarge(MAX_BODY_BYTES);
   const principal = route.scope === "public" ? undefined : await authenticate(app, headers);
   if (principal && route.scope !== "public") requireScope(principal, route.scope);
+  const hasBody = route.method !== "GET" && route.method !== "DELETE";
+  const rawJson = hasBody && route.body ? parseJsonBody(event, headers) : undefined;
 
   const { namespace: requestedNamespace, ...query } = parseQuery(event);
   const namespace = principal ? effectiveNamespace(principal, requestedNamespace) : "default";
   const decodedParams = Object.fromEntries(
-    Object.entries(event.pathParameters ?? {}).map(([k, v]) => [k, decodeURIComponent(v ?? "")]),
+    Object.entries(event.pathParameters ?? {}).map(([k, v]) => [k, decodePathParameter(k, v ?? "")]),
   );
 
   const req: ApiRequest = {

@@ -15,6 +15,7 @@ import { createServer } from "node:net";
 import os from "node:os";
 import path from "node:path";
 import pg from "pg";
+import { isRunning, processesIn, processName, waitUntil } from "./processes.js";
 
 /**
  * A private PostgreSQL server for the local runtime, run from the binaries that the
@@ -65,23 +66,6 @@ function freePort(): Promise<number> {
   });
 }
 
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
-
-function processName(pid: number): string {
-  try {
-    return readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0")[0] ?? "";
-  } catch {
-    return "";
-  }
-}
-
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export class EmbeddedPostgres {
@@ -128,7 +112,7 @@ export class EmbeddedPostgres {
   private claimDataDir(): void {
     if (existsSync(this.ownerFile)) {
       const owner = Number(readFileSync(this.ownerFile, "utf8").trim());
-      if (owner && owner !== process.pid && isAlive(owner) && processName(owner).includes("node")) {
+      if (owner && owner !== process.pid && isRunning(owner) && processName(owner).includes("node")) {
         throw new Error(
           `another TME (pid ${owner}) is using the data directory ${this.options.dataDir}; stop it or set TME_DATA_DIR`,
         );
@@ -207,14 +191,20 @@ export class EmbeddedPostgres {
     const pidFile = path.join(this.clusterDir, "postmaster.pid");
     if (!existsSync(pidFile)) return;
     const pid = Number(readFileSync(pidFile, "utf8").split("\n")[0]);
-    if (!pid || !isAlive(pid) || !processName(pid).includes("postgres")) return;
-    this.log(`found a PostgreSQL (pid ${pid}) left running by an earlier TME; shutting it down`);
-    process.kill(pid, "SIGINT");
-    for (let waited = 0; waited < 30_000 && isAlive(pid); waited += 100) await sleep(100);
-    if (isAlive(pid)) {
-      process.kill(pid, "SIGKILL");
-      for (let waited = 0; waited < 5_000 && isAlive(pid); waited += 100) await sleep(100);
+    if (pid && isRunning(pid) && processName(pid).includes("postgres")) {
+      this.log(`found a PostgreSQL (pid ${pid}) left running by an earlier TME; shutting it down`);
+      process.kill(pid, "SIGINT");
+      await waitUntil(() => !isRunning(pid), 30_000);
+      if (isRunning(pid)) process.kill(pid, "SIGKILL");
     }
+    // Backends of a killed postmaster exit on their own once they notice; until they have,
+    // a new server must not start on the same files. Their working directory gives them away.
+    await waitUntil(() => processesIn(this.clusterDir).length === 0, 10_000);
+    for (const orphan of processesIn(this.clusterDir)) process.kill(orphan, "SIGKILL");
+    await waitUntil(() => processesIn(this.clusterDir).length === 0, 5_000);
+    // PostgreSQL refuses a lock file whose pid exists, and an unreaped zombie (or an unrelated
+    // process that got the pid) exists; no server of ours is running now, so the file is stale.
+    if (existsSync(pidFile)) rmSync(pidFile, { force: true });
   }
 
   /**
@@ -301,10 +291,14 @@ export class EmbeddedPostgres {
   /** Fast shutdown: open transactions roll back, committed data is on disk. */
   async stop(): Promise<void> {
     const child = this.child;
-    if (child?.pid && isAlive(child.pid)) {
+    if (child?.pid && isRunning(child.pid)) {
       const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
       child.kill("SIGINT");
-      await Promise.race([exited, sleep(30_000)]);
+      // The timer keeps the process alive while we wait (the child is unref'd) and is
+      // cleared at the exit, so it cannot hold the process open afterwards.
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([exited, new Promise((r) => (timer = setTimeout(r, 30_000)))]);
+      clearTimeout(timer);
     }
     this.child = undefined;
     rmSync(this.ownerFile, { force: true });

@@ -79,6 +79,7 @@ export async function startHttpServer(
   handler: LambdaHttpHandler,
   port: number,
   onError: (error: unknown) => void,
+  host = "127.0.0.1",
 ): Promise<LocalHttpServer> {
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
@@ -123,7 +124,7 @@ export async function startHttpServer(
   server.keepAliveTimeout = 5000;
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
-    server.listen(port, "0.0.0.0", () => resolve());
+    server.listen(port, host, () => resolve());
   });
   const actualPort = (server.address() as AddressInfo).port;
   return {

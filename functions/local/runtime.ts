@@ -87,8 +87,11 @@ export async function startLocalRuntime(options: StartOptions): Promise<RunningT
       cleanups.push(() => service.stop());
     }
 
-    const server: LocalHttpServer = await startHttpServer(createHandler(app), config.app.port, (error) =>
-      logger.error({ err: error }, "http server"),
+    const server: LocalHttpServer = await startHttpServer(
+      createHandler(app),
+      config.app.port,
+      (error) => logger.error({ err: error }, "http server"),
+      config.app.host,
     );
     cleanups.push(() => server.close());
 

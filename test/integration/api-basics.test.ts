@@ -64,3 +64,11 @@ describe("/health when the database is gone", () => {
     }
   });
 });
+
+describe("malformed requests", () => {
+  it("answers a malformed percent-encoding in a path parameter with 400, not 500", async () => {
+    const res = await t.request("GET", "/docs/assets/%E0%A4%A");
+    expect(res.status).toBe(400);
+    expect(res.body.error.details).toEqual([{ path: "path.file", message: "malformed percent-encoding" }]);
+  });
+});

@@ -105,9 +105,6 @@ describe("loadConfig", () => {
     expect(errorOf({ app: "allow_private_callbacks: maybe\n" })).toBe(
       '<dir>/app_config.yaml: key "allow_private_callbacks" has value "maybe": expected boolean',
     );
-    expect(errorOf({ app: "default_task_timeout: 100\nmax_task_timeout: 50\n" })).toBe(
-      '<dir>/app_config.yaml: key "default_task_timeout" has value 100: must not exceed max_task_timeout',
-    );
     expect(errorOf({ db: "port: 70000\n" })).toBe(
       '<dir>/db_config.yaml: key "port" has value 70000: must be <=65535',
     );

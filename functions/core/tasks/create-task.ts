@@ -60,7 +60,8 @@ export async function createTask(
     params = parsed.data as Record<string, unknown>;
   }
 
-  const timeout = input.timeout_seconds ?? deps.config.default_task_timeout;
+  const timeout =
+    input.timeout_seconds ?? Math.min(deps.config.default_task_timeout, deps.config.max_task_timeout);
   if (timeout > deps.config.max_task_timeout) {
     throw new ValidationFailed(`timeout_seconds exceeds max_task_timeout (${deps.config.max_task_timeout})`, [
       { path: "timeout_seconds", message: `must be <= ${deps.config.max_task_timeout} (max_task_timeout)` },

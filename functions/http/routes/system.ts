@@ -48,8 +48,12 @@ export const healthRoute = defineRoute({
 /** Routes that describe the API itself; they need the full route list to document it. */
 export function documentationRoutes(allRoutes: () => AnyRoute[]): AnyRoute[] {
   let document: object | undefined;
-  const require = createRequire(import.meta.url);
-  const swaggerDir = path.dirname(require.resolve("swagger-ui-dist/package.json"));
+  // Resolved on first use: a Lambda bundle that never serves /docs needs no copy of the package.
+  let swaggerDir: string | undefined;
+  const assetPath = (file: string) => {
+    swaggerDir ??= path.dirname(createRequire(import.meta.url).resolve("swagger-ui-dist/package.json"));
+    return path.join(swaggerDir, file);
+  };
   const assets: Record<string, string> = {
     "swagger-ui.css": "text/css; charset=utf-8",
     "swagger-ui-bundle.js": "application/javascript; charset=utf-8",
@@ -102,7 +106,7 @@ export function documentationRoutes(allRoutes: () => AnyRoute[]): AnyRoute[] {
         const file = req.params.file;
         return {
           status: 200,
-          text: readFileSync(path.join(swaggerDir, file), "utf8"),
+          text: readFileSync(assetPath(file), "utf8"),
           contentType: assets[file],
           headers: { "Cache-Control": "public, max-age=86400" },
         };
