@@ -1,4 +1,3 @@
-import { readFileSync } from "node:fs";
 import { PluginRegistry } from "../../functions/adapters/plugins/plugin-registry.js";
 import { loadConfig } from "../../functions/config/load.js";
 import type { Config, PluginMapping } from "../../functions/config/schema.js";
@@ -136,17 +135,4 @@ export async function createEngineHarness(
 }
 
 /** True while a process exists and is not a zombie (a dead child nobody reaped yet). */
-export function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return false;
-  }
-  try {
-    // /proc/<pid>/stat: "pid (comm) S ..."; comm may hold spaces and parentheses.
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
-  } catch {
-    return false;
-  }
-}
+export { isRunning as isAlive } from "../../functions/local/processes.js";
