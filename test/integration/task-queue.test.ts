@@ -157,9 +157,38 @@ describe("the SQS-shaped worker handler", () => {
     expect((await h.task(task.id)).status).toBe("succeeded");
   });
 
+  it("skips a task whose type is at its limit, and signals it again when a slot frees", async () => {
+    const worker = createWorkerHandler(h.app, { workerId: "sqs-limit" });
+    const [a, b, c] = [
+      await h.create({ name: "limited_sqs", params: { seconds: 0.3 } }),
+      await h.create({ name: "limited_sqs", params: { seconds: 0.3 } }),
+      await h.create({ name: "limited_sqs", params: { seconds: 0 } }),
+    ];
+    const running = Promise.all([
+      worker(sqsEvent([{ id: "a", taskId: a!.id, attempt: 1 }])),
+      worker(sqsEvent([{ id: "b", taskId: b!.id, attempt: 1 }])),
+    ]);
+    await h.waitFor(
+      async () => (await h.task(b!.id)).status === "running" && (await h.task(a!.id)).status === "running",
+    );
+    const full = await worker(sqsEvent([{ id: "c", taskId: c!.id, attempt: 1 }]));
+    expect(full.results.c).toBe("skipped");
+    const signals = () =>
+      h.database.db.rows("SELECT id FROM outbox WHERE type = 'queue.dispatch' AND payload->>'task_id' = $1", [
+        c!.id,
+      ]);
+    const before = (await signals()).length;
+    await running;
+    expect((await signals()).length).toBeGreaterThan(before);
+    expect((await worker(sqsEvent([{ id: "c2", taskId: c!.id, attempt: 1 }]))).results.c2).toBe("succeeded");
+  });
+
   it("answers a record it could not process as a batch item failure, and skips malformed ones", async () => {
-    const worker = createWorkerHandler(h.app, { workerId: "sqs-x" });
-    const broken = { ...h.app, taskQueue: Object.create(h.app.taskQueue) };
+    // These two failures are expected: keep them out of the test output.
+    const quiet = h.app.logger.child({});
+    quiet.level = "silent";
+    const worker = createWorkerHandler({ ...h.app, logger: quiet }, { workerId: "sqs-x" });
+    const broken = { ...h.app, logger: quiet, taskQueue: Object.create(h.app.taskQueue) };
     broken.taskQueue.claim = async () => {
       throw new Error("database unreachable");
     };

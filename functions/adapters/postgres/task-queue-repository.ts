@@ -251,6 +251,7 @@ export class PostgresTaskQueue implements TaskQueue {
         return false;
       }
       await this.closeRun(tx, lease, RUN_STATUS[end.status], error, runFields, false);
+      await this.signalNextOfLimitedType(tx, task.name);
       switch (end.status) {
         case "succeeded":
           await this.event(tx, "task.succeeded", task);
@@ -274,6 +275,29 @@ export class PostgresTaskQueue implements TaskQueue {
           break;
       }
       return true;
+    });
+  }
+
+  /**
+   * A slot of a limited type just freed: signal the next waiting task of that name. In the cloud
+   * its earlier message was dropped while the type was full; this brings it on now instead of
+   * at the next sweep. Locally the NOTIFY only wakes the pool a little earlier.
+   */
+  private async signalNextOfLimitedType(tx: Queryable, name: string): Promise<void> {
+    if (this.options.limitOf(name) === undefined) return;
+    const { rows } = await tx.query<{ id: string; namespace: string; attempt: number; priority: number }>(
+      `SELECT t.id, t.namespace, t.attempt, t.priority FROM tasks t
+       WHERE t.name = $1 AND t.status = 'queued' AND ${CLAIMABLE}
+       ORDER BY t.priority DESC, t.run_at, t.id LIMIT 1`,
+      [name],
+    );
+    const next = rows[0];
+    if (!next) return;
+    await writeQueueSignal(tx, next.namespace, {
+      task_id: next.id,
+      attempt: next.attempt + 1,
+      priority: next.priority,
+      run_at: new Date().toISOString(),
     });
   }
 
@@ -343,6 +367,7 @@ export class PostgresTaskQueue implements TaskQueue {
         run.pid ?? null,
       ],
     );
+    await this.signalNextOfLimitedType(tx, task.name);
     if (task.status === "queued") {
       await this.event(tx, "task.retrying", task, { error: reason, retry_at: task.run_at.toISOString() });
       await writeQueueSignal(tx, task.namespace, {
