@@ -2,11 +2,13 @@ import type { PluginRegistry } from "./adapters/plugins/plugin-registry.js";
 import { PostgresApiKeyStore } from "./adapters/postgres/api-keys-repository.js";
 import type { Db } from "./adapters/postgres/database.js";
 import { PostgresHistoryPruner } from "./adapters/postgres/history-repository.js";
+import { PostgresTaskControlStore } from "./adapters/postgres/task-control-repository.js";
 import { PostgresTaskQueue } from "./adapters/postgres/task-queue-repository.js";
 import { PostgresTaskStore } from "./adapters/postgres/task-repository.js";
 import type { Config } from "./config/schema.js";
 import type { ApiKeyStore } from "./core/auth/api-keys.js";
 import type { PluginServices } from "./core/plugins/plugin.js";
+import type { TaskControlStore } from "./core/tasks/task-control-store.js";
 import type { TaskStore } from "./core/tasks/task-store.js";
 import type { Logger } from "./logging/logger.js";
 
@@ -25,11 +27,31 @@ export interface AppContext {
   now: () => Date;
   apiKeys: ApiKeyStore;
   tasks: TaskStore;
+  /** The task API beyond create/get: control actions, lists, runs, events, task types. */
+  taskControl: TaskControlStore;
   plugins: PluginRegistry;
   /** The queue the workers claim from and report to (Postgres in both runtimes). */
   taskQueue: PostgresTaskQueue;
   /** What plugins may use beyond their context (clean_logs prunes history through it). */
   pluginServices: PluginServices;
+}
+
+/** The ports that talk to the database, built on one Db. */
+function databasePorts(db: Db) {
+  return {
+    db,
+    apiKeys: new PostgresApiKeyStore(db),
+    tasks: new PostgresTaskStore(db),
+    taskControl: new PostgresTaskControlStore(db),
+  } satisfies Partial<AppContext>;
+}
+
+/**
+ * The same context with every database port on `db`: an Idempotency-Key request runs on a
+ * TransactionBoundDb, and each store must join that transaction, not the pool.
+ */
+export function withDb(app: AppContext, db: Db): AppContext {
+  return { ...app, ...databasePorts(db) };
 }
 
 /** Wires the Postgres adapters; both runtimes and the tests build their context here. */
@@ -42,12 +64,10 @@ export function createAppContext(
 ): AppContext {
   return {
     config,
-    db,
     databaseUrl,
     logger,
     now: () => new Date(),
-    apiKeys: new PostgresApiKeyStore(db),
-    tasks: new PostgresTaskStore(db),
+    ...databasePorts(db),
     plugins,
     taskQueue: new PostgresTaskQueue(db, {
       limitOf: (name) => plugins.concurrencyOf(name),

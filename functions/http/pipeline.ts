@@ -4,7 +4,7 @@ import httpRouterHandler from "@middy/http-router";
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from "aws-lambda";
 import type { z } from "zod";
 import { TransactionBoundDb } from "../adapters/postgres/database.js";
-import type { AppContext } from "../context.js";
+import { type AppContext, withDb } from "../context.js";
 import { effectiveNamespace, hashApiKey, requireScope } from "../core/auth/api-keys.js";
 import {
   Conflict,
@@ -21,6 +21,7 @@ import {
 import type { Logger } from "../logging/logger.js";
 import { lowercaseHeaders, parseQuery, rawBody, toResult } from "./api-gateway.js";
 import type { AnyRoute, ApiRequest, ApiResponse, Method } from "./route.js";
+import { assertStorableJson } from "./safe-input.js";
 
 export const MAX_BODY_BYTES = 256 * 1024;
 
@@ -49,13 +50,16 @@ function parseJsonBody(event: Event, headers: Record<string, string>): unknown {
   if (!contentType || !/^application\/(?:[\w.+-]+\+)?json\s*(;|$)/i.test(contentType)) {
     throw new UnsupportedMediaType(contentType);
   }
+  let parsed: unknown;
   try {
-    return JSON.parse(bytes.toString("utf8"));
+    parsed = JSON.parse(bytes.toString("utf8"));
   } catch (error) {
     throw new ValidationFailed(`body is not valid JSON: ${(error as Error).message}`, [
       { path: "(body)", message: "not valid JSON" },
     ]);
   }
+  assertStorableJson(parsed, "body");
+  return parsed;
 }
 
 async function authenticate(app: AppContext, headers: Record<string, string>) {
@@ -105,8 +109,9 @@ async function runIdempotent(
   const routeKey = `${route.method} ${route.path}`;
   const requestHash = createHash("sha256").update(canonicalJson(req.body)).digest("hex");
   return app.db.transaction(async (tx) => {
+    // Postgres text cannot hold NUL, so the parts are joined as a JSON array (unambiguous too).
     await tx.query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", [
-      `${req.namespace}\u0000${routeKey}\u0000${key}`,
+      JSON.stringify([req.namespace, routeKey, key]),
     ]);
     const { rows } = await tx.query<{
       request_hash: string;
@@ -129,7 +134,7 @@ async function runIdempotent(
       return { status: 200, body: previous.response_body, headers: { "Idempotent-Replayed": "true" } };
     }
     const bound = new TransactionBoundDb(tx);
-    const response = await route.handle(req, { ...app, db: bound });
+    const response = await route.handle(req, withDb(app, bound));
     if (response.status >= 200 && response.status < 300) {
       await tx.query(
         `INSERT INTO idempotency_keys (namespace, route, key, request_hash, response_status, response_body)
@@ -166,11 +171,14 @@ async function runRoute(
   const hasBody = route.method !== "GET" && route.method !== "DELETE";
   const rawJson = hasBody && route.body ? parseJsonBody(event, headers) : undefined;
 
-  const { namespace: requestedNamespace, ...query } = parseQuery(event);
+  const rawQuery = parseQuery(event);
+  assertStorableJson(rawQuery, "query");
+  const { namespace: requestedNamespace, ...query } = rawQuery;
   const namespace = principal ? effectiveNamespace(principal, requestedNamespace) : "default";
   const decodedParams = Object.fromEntries(
     Object.entries(event.pathParameters ?? {}).map(([k, v]) => [k, decodePathParameter(k, v ?? "")]),
   );
+  assertStorableJson(decodedParams, "path");
 
   const req: ApiRequest = {
     method: route.method,

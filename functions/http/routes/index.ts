@@ -1,9 +1,11 @@
 import type { AnyRoute } from "../route.js";
 import { documentationRoutes, healthRoute } from "./system.js";
+import { taskTypeRoutes } from "./task-types.js";
+import { taskRoutes } from "./tasks.js";
 
 /**
  * Every route of the API, in one list: the router, the OpenAPI document and the tests
  * all read this. Each area of the API adds its own module here.
  */
-export const routes: AnyRoute[] = [healthRoute];
+export const routes: AnyRoute[] = [healthRoute, ...taskRoutes, ...taskTypeRoutes];
 routes.push(...documentationRoutes(() => routes));

@@ -1,0 +1,323 @@
+import { QUEUE_DISPATCH } from "../../core/events/event.js";
+import type { Task, TaskStatus } from "../../core/tasks/task.js";
+import type { TaskChange } from "../../core/tasks/task-control.js";
+import type {
+  TaskControlStore,
+  TaskCursor,
+  TaskEventRecord,
+  TaskFilter,
+  TaskPage,
+  TaskRun,
+  TaskTypeSummary,
+} from "../../core/tasks/task-control-store.js";
+import { AHEAD_COUNT_CAP, pausedTypeKey, type WaitingFacts } from "../../core/tasks/waiting-reason.js";
+import type { Db, Queryable } from "./database.js";
+import {
+  notifyTaskControl,
+  TASK_QUEUED_CHANNEL,
+  writeQueueSignals,
+  writeTaskEvents,
+} from "./event-writer.js";
+import { OUTBOX_CHANNEL } from "./outbox-repository.js";
+import { TASK_COLUMNS } from "./task-repository.js";
+
+/** The WHERE clause of a filter, with its parameters numbered from `first`. */
+function filterSql(namespace: string, filter: TaskFilter, first = 1): { where: string; values: unknown[] } {
+  const values: unknown[] = [namespace];
+  const clauses = [`namespace = $${first}`];
+  const add = (sql: (n: string) => string, value: unknown) => {
+    values.push(value);
+    clauses.push(sql(`$${first + values.length - 1}`));
+  };
+  if (filter.status) add((p) => `status = ANY(${p}::task_status[])`, filter.status);
+  if (filter.name !== undefined) add((p) => `name = ${p}`, filter.name);
+  if (filter.labels && Object.keys(filter.labels).length > 0) {
+    // jsonb containment: served by the GIN index tasks_labels_idx (jsonb_path_ops).
+    add((p) => `labels @> ${p}::jsonb`, JSON.stringify(filter.labels));
+  }
+  if (filter.schedule_id !== undefined) add((p) => `schedule_id = ${p}`, filter.schedule_id);
+  if (filter.created_after) add((p) => `created_at > ${p}`, filter.created_after);
+  if (filter.created_before) add((p) => `created_at < ${p}`, filter.created_before);
+  return { where: clauses.join(" AND "), values };
+}
+
+type TaskRowWithCursor = Task & { created_us: number };
+
+const TASK_COLUMNS_T = TASK_COLUMNS.split(",")
+  .map((c) => `t.${c.trim()}`)
+  .join(", ");
+
+/**
+ * Writes the planned changes whose tasks still have their expected status: one UPDATE for the
+ * whole set, then the events, queue signals and stop notices of the rows it changed, all in
+ * the caller's transaction. Lease columns are never written: they belong to the worker.
+ */
+async function applyChanges(tx: Queryable, namespace: string, changes: TaskChange[]): Promise<Task[]> {
+  if (changes.length === 0) return [];
+  const rows = changes.map(({ next, expectedStatus }) => ({
+    id: next.id,
+    expected_status: expectedStatus,
+    status: next.status,
+    description: next.description,
+    priority: next.priority,
+    labels: next.labels,
+    timeout_seconds: next.timeout_seconds,
+    max_attempts: next.max_attempts,
+    run_at: next.run_at,
+    series: next.series,
+    attempt: next.attempt,
+    progress: next.progress,
+    result: next.result ?? null,
+    error: next.error,
+    started_at: next.started_at,
+    finished_at: next.finished_at,
+    updated_at: next.updated_at,
+  }));
+  const { rows: updated } = await tx.query<Task>(
+    `UPDATE tasks t SET status = c.status, description = c.description, priority = c.priority,
+       labels = c.labels, timeout_seconds = c.timeout_seconds, max_attempts = c.max_attempts,
+       run_at = c.run_at, series = c.series, attempt = c.attempt, progress = c.progress,
+       result = c.result, error = c.error, started_at = c.started_at, finished_at = c.finished_at,
+       updated_at = c.updated_at
+     FROM jsonb_to_recordset($1::jsonb) AS c(id text, expected_status task_status, status task_status,
+       description text, priority smallint, labels jsonb, timeout_seconds integer, max_attempts integer,
+       run_at timestamptz, series integer, attempt integer, progress jsonb, result jsonb, error text,
+       started_at timestamptz, finished_at timestamptz, updated_at timestamptz)
+     WHERE t.id = c.id AND t.namespace = $2 AND t.status = c.expected_status
+     RETURNING ${TASK_COLUMNS_T}`,
+    [JSON.stringify(rows), namespace],
+  );
+  const applied = new Set(updated.map((t) => t.id));
+  const done = changes.filter((c) => applied.has(c.next.id));
+  await writeTaskEvents(
+    tx,
+    done.flatMap((c) => (c.event ? [{ event: c.event, taskId: c.next.id }] : [])),
+  );
+  await writeQueueSignals(
+    tx,
+    namespace,
+    done.flatMap((c) => (c.dispatch ? [c.dispatch] : [])),
+  );
+  await notifyTaskControl(
+    tx,
+    done.filter((c) => c.stopRunning).map((c) => c.next.id),
+  );
+  const byId = new Map(updated.map((t) => [t.id, t]));
+  return done.map((c) => byId.get(c.next.id)!);
+}
+
+export class PostgresTaskControlStore implements TaskControlStore {
+  constructor(private readonly db: Db) {}
+
+  change(namespace: string, id: string, plan: (task: Task) => TaskChange): Promise<Task | undefined> {
+    return this.db.transaction(async (tx) => {
+      // The row lock makes the plan and the write one step: a worker's claim or completion
+      // waits for us (or we for it), and the conditional UPDATE then sees the latest status.
+      const { rows } = await tx.query<Task>(
+        `SELECT ${TASK_COLUMNS} FROM tasks WHERE namespace = $1 AND id = $2 FOR UPDATE`,
+        [namespace, id],
+      );
+      const task = rows[0];
+      if (!task) return undefined;
+      const [changed] = await applyChanges(tx, namespace, [plan(task)]);
+      return changed ?? task;
+    });
+  }
+
+  changeMany(
+    namespace: string,
+    ids: string[],
+    statuses: readonly TaskStatus[],
+    plan: (task: Task) => TaskChange | null,
+  ): Promise<Task[]> {
+    if (ids.length === 0) return Promise.resolve([]);
+    return this.db.transaction(async (tx) => {
+      // Locked in id order, so two bulk actions over overlapping sets cannot deadlock.
+      const { rows } = await tx.query<Task>(
+        `SELECT ${TASK_COLUMNS} FROM tasks
+         WHERE namespace = $1 AND id = ANY($2::text[]) AND status = ANY($3::task_status[])
+         ORDER BY id FOR UPDATE`,
+        [namespace, ids, statuses],
+      );
+      const changes = rows.flatMap((task) => {
+        const change = plan(task);
+        return change ? [change] : [];
+      });
+      return applyChanges(tx, namespace, changes);
+    });
+  }
+
+  async list(namespace: string, filter: TaskFilter, limit: number, after?: TaskCursor): Promise<TaskPage> {
+    const { where, values } = filterSql(namespace, filter);
+    let keyset = "";
+    if (after) {
+      // Microseconds, exactly: a JS Date would round created_at to milliseconds and lose rows.
+      values.push(after.createdAtMicros, after.id);
+      const n = values.length;
+      keyset = ` AND (created_at, id) < ('epoch'::timestamptz + $${n - 1}::bigint * interval '1 microsecond', $${n})`;
+    }
+    values.push(limit + 1);
+    const rows = await this.db.rows<TaskRowWithCursor>(
+      `SELECT ${TASK_COLUMNS}, (extract(epoch FROM created_at) * 1000000)::bigint AS created_us
+       FROM tasks WHERE ${where}${keyset}
+       ORDER BY created_at DESC, id DESC LIMIT $${values.length}`,
+      values,
+    );
+    const more = rows.length > limit;
+    const page = more ? rows.slice(0, limit) : rows;
+    const last = page[page.length - 1];
+    const tasks = page.map(({ created_us: _, ...task }) => task as Task);
+    return { tasks, next: more && last ? { createdAtMicros: last.created_us, id: last.id } : undefined };
+  }
+
+  async count(namespace: string, filter: TaskFilter): Promise<number> {
+    const { where, values } = filterSql(namespace, filter);
+    const rows = await this.db.rows<{ n: number }>(`SELECT count(*) AS n FROM tasks WHERE ${where}`, values);
+    return rows[0]?.n ?? 0;
+  }
+
+  runs(taskId: string, limit: number, afterId = 0): Promise<TaskRun[]> {
+    return this.db.rows<TaskRun>(
+      `SELECT id, series, attempt, status, worker_id, exit_code, error, output_tail, output_truncated,
+         started_at, finished_at
+       FROM task_runs WHERE task_id = $1 AND id > $2 ORDER BY id LIMIT $3`,
+      [taskId, afterId, limit],
+    );
+  }
+
+  events(taskId: string, limit: number, afterSeq = 0): Promise<TaskEventRecord[]> {
+    return this.db.rows<TaskEventRecord>(
+      `SELECT id AS seq, event_id, type, data, occurred_at
+       FROM task_events WHERE task_id = $1 AND id > $2 ORDER BY id LIMIT $3`,
+      [taskId, afterSeq, limit],
+    );
+  }
+
+  async waitingFacts(tasks: readonly Task[], now: Date): Promise<WaitingFacts> {
+    const queued = tasks.filter((t) => t.status === "queued");
+    const facts: WaitingFacts = {
+      runningTotal: 0,
+      runningByName: new Map(),
+      pausedTypes: new Set(),
+      aheadByTaskId: new Map(),
+    };
+    if (queued.length === 0) return facts;
+    const names = [...new Set(queued.map((t) => t.name))];
+
+    const [running] = await this.db.rows<{ total: number; by_name: Record<string, number> }>(
+      `SELECT (SELECT count(*) FROM tasks WHERE status = 'running') AS total,
+         coalesce((SELECT jsonb_object_agg(name, n) FROM (
+           SELECT name, count(*) AS n FROM tasks WHERE status = 'running' AND name = ANY($1::text[]) GROUP BY name
+         ) r), '{}') AS by_name`,
+      [names],
+    );
+    facts.runningTotal = running?.total ?? 0;
+    facts.runningByName = new Map(Object.entries(running?.by_name ?? {}));
+
+    const pauses = await this.db.rows<{ namespace: string; name: string }>(
+      `SELECT p.namespace, p.name FROM task_type_pauses p
+       JOIN unnest($1::text[], $2::text[]) AS q(namespace, name) ON p.namespace = q.namespace AND p.name = q.name`,
+      [queued.map((t) => t.namespace), queued.map((t) => t.name)],
+    );
+    const pausedTypes = new Set(pauses.map((p) => pausedTypeKey(p.namespace, p.name)));
+    facts.pausedTypes = pausedTypes;
+
+    // Only due tasks of running types have a place in the queue worth counting. Ahead means
+    // before it in claim order (priority DESC, run_at, id) among due tasks of unpaused types;
+    // the count stops at a cap so a deep queue costs a bounded scan per task.
+    const due = queued
+      .filter(
+        (t) => t.run_at.getTime() <= now.getTime() && !pausedTypes.has(pausedTypeKey(t.namespace, t.name)),
+      )
+      .map((t) => t.id);
+    if (due.length > 0) {
+      const ahead = await this.db.rows<{ id: string; ahead: number }>(
+        `SELECT q.id, (
+           SELECT count(*) FROM (
+             SELECT 1 FROM tasks t
+             WHERE t.status = 'queued' AND t.run_at <= $2
+               AND (t.priority > q.priority OR (t.priority = q.priority AND (t.run_at, t.id) < (q.run_at, q.id)))
+               AND NOT EXISTS (SELECT 1 FROM task_type_pauses p WHERE p.namespace = t.namespace AND p.name = t.name)
+             LIMIT $3
+           ) a) AS ahead
+         FROM tasks q WHERE q.id = ANY($1::text[])`,
+        [due, now, AHEAD_COUNT_CAP],
+      );
+      facts.aheadByTaskId = new Map(ahead.map((a) => [a.id, a.ahead]));
+    }
+    return facts;
+  }
+
+  async taskTypes(namespace: string, limit: number, afterName?: string): Promise<TaskTypeSummary[]> {
+    return this.db.rows<TaskTypeSummary>(
+      `WITH names AS (
+         SELECT name FROM (
+           SELECT DISTINCT name FROM tasks WHERE namespace = $1 AND ($2::text IS NULL OR name > $2)
+           UNION
+           SELECT name FROM task_type_pauses WHERE namespace = $1 AND ($2::text IS NULL OR name > $2)
+         ) n ORDER BY name LIMIT $3
+       )
+       SELECT n.name,
+         coalesce((SELECT jsonb_object_agg(status, c) FROM (
+           SELECT status, count(*) AS c FROM tasks WHERE namespace = $1 AND name = n.name GROUP BY status
+         ) s), '{}') AS counts,
+         p.paused_at IS NOT NULL AS paused, p.paused_at
+       FROM names n LEFT JOIN task_type_pauses p ON p.namespace = $1 AND p.name = n.name
+       ORDER BY n.name`,
+      [namespace, afterName ?? null, limit],
+    );
+  }
+
+  async taskType(namespace: string, name: string): Promise<TaskTypeSummary> {
+    const [row] = await this.db.rows<TaskTypeSummary>(
+      `SELECT $2::text AS name,
+         coalesce((SELECT jsonb_object_agg(status, c) FROM (
+           SELECT status, count(*) AS c FROM tasks WHERE namespace = $1 AND name = $2 GROUP BY status
+         ) s), '{}') AS counts,
+         p.paused_at IS NOT NULL AS paused, p.paused_at
+       FROM (SELECT 1) one LEFT JOIN task_type_pauses p ON p.namespace = $1 AND p.name = $2`,
+      [namespace, name],
+    );
+    return row!;
+  }
+
+  async pauseType(namespace: string, name: string, pausedBy: string): Promise<void> {
+    await this.db.query(
+      `INSERT INTO task_type_pauses (namespace, name, paused_by) VALUES ($1, $2, $3)
+       ON CONFLICT (namespace, name) DO NOTHING`,
+      [namespace, name, pausedBy],
+    );
+  }
+
+  resumeType(namespace: string, name: string): Promise<void> {
+    return this.db.transaction(async (tx) => {
+      const { rowCount } = await tx.query("DELETE FROM task_type_pauses WHERE namespace = $1 AND name = $2", [
+        namespace,
+        name,
+      ]);
+      if (!rowCount) return;
+      // A queue message that arrived while the type was paused was dropped by the claim;
+      // a fresh signal per queued task brings every one of them back (SQS in the cloud, a
+      // NOTIFY locally), in one statement however many there are.
+      const { rowCount: signalled } = await tx.query(
+        `INSERT INTO outbox (event_id, namespace, type, payload, next_attempt_at)
+         SELECT 'q_' || id || '_' || md5(random()::text), namespace, $3,
+           jsonb_build_object('task_id', id, 'attempt', attempt + 1, 'priority', priority,
+             'run_at', to_char(run_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')),
+           run_at
+         FROM tasks WHERE namespace = $1 AND name = $2 AND status = 'queued'`,
+        [namespace, name, QUEUE_DISPATCH],
+      );
+      if (signalled) {
+        // Wake-ups, not the work list: a few task ids are enough to get idle workers claiming.
+        await tx.query(
+          `SELECT pg_notify($1, id) FROM (
+             SELECT id FROM tasks WHERE namespace = $2 AND name = $3 AND status = 'queued'
+             ORDER BY priority DESC, run_at, id LIMIT 100) q`,
+          [TASK_QUEUED_CHANNEL, namespace, name],
+        );
+        await tx.query("SELECT pg_notify($1, '')", [OUTBOX_CHANNEL]);
+      }
+    });
+  }
+}

@@ -1,0 +1,67 @@
+import type { Task } from "./task.js";
+
+/**
+ * What the queue looks like around a set of tasks, gathered in a few queries per page of tasks
+ * (never one per task) by the store: TaskControlStore.waitingFacts.
+ */
+export interface WaitingFacts {
+  /** Running tasks across every namespace: the global limit counts them all. */
+  runningTotal: number;
+  /** Running tasks by task name, for the names asked about. */
+  runningByName: ReadonlyMap<string, number>;
+  /** "namespace\u0000name" of paused task types, for the types asked about. */
+  pausedTypes: ReadonlySet<string>;
+  /** For each due queued task asked about: claimable tasks ahead of it in claim order, capped. */
+  aheadByTaskId: ReadonlyMap<string, number>;
+}
+
+export interface WaitingLimits {
+  /** MAX_CONCURRENT_TASKS. */
+  maxConcurrent: number;
+  /** The per-type limit from task_plugins.yaml (undefined: none). */
+  concurrencyOf(name: string): number | undefined;
+}
+
+/** Counting the queue ahead of a task stops here: an operator needs "a lot", not the exact figure. */
+export const AHEAD_COUNT_CAP = 10_000;
+
+export function pausedTypeKey(namespace: string, name: string): string {
+  return `${namespace}\u0000${name}`;
+}
+
+/**
+ * Why a task is not running, in the order an operator can act on it: held by someone, then not
+ * due yet, then a limit, then simply its place in the queue. Null for running and finished tasks.
+ */
+export function waitingReason(
+  task: Task,
+  facts: WaitingFacts,
+  limits: WaitingLimits,
+  now: Date,
+): string | null {
+  switch (task.status) {
+    case "paused":
+      return "paused";
+    case "retrying":
+      return `retrying at ${task.run_at.toISOString()}`;
+    case "queued":
+      break;
+    default:
+      return null;
+  }
+  if (facts.pausedTypes.has(pausedTypeKey(task.namespace, task.name))) return "task type paused";
+  if (task.run_at.getTime() > now.getTime()) return `scheduled for ${task.run_at.toISOString()}`;
+
+  const typeLimit = limits.concurrencyOf(task.name);
+  const runningOfType = facts.runningByName.get(task.name) ?? 0;
+  if (typeLimit !== undefined && runningOfType >= typeLimit) {
+    return `concurrency limit of ${task.name} reached (${runningOfType} of ${typeLimit} running)`;
+  }
+  if (facts.runningTotal >= limits.maxConcurrent) {
+    return `global limit reached (${facts.runningTotal} of ${limits.maxConcurrent} running)`;
+  }
+  const ahead = facts.aheadByTaskId.get(task.id) ?? 0;
+  if (ahead === 0) return "next in queue, waiting for a free worker";
+  const count = ahead >= AHEAD_COUNT_CAP ? `more than ${AHEAD_COUNT_CAP}` : String(ahead);
+  return `queued behind ${count} ${ahead === 1 ? "task" : "tasks"} of higher or equal priority`;
+}

@@ -1,0 +1,331 @@
+import type { z } from "zod";
+import type { AppContext } from "../../context.js";
+import { NotFound } from "../../core/errors.js";
+import {
+  bulkAction,
+  type ControlDeps,
+  cancelTask,
+  pauseTask,
+  restartTask,
+  resumeTask,
+  updateTask,
+} from "../../core/tasks/control-task.js";
+import { createTask } from "../../core/tasks/create-task.js";
+import { type Task, toTaskView } from "../../core/tasks/task.js";
+import { waitingReason } from "../../core/tasks/waiting-reason.js";
+import { ErrorBodySchema } from "../openapi.js";
+import { type AnyRoute, type ApiRequest, defineRoute } from "../route.js";
+import {
+  BulkActionBody,
+  BulkResultSchema,
+  CreateTaskBody,
+  decodeCursor,
+  EmptyBody,
+  encodeCursor,
+  ListTasksQuery,
+  PageQuery,
+  SeqCursorSchema,
+  TaskCursorSchema,
+  TaskEventSchema,
+  TaskIdParams,
+  TaskListSchema,
+  TaskRunSchema,
+  TaskViewSchema,
+  toTaskFilter,
+  UpdateTaskBody,
+} from "./task-schemas.js";
+
+export const DEFAULT_PAGE_SIZE = 50;
+
+const TAGS = ["tasks"];
+const error = (description: string) => ({ description, schema: ErrorBodySchema });
+const NOT_FOUND = error("No such task in this namespace");
+const ILLEGAL = error("Illegal for the task's current status (details name it)");
+
+/** Tasks as the API shows them: the stored task plus why it waits, from facts gathered per page. */
+export async function presentTasks(app: AppContext, tasks: Task[]) {
+  const now = app.now();
+  const facts = await app.taskControl.waitingFacts(tasks, now);
+  const limits = {
+    maxConcurrent: app.config.app.MAX_CONCURRENT_TASKS,
+    concurrencyOf: (name: string) => app.plugins.concurrencyOf(name),
+  };
+  return tasks.map((task) => ({
+    ...toTaskView(task),
+    waiting_reason: waitingReason(task, facts, limits, now),
+  }));
+}
+
+async function presentTask(app: AppContext, task: Task) {
+  return (await presentTasks(app, [task]))[0]!;
+}
+
+function controlDeps(app: AppContext): ControlDeps {
+  return { control: app.taskControl, config: app.config.app, now: app.now };
+}
+
+async function existingTask(app: AppContext, namespace: string, id: string): Promise<Task> {
+  const task = await app.tasks.get(namespace, id);
+  if (!task) throw new NotFound("task", id);
+  return task;
+}
+
+const createTaskRoute = defineRoute({
+  method: "POST",
+  path: "/task/create",
+  scope: "tasks:write",
+  body: CreateTaskBody,
+  idempotent: true,
+  auditAction: "task.create",
+  docs: {
+    summary: "Create a task",
+    tags: TAGS,
+    description:
+      "Only `name` is required; `command` or a plugin mapping for `name` must exist, else 422. " +
+      "With `Idempotency-Key`, a repeat of the same body within 24 h answers 200 with the original task and " +
+      "`Idempotent-Replayed: true`; the same key with another body is 409.",
+    responses: {
+      201: { description: "Created (queued)", schema: TaskViewSchema },
+      200: { description: "Idempotent replay of an earlier create", schema: TaskViewSchema },
+      409: error("Idempotency-Key reused with another body"),
+      413: error("Body over 256 KiB"),
+      415: error("Content-Type is not JSON"),
+      422: error("No plugin for the name and no command, or params that do not fit the plugin"),
+    },
+  },
+  async handle(req, app) {
+    const { run_at, ...body } = req.body;
+    const task = await createTask(
+      { tasks: app.tasks, plugins: app.plugins, config: app.config.app, now: app.now },
+      req.namespace,
+      { ...body, run_at: run_at === undefined ? undefined : new Date(run_at) },
+    );
+    return { status: 201, body: await presentTask(app, task), headers: { Location: `/task/${task.id}` } };
+  },
+});
+
+const getTaskRoute = defineRoute({
+  method: "GET",
+  path: "/task/{task_id}",
+  scope: "tasks:read",
+  params: TaskIdParams,
+  docs: {
+    summary: "Get a task",
+    tags: TAGS,
+    responses: { 200: { description: "The task", schema: TaskViewSchema }, 404: NOT_FOUND },
+  },
+  async handle(req, app) {
+    return {
+      status: 200,
+      body: await presentTask(app, await existingTask(app, req.namespace, req.params.task_id)),
+    };
+  },
+});
+
+const updateTaskRoute = defineRoute({
+  method: "PATCH",
+  path: "/task/{task_id}",
+  scope: "tasks:write",
+  params: TaskIdParams,
+  body: UpdateTaskBody,
+  auditAction: "task.update",
+  docs: {
+    summary: "Update a task",
+    tags: TAGS,
+    description:
+      "Partial update of `description`, `priority`, `labels`, `timeout_seconds`, `max_attempts`, and `run_at` " +
+      "(while queued, paused or retrying); `status` is an action: `paused`, `queued` (resume) or `cancelled`. " +
+      "Edits without a status change write no lifecycle event (the audit log records them).",
+    responses: {
+      200: { description: "The updated task", schema: TaskViewSchema },
+      404: NOT_FOUND,
+      409: ILLEGAL,
+      422: error("max_attempts below the attempts already made"),
+    },
+  },
+  async handle(req, app) {
+    const { run_at, ...update } = req.body;
+    const task = await updateTask(controlDeps(app), req.namespace, req.params.task_id, {
+      ...update,
+      ...(run_at === undefined ? {} : { run_at: new Date(run_at) }),
+    });
+    return { status: 200, body: await presentTask(app, task) };
+  },
+});
+
+const ACTION_DOCS = {
+  cancel: "Cancel a queued, paused, retrying or running task (a running one is stopped within 2 s)",
+  pause: "Pause a queued or retrying task",
+  resume: "Resume a paused task",
+  restart: "Restart a failed, timed_out, cancelled or succeeded task as a new attempt series",
+} as const;
+
+const ACTIONS = { cancel: cancelTask, pause: pauseTask, resume: resumeTask, restart: restartTask } as const;
+
+function actionRoute(action: keyof typeof ACTIONS) {
+  return defineRoute({
+    method: "POST",
+    path: `/task/{task_id}/${action}`,
+    scope: "tasks:write",
+    params: TaskIdParams,
+    body: EmptyBody,
+    auditAction: `task.${action}`,
+    docs: {
+      summary: ACTION_DOCS[action],
+      tags: TAGS,
+      responses: {
+        200: { description: "The task after the action", schema: TaskViewSchema },
+        404: NOT_FOUND,
+        409: ILLEGAL,
+      },
+    },
+    async handle(req, app) {
+      const task = await ACTIONS[action](controlDeps(app), req.namespace, req.params.task_id);
+      return { status: 200, body: await presentTask(app, task) };
+    },
+  });
+}
+
+function nextCursorHeader(cursor: string | undefined): Record<string, string> {
+  return cursor ? { "X-Next-Cursor": cursor } : {};
+}
+
+const listTasksRoute = defineRoute({
+  method: "GET",
+  path: "/tasks",
+  scope: "tasks:read",
+  query: ListTasksQuery,
+  docs: {
+    summary: "List tasks, newest first",
+    tags: TAGS,
+    description:
+      "Filters combine with AND. The next page's cursor comes in `X-Next-Cursor` (absent on the last page); " +
+      "tasks created while paging appear on no later page, so pages never repeat or skip a task.",
+    responses: { 200: { description: "A page of tasks", schema: TaskListSchema } },
+  },
+  async handle(req, app) {
+    const { limit, cursor, ...filters } = req.query;
+    const after = cursor === undefined ? undefined : decodeCursor(cursor, TaskCursorSchema);
+    const page = await app.taskControl.list(
+      req.namespace,
+      toTaskFilter(filters),
+      limit ?? DEFAULT_PAGE_SIZE,
+      after,
+    );
+    const next = page.next ? encodeCursor([page.next.createdAtMicros, page.next.id]) : undefined;
+    return { status: 200, body: await presentTasks(app, page.tasks), headers: nextCursorHeader(next) };
+  },
+});
+
+type PageRequest = ApiRequest<unknown, z.infer<typeof PageQuery>, z.infer<typeof TaskIdParams>>;
+
+async function pageOf<R>(
+  req: PageRequest,
+  app: AppContext,
+  fetch: (taskId: string, limit: number, after: number | undefined) => Promise<R[]>,
+  seqOf: (row: R) => number,
+) {
+  const task = await existingTask(app, req.namespace, req.params.task_id);
+  const limit = req.query.limit ?? DEFAULT_PAGE_SIZE;
+  const after = req.query.cursor === undefined ? undefined : decodeCursor(req.query.cursor, SeqCursorSchema);
+  const rows = await fetch(task.id, limit + 1, after);
+  const page = rows.slice(0, limit);
+  const next = rows.length > limit ? encodeCursor(seqOf(page[page.length - 1]!)) : undefined;
+  return { page, headers: nextCursorHeader(next) };
+}
+
+const iso = (d: Date | null) => (d ? d.toISOString() : null);
+
+const taskRunsRoute = defineRoute({
+  method: "GET",
+  path: "/task/{task_id}/runs",
+  scope: "tasks:read",
+  params: TaskIdParams,
+  query: PageQuery,
+  docs: {
+    summary: "The attempts of a task, oldest first",
+    tags: TAGS,
+    responses: { 200: { description: "Attempts", schema: TaskRunSchema.array() }, 404: NOT_FOUND },
+  },
+  async handle(req, app) {
+    const { page, headers } = await pageOf(
+      req,
+      app,
+      (id, l, a) => app.taskControl.runs(id, l, a),
+      (r) => r.id,
+    );
+    const body = page.map(({ id: _, started_at, finished_at, ...run }) => ({
+      ...run,
+      started_at: started_at.toISOString(),
+      finished_at: iso(finished_at),
+    }));
+    return { status: 200, body, headers };
+  },
+});
+
+const taskEventsRoute = defineRoute({
+  method: "GET",
+  path: "/task/{task_id}/events",
+  scope: "tasks:read",
+  params: TaskIdParams,
+  query: PageQuery,
+  docs: {
+    summary: "The lifecycle events of a task, oldest first",
+    tags: TAGS,
+    responses: { 200: { description: "Events", schema: TaskEventSchema.array() }, 404: NOT_FOUND },
+  },
+  async handle(req, app) {
+    const { page, headers } = await pageOf(
+      req,
+      app,
+      (id, l, a) => app.taskControl.events(id, l, a),
+      (e) => e.seq,
+    );
+    const body = page.map((e) => ({
+      id: e.event_id,
+      type: e.type,
+      occurred_at: e.occurred_at.toISOString(),
+      data: e.data,
+    }));
+    return { status: 200, body, headers };
+  },
+});
+
+const bulkActionRoute = defineRoute({
+  method: "POST",
+  path: "/tasks/actions",
+  scope: "tasks:write",
+  body: BulkActionBody,
+  auditAction: "tasks.bulk_action",
+  docs: {
+    summary: "Cancel, pause, resume or restart every task a filter selects",
+    tags: TAGS,
+    description:
+      "Tasks whose status does not allow the action are skipped and counted. Works in batches of 200, " +
+      "each in its own transaction; at most 10000 tasks change per call (`more: true`: call again).",
+    responses: { 200: { description: "Counts", schema: BulkResultSchema } },
+  },
+  async handle(req, app) {
+    const result = await bulkAction(
+      controlDeps(app),
+      req.namespace,
+      req.body.action,
+      toTaskFilter(req.body.filter),
+    );
+    return { status: 200, body: result };
+  },
+});
+
+export const taskRoutes: AnyRoute[] = [
+  createTaskRoute,
+  listTasksRoute,
+  bulkActionRoute,
+  getTaskRoute,
+  updateTaskRoute,
+  actionRoute("cancel"),
+  actionRoute("pause"),
+  actionRoute("resume"),
+  actionRoute("restart"),
+  taskRunsRoute,
+  taskEventsRoute,
+];

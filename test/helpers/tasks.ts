@@ -1,0 +1,73 @@
+import type { Db } from "../../functions/adapters/postgres/database.js";
+import { newId } from "../../functions/core/ids.js";
+import type { TaskStatus } from "../../functions/core/tasks/task.js";
+
+export interface TaskRowInput {
+  namespace?: string;
+  name?: string;
+  status?: TaskStatus;
+  priority?: number;
+  attempt?: number;
+  series?: number;
+  run_at?: Date;
+  created_at?: Date;
+  labels?: Record<string, string>;
+  error?: string | null;
+  result?: unknown;
+  schedule_id?: string | null;
+}
+
+/**
+ * A task row written straight to the table, in any status (the engine is not on this branch):
+ * running rows get a live lease, finished rows a finished_at, as the schema demands.
+ */
+export async function insertTask(db: Db, input: TaskRowInput = {}): Promise<string> {
+  const id = newId("tsk");
+  const status = input.status ?? "queued";
+  const running = status === "running";
+  const finished = ["succeeded", "failed", "timed_out", "cancelled"].includes(status);
+  const started = running || finished;
+  await db.query(
+    `INSERT INTO tasks (id, namespace, name, handler, status, priority, attempt, series, max_attempts,
+       timeout_seconds, run_at, created_at, updated_at, labels, error, result, schedule_id,
+       started_at, finished_at, lease_owner, lease_expires_at, progress)
+     VALUES ($1, $2, $3, 'noop', $4, $5, $6, $7, 3, 60, $8, $9, $9, $10, $11, $12, $13,
+       CASE WHEN $14 THEN now() - interval '1 minute' END, CASE WHEN $15 THEN now() END,
+       CASE WHEN $16 THEN 'worker-test' END, CASE WHEN $16 THEN now() + interval '5 minutes' END,
+       CASE WHEN $14 THEN '{"percent": 40, "message": "half"}'::jsonb END)`,
+    [
+      id,
+      input.namespace ?? "default",
+      input.name ?? "noop",
+      status,
+      input.priority ?? 5,
+      input.attempt ?? (started ? 1 : 0),
+      input.series ?? 0,
+      input.run_at ?? new Date(Date.now() - 1000),
+      input.created_at ?? new Date(),
+      JSON.stringify(input.labels ?? {}),
+      input.error ?? (status === "failed" ? "exit code 1" : null),
+      input.result === undefined ? null : JSON.stringify(input.result),
+      input.schedule_id ?? null,
+      started,
+      finished,
+      running,
+    ],
+  );
+  return id;
+}
+
+/** A task_runs row for an attempt. */
+export async function insertRun(
+  db: Db,
+  taskId: string,
+  run: { series?: number; attempt: number; status: string; exit_code?: number | null; output_tail?: string },
+): Promise<void> {
+  await db.query(
+    `INSERT INTO task_runs (task_id, series, attempt, status, worker_id, started_at, finished_at, exit_code,
+       error, output_tail, output_truncated)
+     VALUES ($1, $2, $3, $4, 'worker-test', now() - interval '30 seconds',
+       CASE WHEN $4 <> 'running' THEN now() END, $5, CASE WHEN $4 = 'failed' THEN 'exit code 1' END, $6, false)`,
+    [taskId, run.series ?? 0, run.attempt, run.status, run.exit_code ?? null, run.output_tail ?? null],
+  );
+}

@@ -1,0 +1,134 @@
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { PluginRegistry } from "../../functions/adapters/plugins/plugin-registry.js";
+import type { Db } from "../../functions/adapters/postgres/database.js";
+import { PostgresTaskControlStore } from "../../functions/adapters/postgres/task-control-repository.js";
+import { insertTask } from "../helpers/tasks.js";
+import { createTestApp, type TestApp } from "../helpers/test-app.js";
+
+let t: TestApp;
+beforeAll(async () => {
+  t = await createTestApp({ app: { MAX_CONCURRENT_TASKS: 3 } });
+  t.app.plugins = await PluginRegistry.load({
+    tasks: {
+      "limited*": { plugin: "noop", export: "handler", concurrency: 2 },
+      "noop*": { plugin: "noop", export: "handler" },
+    },
+  });
+});
+afterAll(async () => {
+  await t.close();
+});
+beforeEach(async () => {
+  // The queue is shared by every namespace: each case starts from an empty one.
+  await t.app.db.query("TRUNCATE tasks, task_type_pauses CASCADE");
+});
+
+const reasonOf = async (id: string, namespace = "default") =>
+  (await t.request("GET", `/task/${id}?namespace=${namespace}`)).body.waiting_reason;
+
+describe("waiting_reason", () => {
+  it("is null for running and finished tasks", async () => {
+    for (const status of ["running", "succeeded", "failed", "timed_out", "cancelled"] as const) {
+      expect(await reasonOf(await insertTask(t.app.db, { status }))).toBeNull();
+    }
+  });
+
+  it("says paused for a paused task", async () => {
+    expect(await reasonOf(await insertTask(t.app.db, { status: "paused" }))).toBe("paused");
+  });
+
+  it("gives the retry time of a retrying task", async () => {
+    const runAt = new Date("2099-01-01T00:00:05.000Z");
+    expect(await reasonOf(await insertTask(t.app.db, { status: "retrying", run_at: runAt }))).toBe(
+      "retrying at 2099-01-01T00:00:05.000Z",
+    );
+  });
+
+  it("says task type paused for a queued task of a paused type", async () => {
+    const id = await insertTask(t.app.db, { name: "noop_report" });
+    await t.request("POST", "/task-types/noop_report/pause");
+    expect(await reasonOf(id)).toBe("task type paused");
+  });
+
+  it("gives run_at for a task scheduled in the future", async () => {
+    const id = await insertTask(t.app.db, { run_at: new Date("2099-03-01T10:00:00.000Z") });
+    expect(await reasonOf(id)).toBe("scheduled for 2099-03-01T10:00:00.000Z");
+  });
+
+  it("names the type's concurrency limit when its running tasks fill it", async () => {
+    await insertTask(t.app.db, { name: "limited_x", status: "running" });
+    const id = await insertTask(t.app.db, { name: "limited_x" });
+    expect(await reasonOf(id)).toBe("next in queue, waiting for a free worker");
+    await insertTask(t.app.db, { name: "limited_x", status: "running", namespace: "other" });
+    expect(await reasonOf(id)).toBe("concurrency limit of limited_x reached (2 of 2 running)");
+  });
+
+  it("names the global limit when MAX_CONCURRENT_TASKS tasks run, in any namespace", async () => {
+    const id = await insertTask(t.app.db, { name: "noop" });
+    await insertTask(t.app.db, { status: "running" });
+    await insertTask(t.app.db, { status: "running", namespace: "other" });
+    expect(await reasonOf(id)).toBe("next in queue, waiting for a free worker");
+    await insertTask(t.app.db, { status: "running", namespace: "third" });
+    expect(await reasonOf(id)).toBe("global limit reached (3 of 3 running)");
+  });
+
+  it("counts the due tasks ahead of it in claim order: higher priority, or equal and earlier", async () => {
+    const now = Date.now();
+    const runAt = new Date(now - 10_000);
+    const id = await insertTask(t.app.db, { priority: 5, run_at: runAt });
+    await insertTask(t.app.db, { priority: 7 });
+    await insertTask(t.app.db, { priority: 9, namespace: "other" });
+    await insertTask(t.app.db, { priority: 5, run_at: new Date(now - 20_000) });
+    // Not ahead: behind it, lower, not due, paused, held type, not queued.
+    await insertTask(t.app.db, { priority: 5, run_at: new Date(now - 5_000) });
+    await insertTask(t.app.db, { priority: 4 });
+    await insertTask(t.app.db, { priority: 9, run_at: new Date(now + 60_000) });
+    await insertTask(t.app.db, { priority: 9, status: "paused" });
+    await insertTask(t.app.db, { priority: 9, name: "noop_held" });
+    await t.request("POST", "/task-types/noop_held/pause");
+    await insertTask(t.app.db, { priority: 9, status: "retrying" });
+    expect(await reasonOf(id)).toBe("queued behind 3 tasks of higher or equal priority");
+  });
+
+  it("is right for every task of a mixed list page, from a fixed number of queries", async () => {
+    const expected = new Map<string, string | null>();
+    expected.set(await insertTask(t.app.db, { status: "paused" }), "paused");
+    expected.set(await insertTask(t.app.db, { status: "running" }), null);
+    expected.set(
+      await insertTask(t.app.db, { run_at: new Date("2099-01-01T00:00:00.000Z") }),
+      "scheduled for 2099-01-01T00:00:00.000Z",
+    );
+    expected.set(await insertTask(t.app.db, { priority: 9 }), "next in queue, waiting for a free worker");
+    for (let i = 0; i < 20; i++) {
+      expected.set(
+        await insertTask(t.app.db, { priority: 1, run_at: new Date(Date.now() - 100_000 + i) }),
+        `queued behind ${i + 1} ${i + 1 === 1 ? "task" : "tasks"} of higher or equal priority`,
+      );
+    }
+
+    let queries = 0;
+    const counting: Db = {
+      query: (text, values) => {
+        queries++;
+        return t.app.db.query(text, values);
+      },
+      rows: (text, values) => {
+        queries++;
+        return t.app.db.rows(text, values);
+      },
+      transaction: (fn) => t.app.db.transaction(fn),
+    };
+    const original = t.app.taskControl;
+    t.app.taskControl = new PostgresTaskControlStore(counting);
+    try {
+      const res = await t.request("GET", "/tasks?limit=100");
+      expect(res.body).toHaveLength(expected.size);
+      for (const task of res.body)
+        expect([task.id, task.waiting_reason]).toEqual([task.id, expected.get(task.id)]);
+      // One for the page, three for the facts of all its tasks.
+      expect(queries).toBeLessThanOrEqual(4);
+    } finally {
+      t.app.taskControl = original;
+    }
+  });
+});

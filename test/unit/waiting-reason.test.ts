@@ -1,0 +1,141 @@
+import { describe, expect, it } from "vitest";
+import type { Task, TaskStatus } from "../../functions/core/tasks/task.js";
+import {
+  AHEAD_COUNT_CAP,
+  pausedTypeKey,
+  type WaitingFacts,
+  waitingReason,
+} from "../../functions/core/tasks/waiting-reason.js";
+
+const now = new Date("2026-05-01T12:00:00.000Z");
+
+function task(overrides: Partial<Task> = {}): Task {
+  return {
+    id: "tsk_1",
+    namespace: "default",
+    name: "report",
+    description: null,
+    command: null,
+    handler: "noop",
+    params: {},
+    status: "queued",
+    priority: 5,
+    attempt: 0,
+    series: 0,
+    max_attempts: 3,
+    timeout_seconds: 60,
+    progress: null,
+    result: null,
+    error: null,
+    schedule_id: null,
+    labels: {},
+    run_at: new Date(now.getTime() - 1000),
+    created_at: now,
+    updated_at: now,
+    started_at: null,
+    finished_at: null,
+    lease_owner: null,
+    lease_expires_at: null,
+    ...overrides,
+  };
+}
+
+function facts(overrides: Partial<WaitingFacts> = {}): WaitingFacts {
+  return {
+    runningTotal: 0,
+    runningByName: new Map(),
+    pausedTypes: new Set(),
+    aheadByTaskId: new Map(),
+    ...overrides,
+  };
+}
+
+const limits = { maxConcurrent: 4, concurrencyOf: (name: string) => (name === "report" ? 2 : undefined) };
+
+describe("waitingReason", () => {
+  it.each<TaskStatus>(["running", "succeeded", "failed", "timed_out", "cancelled"])(
+    "is null for a %s task",
+    (status) => {
+      expect(waitingReason(task({ status }), facts(), limits, now)).toBeNull();
+    },
+  );
+
+  it("says paused for a paused task, whatever else holds", () => {
+    const f = facts({ pausedTypes: new Set([pausedTypeKey("default", "report")]), runningTotal: 9 });
+    expect(waitingReason(task({ status: "paused" }), f, limits, now)).toBe("paused");
+  });
+
+  it("gives the retry time of a retrying task", () => {
+    const runAt = new Date("2026-05-01T12:05:00.000Z");
+    expect(waitingReason(task({ status: "retrying", run_at: runAt }), facts(), limits, now)).toBe(
+      "retrying at 2026-05-01T12:05:00.000Z",
+    );
+  });
+
+  it("says task type paused before anything else for a queued task", () => {
+    const f = facts({ pausedTypes: new Set([pausedTypeKey("default", "report")]) });
+    const future = new Date(now.getTime() + 60_000);
+    expect(waitingReason(task({ run_at: future }), f, limits, now)).toBe("task type paused");
+  });
+
+  it("does not take another namespace's pause of the same name", () => {
+    const f = facts({ pausedTypes: new Set([pausedTypeKey("other", "report")]) });
+    expect(waitingReason(task(), f, limits, now)).toBe("next in queue, waiting for a free worker");
+  });
+
+  it("gives the run_at of a delayed task", () => {
+    const future = new Date("2026-06-01T00:00:00.000Z");
+    expect(waitingReason(task({ run_at: future }), facts(), limits, now)).toBe(
+      "scheduled for 2026-06-01T00:00:00.000Z",
+    );
+  });
+
+  it("names the type's concurrency limit when it is reached", () => {
+    const f = facts({ runningByName: new Map([["report", 2]]), runningTotal: 2 });
+    expect(waitingReason(task(), f, limits, now)).toBe(
+      "concurrency limit of report reached (2 of 2 running)",
+    );
+  });
+
+  it("ignores a type limit that is not reached, and types without one", () => {
+    const f = facts({
+      runningByName: new Map([
+        ["report", 1],
+        ["other", 50],
+      ]),
+      runningTotal: 1,
+    });
+    expect(waitingReason(task(), f, limits, now)).toBe("next in queue, waiting for a free worker");
+    expect(
+      waitingReason(
+        task({ name: "other" }),
+        facts({ runningByName: new Map([["other", 3]]), runningTotal: 3 }),
+        limits,
+        now,
+      ),
+    ).toBe("next in queue, waiting for a free worker");
+  });
+
+  it("names the global limit when every slot is taken", () => {
+    const f = facts({ runningTotal: 4 });
+    expect(waitingReason(task({ name: "other" }), f, limits, now)).toBe(
+      "global limit reached (4 of 4 running)",
+    );
+  });
+
+  it("counts the tasks ahead in the queue", () => {
+    expect(waitingReason(task(), facts({ aheadByTaskId: new Map([["tsk_1", 3]]) }), limits, now)).toBe(
+      "queued behind 3 tasks of higher or equal priority",
+    );
+    expect(waitingReason(task(), facts({ aheadByTaskId: new Map([["tsk_1", 1]]) }), limits, now)).toBe(
+      "queued behind 1 task of higher or equal priority",
+    );
+    expect(
+      waitingReason(task(), facts({ aheadByTaskId: new Map([["tsk_1", AHEAD_COUNT_CAP]]) }), limits, now),
+    ).toBe(`queued behind more than ${AHEAD_COUNT_CAP} tasks of higher or equal priority`);
+  });
+
+  it("says next in queue when nothing is ahead and no limit holds", () => {
+    expect(waitingReason(task(), facts(), limits, now)).toBe("next in queue, waiting for a free worker");
+  });
+});
