@@ -1,9 +1,7 @@
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import type { SQSEvent } from "aws-lambda";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createWorkerHandler } from "../../functions/handlers/worker.js";
 import { createEngineHarness, type EngineHarness, isAlive } from "../helpers/engine.js";
 
 let h: EngineHarness;
@@ -147,43 +145,5 @@ describe("the execution engine (local pool)", () => {
     });
     expect(runs).toMatchObject([{ status: "cancelled" }]);
     expect((await h.task(task.id)).status).toBe("cancelled");
-  });
-
-  it("a worker notices a cancel through its heartbeat when no notification arrives", async () => {
-    // The cloud path: the worker handler alone, no LISTEN; heartbeat_seconds is 1.
-    const worker = createWorkerHandler(h.app, { workerId: "heartbeat-test" });
-    const task = await h.create({
-      name: "sleep_hb",
-      params: { seconds: 20 },
-      run_at: new Date(Date.now() + 60_000),
-    });
-    await h.database.db.query(
-      "UPDATE tasks SET run_at = now() - interval '1 s', status = 'paused' WHERE id = $1",
-      [task.id],
-    );
-    await h.database.db.query("UPDATE tasks SET status = 'queued' WHERE id = $1", [task.id]);
-    const event: SQSEvent = {
-      Records: [
-        {
-          messageId: "m-hb",
-          body: JSON.stringify({
-            task_id: task.id,
-            attempt: 1,
-            priority: 5,
-            run_at: new Date().toISOString(),
-          }),
-        } as never,
-      ],
-    };
-    const running = worker(event);
-    await h.waitForStatus(task.id, ["running"]);
-    await h.database.db.query("UPDATE tasks SET status = 'cancelled', finished_at = now() WHERE id = $1", [
-      task.id,
-    ]);
-    const started = Date.now();
-    const result = await running;
-    expect(Date.now() - started).toBeLessThan(2500);
-    expect(result).toMatchObject({ batchItemFailures: [], results: { "m-hb": "cancelled" } });
-    expect(await h.runs(task.id)).toMatchObject([{ status: "cancelled" }]);
   });
 });

@@ -157,6 +157,22 @@ describe("the SQS-shaped worker handler", () => {
     expect((await h.task(task.id)).status).toBe("succeeded");
   });
 
+  it("notices a cancel through its heartbeat when no notification arrives (the cloud path)", async () => {
+    // No pool and no LISTEN here: only the heartbeat (every second) can tell the worker.
+    const worker = createWorkerHandler(h.app, { workerId: "heartbeat-test" });
+    const task = await h.create({ name: "sleep", params: { seconds: 20 } });
+    const running = worker(sqsEvent([{ id: "m-hb", taskId: task.id, attempt: 1 }]));
+    await h.waitForStatus(task.id, ["running"]);
+    await h.database.db.query("UPDATE tasks SET status = 'cancelled', finished_at = now() WHERE id = $1", [
+      task.id,
+    ]);
+    const started = Date.now();
+    const result = await running;
+    expect(Date.now() - started).toBeLessThan(2500);
+    expect(result).toMatchObject({ batchItemFailures: [], results: { "m-hb": "cancelled" } });
+    expect(await h.runs(task.id)).toMatchObject([{ status: "cancelled" }]);
+  });
+
   it("skips a task whose type is at its limit, and signals it again when a slot frees", async () => {
     const worker = createWorkerHandler(h.app, { workerId: "sqs-limit" });
     const [a, b, c] = [

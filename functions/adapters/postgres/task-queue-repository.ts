@@ -25,6 +25,9 @@ export interface PostgresTaskQueueOptions {
 /** Errors and messages stored on tasks and runs are cut to this. */
 const MAX_ERROR_BYTES = 16_384;
 
+// Run intervals use clock_timestamp(), not now() (the transaction's start): a claim that waited
+// for a type's advisory lock must not appear to start before the run whose end freed its slot.
+
 /** The only ways a claim picks a task: due, not paused as a type. */
 const CLAIMABLE = `t.run_at <= now() AND t.attempt < t.max_attempts
   AND NOT EXISTS (SELECT 1 FROM task_type_pauses p WHERE p.namespace = t.namespace AND p.name = t.name)`;
@@ -138,7 +141,7 @@ export class PostgresTaskQueue implements TaskQueue {
   private async start(tx: Queryable, taskId: string, workerId: string): Promise<Task> {
     const { rows } = await tx.query<Task>(
       `UPDATE tasks SET status = 'running', attempt = attempt + 1, lease_owner = $2,
-         lease_expires_at = now() + make_interval(secs => $3), started_at = now(), updated_at = now()
+         lease_expires_at = now() + make_interval(secs => $3), started_at = clock_timestamp(), updated_at = now()
        WHERE id = $1 AND status IN ('queued', 'retrying')
        RETURNING ${TASK_COLUMNS}`,
       [taskId, workerId, this.options.leaseSeconds],
@@ -146,7 +149,7 @@ export class PostgresTaskQueue implements TaskQueue {
     const task = rows[0]!;
     await tx.query(
       `INSERT INTO task_runs (task_id, series, attempt, status, worker_id, started_at, lease_expires_at)
-       VALUES ($1, $2, $3, 'running', $4, now(), $5)`,
+       VALUES ($1, $2, $3, 'running', $4, clock_timestamp(), $5)`,
       [task.id, task.series, task.attempt, workerId, task.lease_expires_at],
     );
     await this.event(tx, "task.started", task, { worker_id: workerId });
@@ -311,7 +314,7 @@ export class PostgresTaskQueue implements TaskQueue {
   ): Promise<void> {
     await tx.query(
       `UPDATE task_runs SET status = $5, error = $6, exit_code = $7, output_tail = $8, output_truncated = $9,
-         pid = COALESCE($10, pid), finished_at = now()
+         pid = COALESCE($10, pid), finished_at = clock_timestamp()
        WHERE task_id = $1 AND series = $2 AND attempt = $3 AND worker_id = $4 AND finished_at IS NULL
          ${onlyIfCancelled ? "AND EXISTS (SELECT 1 FROM tasks WHERE id = $1 AND status = 'cancelled' AND series = $2)" : ""}`,
       [lease.taskId, lease.series, lease.attempt, lease.workerId, status, error, ...runFields],
@@ -353,7 +356,7 @@ export class PostgresTaskQueue implements TaskQueue {
     );
     const task = rows[0]!;
     await tx.query(
-      `UPDATE task_runs SET status = 'lost', error = $4, finished_at = now(), exit_code = $5, output_tail = $6,
+      `UPDATE task_runs SET status = 'lost', error = $4, finished_at = clock_timestamp(), exit_code = $5, output_tail = $6,
          output_truncated = $7, pid = COALESCE($8, pid)
        WHERE task_id = $1 AND series = $2 AND attempt = $3 AND finished_at IS NULL`,
       [
@@ -398,7 +401,7 @@ export class PostgresTaskQueue implements TaskQueue {
       // Run rows whose worker died after its task moved on (cancelled, restarted): nobody
       // else would close them.
       const orphans = await tx.query(
-        `UPDATE task_runs r SET finished_at = now(),
+        `UPDATE task_runs r SET finished_at = clock_timestamp(),
            status = CASE WHEN t.status = 'cancelled' AND t.series = r.series THEN 'cancelled' ELSE 'lost' END,
            error = COALESCE(r.error, 'worker lost: its lease expired without a heartbeat')
          FROM tasks t
