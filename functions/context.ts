@@ -1,13 +1,16 @@
 import type { PluginRegistry } from "./adapters/plugins/plugin-registry.js";
 import { PostgresApiKeyStore } from "./adapters/postgres/api-keys-repository.js";
 import type { Db } from "./adapters/postgres/database.js";
+import { PostgresHistoryPruner } from "./adapters/postgres/history-repository.js";
 import { PostgresScheduleStore } from "./adapters/postgres/schedule-repository.js";
 import { PostgresTaskControlStore } from "./adapters/postgres/task-control-repository.js";
+import { PostgresTaskQueue } from "./adapters/postgres/task-queue-repository.js";
 import { PostgresTaskStore } from "./adapters/postgres/task-repository.js";
 import { cloudEncryptionKey, localEncryptionKey } from "./adapters/secrets/encryption-key.js";
 import type { Config } from "./config/schema.js";
 import type { ApiKeyStore } from "./core/auth/api-keys.js";
 import { type SecretBox, secretBox } from "./core/crypto/secret-box.js";
+import type { PluginServices } from "./core/plugins/plugin.js";
 import type { ScheduleStore } from "./core/schedules/schedule-store.js";
 import type { TaskControlStore } from "./core/tasks/task-control-store.js";
 import type { TaskStore } from "./core/tasks/task-store.js";
@@ -34,6 +37,10 @@ export interface AppContext {
   /** Seals webhook credentials and signing secrets for storage (AES-256-GCM). */
   secrets: SecretBox;
   schedules: ScheduleStore;
+  /** The queue the workers claim from and report to (Postgres in both runtimes). */
+  taskQueue: PostgresTaskQueue;
+  /** What plugins may use beyond their context (clean_logs prunes history through it). */
+  pluginServices: PluginServices;
 }
 
 /** The ports that talk to the database, built on one Db. */
@@ -74,5 +81,11 @@ export function createAppContext(
     secrets: secretBox(() =>
       config.runtime === "cloud" ? cloudEncryptionKey() : localEncryptionKey(config.dataDir),
     ),
+    taskQueue: new PostgresTaskQueue(db, {
+      limitOf: (name) => plugins.concurrencyOf(name),
+      leaseSeconds: config.app.worker.lease_seconds,
+      outputTailBytes: config.app.shell.output_tail_bytes,
+    }),
+    pluginServices: { history: new PostgresHistoryPruner(db) },
   };
 }

@@ -1,5 +1,8 @@
 import type { TaskPlugin } from "../functions/core/plugins/plugin.js";
+import { handler as cleanLogs } from "./clean_logs.js";
+import { handler as http } from "./http.js";
 import { handler as noop } from "./noop.js";
+import { handler as shell } from "./shell.js";
 import { handler as sleep } from "./sleep.js";
 
 /**
@@ -9,6 +12,9 @@ import { handler as sleep } from "./sleep.js";
  */
 // biome-ignore lint/suspicious/noExplicitAny: each plugin has its own params type
 export const builtinPlugins: Record<string, Record<string, TaskPlugin<any>>> = {
+  clean_logs: { handler: cleanLogs },
+  http: { handler: http },
   noop: { handler: noop },
+  shell: { handler: shell },
   sleep: { handler: sleep },
 };

@@ -13,7 +13,8 @@ export const handler = definePlugin({
     })
     .strict(),
   async run(ctx) {
-    const steps = Math.max(1, Math.min(10, Math.ceil(ctx.params.seconds)));
+    // Up to ten steps, a tenth of a second apart at least: enough reports to exercise throttling.
+    const steps = Math.max(1, Math.min(10, Math.ceil(ctx.params.seconds * 10)));
     for (let step = 1; step <= steps; step++) {
       await delay((ctx.params.seconds * 1000) / steps, undefined, { signal: ctx.signal });
       ctx.progress(Math.round((step / steps) * 100), `step ${step} of ${steps}`);

@@ -15,6 +15,7 @@ import { type LocalHttpServer, startHttpServer } from "./http-server.js";
 import { localQueueSink, outboxRelayService } from "./outbox-relay-service.js";
 import { localSchedulerSink, schedulerService } from "./scheduler-service.js";
 import { alertEvaluatorService, deliveryWorkerService, localEventBusSink } from "./webhook-services.js";
+import { taskMaintenance, workerPool } from "./worker-pool.js";
 
 /** A loop the local runtime runs beside the HTTP server (workers, scheduler, outbox relay...). */
 export interface BackgroundService {
@@ -30,6 +31,7 @@ const serviceFactories: ServiceFactory[] = [
   (app) => [outboxRelayService(app, localOutboxSinks(app))],
   (app) => [deliveryWorkerService(app), alertEvaluatorService(app)],
   (app) => [schedulerService(app)],
+  (app) => [taskMaintenance(app), workerPool(app)],
 ];
 
 /** Where outbox messages go in the local runtime; each area adds the sink for its messages. */

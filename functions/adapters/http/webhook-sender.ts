@@ -1,10 +1,9 @@
-import dns from "node:dns";
 import http from "node:http";
 import https from "node:https";
-import type { LookupFunction } from "node:net";
 import ipaddr from "ipaddr.js";
 import { isForbiddenAddress } from "../../core/net/address-policy.js";
 import type { AttemptResult } from "../../core/webhooks/deliver.js";
+import { ForbiddenAddressError, guardedLookup } from "../net/guarded-lookup.js";
 
 export interface SendOptions {
   url: string;
@@ -17,36 +16,6 @@ export interface SendOptions {
   allowPrivate: boolean;
   /** Bytes of the body kept in the attempt record. */
   snippetBytes?: number;
-}
-
-class RefusedAddress extends Error {
-  readonly code = "ETME_FORBIDDEN_ADDRESS";
-}
-
-/**
- * A resolver that checks every address the name resolves to, at connect time, so a name that
- * resolved to a public address when the subscription was saved and to 127.0.0.1 now (DNS
- * rebinding) is refused before a socket is opened.
- */
-function guardedLookup(allowPrivate: boolean): LookupFunction {
-  return ((hostname: string, options: dns.LookupOptions, callback: (...args: unknown[]) => void) => {
-    dns.lookup(hostname, { ...options, all: true }, (error, addresses) => {
-      if (error) return callback(error);
-      const list = addresses as dns.LookupAddress[];
-      const forbidden = allowPrivate ? undefined : list.find((a) => isForbiddenAddress(a.address));
-      if (forbidden) {
-        return callback(
-          new RefusedAddress(
-            `${hostname} resolves to ${forbidden.address}, a forbidden (private or reserved) address`,
-          ),
-        );
-      }
-      if (list.length === 0)
-        return callback(Object.assign(new Error(`${hostname} has no addresses`), { code: "ENOTFOUND" }));
-      if (options.all) return callback(null, list);
-      return callback(null, list[0]!.address, list[0]!.family);
-    });
-  }) as LookupFunction;
 }
 
 /**
@@ -97,7 +66,7 @@ export function sendWebhook(options: SendOptions): Promise<AttemptResult> {
     }, options.timeoutMs);
 
     request.on("error", (error: NodeJS.ErrnoException) => {
-      const refused = error instanceof RefusedAddress;
+      const refused = error instanceof ForbiddenAddressError;
       finish({ snippet: "", error: error.message || error.code || "request failed", refused });
     });
     request.on("response", (response) => {

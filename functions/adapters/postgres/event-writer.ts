@@ -4,6 +4,11 @@ import { OUTBOX_CHANNEL } from "./outbox-repository.js";
 
 /** NOTIFY channel that wakes local workers when a task becomes claimable. */
 export const TASK_QUEUED_CHANNEL = "tme_task_queued";
+
+/**
+ * NOTIFY channel (payload: a task id) that tells workers to abort that task's running attempt
+ * now: the API sends it in the same transaction that cancels a running task.
+ */
 export const TASK_CONTROL_CHANNEL = "tme_task_control";
 
 /**

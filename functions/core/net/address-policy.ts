@@ -1,110 +1,115 @@
-import { lookup } from "node:dns/promises";
 import ipaddr from "ipaddr.js";
 import { Unprocessable } from "../errors.js";
 
 /**
- * The SSRF guard: which addresses TME may call on a user's behalf (webhooks, the http plugin).
- * Only globally routed unicast is allowed; everything else (private, loopback, link-local and
- * the cloud metadata address 169.254.169.254, CGNAT 100.64/10, multicast, broadcast,
- * unspecified, reserved, documentation, and IPv6 forms that embed an IPv4 address such as
- * IPv4-mapped ::ffff:a.b.c.d, NAT64 and 6to4) is forbidden, because the embedded address
- * could be any of the former.
+ * Where TME may send requests on a caller's behalf (webhooks, the http plugin). Only public
+ * unicast addresses: never loopback, private, link-local (169.254.169.254, the cloud metadata
+ * service), carrier-grade NAT, multicast, reserved or documentation ranges, in IPv4 or IPv6,
+ * including IPv4 hidden inside IPv6 (::ffff:127.0.0.1, NAT64 64:ff9b::/96, 6to4, Teredo).
  */
 export function isForbiddenAddress(ip: string): boolean {
-  const literal = ip.startsWith("[") && ip.endsWith("]") ? ip.slice(1, -1) : ip;
-  // Zone ids (fe80::1%eth0) only ever appear on link-local addresses.
-  if (literal.includes("%")) return true;
-  let address: ipaddr.IPv4 | ipaddr.IPv6;
+  const parsed = parseAddress(ip);
+  if (!parsed) return true;
+  return !isPublic(parsed);
+}
+
+function parseAddress(ip: string): ipaddr.IPv4 | ipaddr.IPv6 | undefined {
+  const text = ip.trim().replace(/^\[(.*)\]$/, "$1");
+  // Zone ids ("fe80::1%eth0") name an interface: link-local by definition.
+  if (text.includes("%")) return ipaddr.parse("fe80::1");
   try {
-    // ipaddr.parse also reads the legacy IPv4 spellings (2130706433, 0x7f000001, 0177.0.0.1),
-    // which is what the OS resolver would connect to.
-    address = ipaddr.parse(literal);
+    // ipaddr.parse accepts the forms URL parsers and resolvers accept too: "127.1",
+    // "2130706433", "0x7f.0.0.1", "0177.0.0.1". What the socket would connect to is what we check.
+    return ipaddr.parse(text);
   } catch {
-    // Not an address at all: refuse rather than guess.
-    return true;
-  }
-  if (address.kind() === "ipv6" && (address as ipaddr.IPv6).isIPv4MappedAddress()) {
-    return isForbiddenAddress((address as ipaddr.IPv6).toIPv4Address().toString());
-  }
-  return address.range() !== "unicast";
-}
-
-/** One resolved address, as node:dns lookup({all: true}) gives it. */
-export interface ResolvedAddress {
-  address: string;
-  family: number;
-}
-export type Resolver = (hostname: string) => Promise<ResolvedAddress[]>;
-
-const systemResolver: Resolver = (hostname) => lookup(hostname, { all: true, verbatim: true });
-
-/** 422 naming the field; raised before any connection is opened. */
-export class ForbiddenCallbackUrl extends Unprocessable {
-  constructor(message: string, path = "callback_url") {
-    super(message, [{ path, message }]);
+    return undefined;
   }
 }
 
-export interface PublicUrlOptions {
-  /** allow_private_callbacks: skip the address checks (the scheme is still checked). */
+function isPublic(address: ipaddr.IPv4 | ipaddr.IPv6): boolean {
+  if (address.kind() === "ipv4") return address.range() === "unicast";
+  const v6 = address as ipaddr.IPv6;
+  const range = v6.range();
+  if (range === "ipv4Mapped") return isPublic(v6.toIPv4Address());
+  if (range === "rfc6052" || range === "rfc6145") {
+    // NAT64 embeds an IPv4 address in the last 32 bits: judge that address.
+    const parts = v6.parts;
+    const embedded = new ipaddr.IPv4([parts[6]! >> 8, parts[6]! & 255, parts[7]! >> 8, parts[7]! & 255]);
+    return isPublic(embedded);
+  }
+  return range === "unicast";
+}
+
+export interface UrlPolicy {
+  /** allow_private_callbacks: trust private and loopback targets (development, internal networks). */
   allowPrivate: boolean;
-  /** Injected in tests; the system resolver otherwise. */
-  resolve?: Resolver;
-  /** Field named in the error details. */
-  path?: string;
+  /** The request field named in the 422 (default "url"). */
+  field?: string;
+  /** Name resolution; default the system resolver. Injected in tests. */
+  resolve?: (hostname: string) => Promise<string[]>;
+}
+
+/** A URL TME refuses to call: 422 naming the field. */
+export class ForbiddenUrl extends Unprocessable {
+  constructor(field: string, message: string) {
+    super(message, [{ path: field, message }]);
+  }
+}
+
+async function systemResolve(hostname: string): Promise<string[]> {
+  const { lookup } = await import("node:dns/promises");
+  const found = await lookup(hostname, { all: true, verbatim: true });
+  return found.map((a) => a.address);
 }
 
 /**
- * Checks a URL before it is stored or called: http(s) only, no credentials in it, and unless
- * allowPrivate, a host whose every resolved address is public. The WHATWG URL parser has already
- * normalised decimal, hex and octal IPv4 hosts to dotted form, so "http://2130706433/" is seen
- * as 127.0.0.1 here. Callers that then connect must check again at connect time (DNS can change
- * between this check and the connection: rebinding).
+ * Checks a URL before TME stores or calls it: http or https, no credentials in it, and (unless
+ * allowPrivate) every address its host resolves to is public. The WHATWG URL parser has already
+ * turned decimal, hex and octal IPv4 hosts into dotted form, so "http://2130706433/" is judged
+ * as 127.0.0.1, without asking DNS. This early check gives a clear 422; the connection itself
+ * checks again at connect time (guardedLookup), because DNS may answer differently a second
+ * later (rebinding).
  */
 export async function assertPublicUrl(
   input: string | URL,
-  options: PublicUrlOptions,
+  policy: UrlPolicy,
 ): Promise<{ url: URL; addresses: string[] }> {
-  const path = options.path ?? "callback_url";
+  const field = policy.field ?? "url";
   let url: URL;
   try {
     url = typeof input === "string" ? new URL(input) : input;
   } catch {
-    throw new ForbiddenCallbackUrl("not a valid absolute URL", path);
+    throw new ForbiddenUrl(field, "must be an absolute http:// or https:// URL");
   }
   if (url.protocol !== "http:" && url.protocol !== "https:") {
-    throw new ForbiddenCallbackUrl(
+    throw new ForbiddenUrl(
+      field,
       `scheme ${url.protocol.replace(":", "")} is not allowed; use http or https`,
-      path,
     );
   }
   if (url.username || url.password) {
-    throw new ForbiddenCallbackUrl("credentials in the URL are not allowed; use the auth settings", path);
+    throw new ForbiddenUrl(field, "must not carry credentials; use the auth settings instead");
   }
-  const host = url.hostname.startsWith("[") ? url.hostname.slice(1, -1) : url.hostname;
-  if (options.allowPrivate) return { url, addresses: [] };
+  if (policy.allowPrivate) return { url, addresses: [] };
+  const host = url.hostname.replace(/^\[(.*)\]$/, "$1");
+  let addresses: string[];
   if (ipaddr.isValid(host)) {
-    if (isForbiddenAddress(host)) {
-      throw new ForbiddenCallbackUrl(`${host} is a private, loopback, link-local or reserved address`, path);
+    addresses = [host];
+  } else {
+    try {
+      addresses = await (policy.resolve ?? systemResolve)(host);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      throw new ForbiddenUrl(field, `host ${host} does not resolve${code ? ` (${code})` : ""}`);
     }
-    return { url, addresses: [host] };
+    if (addresses.length === 0) throw new ForbiddenUrl(field, `host ${host} does not resolve`);
   }
-  let resolved: ResolvedAddress[];
-  try {
-    resolved = await (options.resolve ?? systemResolver)(host);
-  } catch (error) {
-    throw new ForbiddenCallbackUrl(
-      `host ${host} cannot be resolved (${(error as NodeJS.ErrnoException).code ?? "error"})`,
-      path,
+  const forbidden = addresses.find(isForbiddenAddress);
+  if (forbidden !== undefined) {
+    throw new ForbiddenUrl(
+      field,
+      `${host} resolves to ${forbidden}, a private, loopback, link-local or reserved address (set allow_private_callbacks to allow)`,
     );
   }
-  if (resolved.length === 0) throw new ForbiddenCallbackUrl(`host ${host} has no addresses`, path);
-  const forbidden = resolved.find((r) => isForbiddenAddress(r.address));
-  if (forbidden) {
-    throw new ForbiddenCallbackUrl(
-      `host ${host} resolves to ${forbidden.address}, a private, loopback, link-local or reserved address`,
-      path,
-    );
-  }
-  return { url, addresses: resolved.map((r) => r.address) };
+  return { url, addresses };
 }

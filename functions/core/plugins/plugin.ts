@@ -1,4 +1,5 @@
 import type { z } from "zod";
+import type { AppConfig } from "../../config/schema.js";
 
 /** The logger a plugin gets: structured, already tagged with the task id and attempt. */
 export interface PluginLogger {
@@ -27,6 +28,23 @@ export interface TaskContext<P = unknown> {
   progress(percent: number, message?: string): void;
   /** Reads a secret by name (Secrets Manager in the cloud, environment/config locally). */
   secret(name: string): Promise<string>;
+  /** TME's settings (app_config.yaml): the shell and http plugins obey theirs. */
+  config: Readonly<AppConfig>;
+  /** What built-in maintenance plugins may touch, through ports (no database handle). */
+  services: PluginServices;
+}
+
+/** Port: deletes history older than the given instants; returns how many rows went. */
+export interface HistoryPruner {
+  prune(before: { taskEvents: Date; taskRuns: Date; deliveries: Date }): Promise<{
+    task_events: number;
+    task_runs: number;
+    deliveries: number;
+  }>;
+}
+
+export interface PluginServices {
+  history: HistoryPruner;
 }
 
 /** What run() may return: a JSON result, and for command-like plugins the output and exit code. */

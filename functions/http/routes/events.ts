@@ -229,7 +229,7 @@ export function deliveryView(row: DeliveryRow) {
 // ---- helpers -------------------------------------------------------------------------------
 
 async function checkCallbackUrl(app: AppContext, url: string): Promise<void> {
-  await assertPublicUrl(url, { allowPrivate: app.config.app.allow_private_callbacks });
+  await assertPublicUrl(url, { allowPrivate: app.config.app.allow_private_callbacks, field: "callback_url" });
 }
 
 /** Seals an auth input; for hmac a new secret is generated and returned (shown once). */

@@ -1,0 +1,44 @@
+import type { HistoryPruner } from "../../core/plugins/plugin.js";
+import type { Db } from "./database.js";
+
+/** Rows per DELETE: short statements, so pruning a large backlog never holds long locks. */
+const BATCH = 5000;
+
+/** What the clean_logs plugin prunes: old events, runs of finished tasks, settled deliveries. */
+export class PostgresHistoryPruner implements HistoryPruner {
+  constructor(private readonly db: Db) {}
+
+  private async deleteInBatches(sql: string, before: Date): Promise<number> {
+    let total = 0;
+    for (;;) {
+      const { rowCount } = await this.db.query(sql, [before, BATCH]);
+      total += rowCount ?? 0;
+      if ((rowCount ?? 0) < BATCH) return total;
+    }
+  }
+
+  async prune(before: { taskEvents: Date; taskRuns: Date; deliveries: Date }) {
+    const task_events = await this.deleteInBatches(
+      `DELETE FROM task_events WHERE id IN (
+         SELECT id FROM task_events WHERE occurred_at < $1 ORDER BY id LIMIT $2)`,
+      before.taskEvents,
+    );
+    // A task still queued, running or retrying keeps its whole history: its earlier attempts
+    // explain what it is doing now.
+    const task_runs = await this.deleteInBatches(
+      `DELETE FROM task_runs WHERE id IN (
+         SELECT r.id FROM task_runs r JOIN tasks t ON t.id = r.task_id
+         WHERE r.finished_at < $1 AND t.status IN ('succeeded', 'failed', 'timed_out', 'cancelled')
+         ORDER BY r.id LIMIT $2)`,
+      before.taskRuns,
+    );
+    // Deliveries still pending or waiting for a retry are work in progress, not history.
+    const deliveries = await this.deleteInBatches(
+      `DELETE FROM deliveries WHERE id IN (
+         SELECT id FROM deliveries WHERE created_at < $1 AND status NOT IN ('pending', 'retrying')
+         LIMIT $2)`,
+      before.deliveries,
+    );
+    return { task_events, task_runs, deliveries };
+  }
+}

@@ -1,0 +1,310 @@
+import type { AppConfig } from "../../config/schema.js";
+import {
+  PermanentTaskError,
+  type PluginLogger,
+  type PluginResolver,
+  type PluginServices,
+  type TaskContext,
+  type TaskOutcome,
+  TaskRunError,
+} from "../plugins/plugin.js";
+import { retryDelayMs } from "./retry-policy.js";
+import type { Task, TaskProgress } from "./task.js";
+import { type AttemptEnd, type Lease, leaseOf, type TaskQueue } from "./task-queue.js";
+
+/**
+ * Why an attempt's AbortSignal fired: its deadline passed, the API cancelled the task, the
+ * lease was taken over (this worker was presumed dead), or the process is shutting down.
+ */
+export type AbortReason = "timeout" | "cancelled" | "lost" | "shutdown";
+
+/** The attempts running in this process, by task id, so a cancel can abort one at once. */
+export class RunningAttempts {
+  private readonly controllers = new Map<string, AbortController>();
+
+  register(taskId: string, controller: AbortController): void {
+    this.controllers.set(taskId, controller);
+  }
+
+  unregister(taskId: string, controller: AbortController): void {
+    if (this.controllers.get(taskId) === controller) this.controllers.delete(taskId);
+  }
+
+  /** Aborts the attempt of this task if it runs here; true if it did. */
+  abort(taskId: string, reason: AbortReason): boolean {
+    const controller = this.controllers.get(taskId);
+    if (!controller || controller.signal.aborted) return false;
+    controller.abort(reason);
+    return true;
+  }
+
+  abortAll(reason: AbortReason): void {
+    for (const controller of this.controllers.values())
+      if (!controller.signal.aborted) controller.abort(reason);
+  }
+
+  get size(): number {
+    return this.controllers.size;
+  }
+
+  ids(): string[] {
+    return [...this.controllers.keys()];
+  }
+}
+
+export interface AttemptLogger extends PluginLogger {
+  child(bindings: Record<string, unknown>): AttemptLogger;
+}
+
+export interface AttemptDeps {
+  queue: TaskQueue;
+  plugins: PluginResolver;
+  config: AppConfig;
+  logger: AttemptLogger;
+  services: PluginServices;
+  secret(name: string): Promise<string>;
+  running: RunningAttempts;
+  /** [0, 1); the retry jitter. */
+  random: () => number;
+}
+
+/** How one attempt ended for the caller: the status written, or "lost" when nothing could be. */
+export type AttemptResult = AttemptEnd["status"] | "lost";
+
+/** A progress event at most this often per task; the stored progress is always the latest. */
+export const PROGRESS_EVENT_INTERVAL_MS = 1000;
+
+/**
+ * Runs one claimed attempt of a task to its end: the plugin with its context, the deadline,
+ * the lease heartbeat, progress, and the fenced write of how it ended. Retry policy is decided
+ * here: a failure with attempts left (and not permanent) is retried after backoff with jitter;
+ * a timeout ends the series (timed_out is final, as the lifecycle says: running --deadline-->
+ * timed_out), and so does a cancel.
+ */
+export async function runAttempt(deps: AttemptDeps, task: Task, workerId: string): Promise<AttemptResult> {
+  const lease = leaseOf(task, workerId);
+  const logger = deps.logger.child({ task_id: task.id, attempt: task.attempt, series: task.series });
+  const controller = new AbortController();
+  deps.running.register(task.id, controller);
+  const { signal } = controller;
+  const abort = (reason: AbortReason) => {
+    if (!signal.aborted) controller.abort(reason);
+  };
+
+  const deadline = setTimeout(() => abort("timeout"), task.timeout_seconds * 1000);
+  const heartbeat = setInterval(() => {
+    deps.queue.heartbeat(lease).then(
+      (state) => {
+        if (state !== "ok") abort(state);
+      },
+      // A database blip: the next beat tries again; if the lease runs out meanwhile the
+      // reaper takes the task back and the next beat answers "lost".
+      (error) => logger.warn({ err: error }, "lease heartbeat failed"),
+    );
+  }, deps.config.worker.heartbeat_seconds * 1000);
+  const progress = new ProgressReporter(deps.queue, lease, logger);
+
+  let outcome: TaskOutcome = {};
+  let failure: unknown;
+  let succeeded = false;
+  try {
+    const resolved = deps.plugins.resolve(task.name, task.command !== null);
+    if (!resolved) throw new PermanentTaskError(`no plugin is mapped to "${task.name}" any more`);
+    let params: unknown = task.params;
+    if (resolved.plugin.paramsSchema) {
+      const parsed = resolved.plugin.paramsSchema.safeParse(task.params);
+      if (!parsed.success)
+        throw new PermanentTaskError(`params no longer fit the plugin: ${parsed.error.message}`);
+      params = parsed.data;
+    }
+    const ctx: TaskContext = {
+      taskId: task.id,
+      name: task.name,
+      namespace: task.namespace,
+      params,
+      command: task.command,
+      attempt: task.attempt,
+      maxAttempts: task.max_attempts,
+      timeoutSeconds: task.timeout_seconds,
+      signal,
+      logger,
+      progress: (percent, message) => progress.report(percent, message),
+      secret: (name) => deps.secret(name),
+      config: deps.config,
+      services: deps.services,
+    };
+    outcome = (await untilSettledOrAbandoned(resolved.plugin.run(ctx), signal, deps.config)) ?? {};
+    succeeded = true;
+  } catch (error) {
+    failure = error;
+    if (error instanceof TaskRunError) outcome = error.outcome;
+  } finally {
+    clearTimeout(deadline);
+    clearInterval(heartbeat);
+  }
+  await progress.settle();
+
+  const end = decideEnd(task, signal, succeeded, outcome, failure, deps);
+  try {
+    if (!end) {
+      logger.warn("lease lost while running; another worker owns the task now");
+      return "lost";
+    }
+    const written = await withRetries(() => deps.queue.finish(lease, end, outcome, progress.latest), 3);
+    if (!written) {
+      logger.warn({ ended: end.status }, "attempt ended after its lease was lost; nothing written");
+      return "lost";
+    }
+    logger.debug({ ended: end.status }, "attempt ended");
+    return end.status;
+  } catch (error) {
+    // The lease will expire and the reaper settles the task: nothing is lost, only late.
+    logger.error({ err: error }, "could not record how the attempt ended");
+    return "lost";
+  } finally {
+    deps.running.unregister(task.id, controller);
+  }
+}
+
+function errorText(error: unknown): string {
+  if (error instanceof Error) return error.message || error.name;
+  return String(error);
+}
+
+function decideEnd(
+  task: Task,
+  signal: AbortSignal,
+  succeeded: boolean,
+  outcome: TaskOutcome,
+  failure: unknown,
+  deps: AttemptDeps,
+): AttemptEnd | undefined {
+  if (signal.aborted) {
+    const reason = signal.reason as AbortReason;
+    if (reason === "lost") return undefined;
+    if (reason === "cancelled") return { status: "cancelled", error: "cancelled while running" };
+    if (reason === "shutdown") return { status: "released", error: "worker shut down during the attempt" };
+    return { status: "timed_out", error: `timed out after ${task.timeout_seconds} s` };
+  }
+  if (succeeded) return { status: "succeeded", result: outcome.result ?? null };
+  const error = errorText(failure);
+  const permanent = failure instanceof PermanentTaskError;
+  if (permanent || task.attempt >= task.max_attempts) return { status: "failed", error };
+  return { status: "retrying", error, retryInMs: retryDelayMs(task.attempt, deps.config.retry, deps.random) };
+}
+
+/**
+ * The plugin's promise, but once the signal fires a plugin gets the kill grace (plus a margin)
+ * to stop; one that ignores its signal is abandoned so the attempt still ends on time.
+ */
+async function untilSettledOrAbandoned(
+  run: Promise<TaskOutcome | undefined>,
+  signal: AbortSignal,
+  config: AppConfig,
+): Promise<TaskOutcome | undefined> {
+  let onAbort: (() => void) | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  const abandoned = new Promise<never>((_, reject) => {
+    onAbort = () => {
+      timer = setTimeout(
+        () =>
+          reject(
+            new Error(`plugin did not stop within ${config.worker.kill_grace_seconds + 2} s of its abort`),
+          ),
+        (config.worker.kill_grace_seconds + 2) * 1000,
+      );
+    };
+    if (signal.aborted) onAbort();
+    else signal.addEventListener("abort", onAbort, { once: true });
+  });
+  try {
+    return await Promise.race([run, abandoned]);
+  } finally {
+    clearTimeout(timer);
+    if (onAbort) signal.removeEventListener("abort", onAbort);
+  }
+}
+
+async function withRetries<T>(fn: () => Promise<T>, tries: number): Promise<T> {
+  for (let i = 1; ; i++) {
+    try {
+      return await fn();
+    } catch (error) {
+      if (i >= tries) throw error;
+      await new Promise((r) => setTimeout(r, 200 * i));
+    }
+  }
+}
+
+/**
+ * Stores progress as it comes (one write in flight, then the latest value) and lets a
+ * task.progress event through at most once a second; a value held back by the limit goes out
+ * as soon as the second is over, unless the attempt ends first.
+ */
+class ProgressReporter {
+  latest: TaskProgress | undefined;
+  private written: TaskProgress | undefined;
+  private emitted: TaskProgress | undefined;
+  private inFlight: Promise<void> | undefined;
+  private lastEventAt = Number.NEGATIVE_INFINITY;
+  private trailing: NodeJS.Timeout | undefined;
+  private settled = false;
+
+  constructor(
+    private readonly queue: TaskQueue,
+    private readonly lease: Lease,
+    private readonly logger: AttemptLogger,
+  ) {}
+
+  report(percent: number, message?: string): void {
+    if (this.settled || !Number.isFinite(percent)) return;
+    const clamped = Math.max(0, Math.min(100, Math.round(percent * 100) / 100));
+    this.latest =
+      message === undefined
+        ? { percent: clamped }
+        : { percent: clamped, message: String(message).slice(0, 1000) };
+    this.flush();
+  }
+
+  private flush(): void {
+    const value = this.latest;
+    if (this.settled || this.inFlight || !value) return;
+    const needWrite = value !== this.written;
+    const needEvent = value !== this.emitted;
+    const now = Date.now();
+    const mayEmit = now - this.lastEventAt >= PROGRESS_EVENT_INTERVAL_MS;
+    if (needEvent && !mayEmit && !this.trailing) {
+      this.trailing = setTimeout(
+        () => {
+          this.trailing = undefined;
+          this.flush();
+        },
+        this.lastEventAt + PROGRESS_EVENT_INTERVAL_MS - now,
+      );
+    }
+    if (!needWrite && !(needEvent && mayEmit)) return;
+    const emit = needEvent && mayEmit;
+    if (emit) this.lastEventAt = now;
+    this.inFlight = this.queue
+      .progress(this.lease, value, emit)
+      .then(
+        () => undefined,
+        (error) => this.logger.warn({ err: error }, "progress not stored"),
+      )
+      .finally(() => {
+        // Marked done even when the write failed: progress is best effort, and a retry loop
+        // against a database that is down would only add load.
+        this.written = value;
+        if (emit) this.emitted = value;
+        this.inFlight = undefined;
+        this.flush();
+      });
+  }
+
+  /** Stops reporting and waits for the write in flight; the final value goes with the attempt's end. */
+  async settle(): Promise<void> {
+    this.settled = true;
+    clearTimeout(this.trailing);
+    while (this.inFlight) await this.inFlight;
+  }
+}

@@ -1,0 +1,54 @@
+import type { TaskOutcome } from "../plugins/plugin.js";
+import type { Task, TaskProgress } from "./task.js";
+
+/** Who holds one attempt of one task. Every write of a running attempt is fenced by it. */
+export interface Lease {
+  taskId: string;
+  series: number;
+  attempt: number;
+  workerId: string;
+}
+
+export function leaseOf(task: Task, workerId: string): Lease {
+  return { taskId: task.id, series: task.series, attempt: task.attempt, workerId };
+}
+
+/** Why a specific message's task was not claimed (the message is then done with). */
+export type SkipReason = "not_claimable" | "not_due" | "type_paused" | "type_at_limit";
+
+export type ClaimResult = { claimed: Task } | { skipped: SkipReason };
+
+/** How an attempt ended, as decided by the core (see run-attempt.ts). */
+export type AttemptEnd =
+  | { status: "succeeded"; result: unknown }
+  | { status: "failed"; error: string }
+  | { status: "retrying"; error: string; retryInMs: number }
+  | { status: "timed_out"; error: string }
+  /** The API cancelled the task; the worker acknowledges by closing its run row. */
+  | { status: "cancelled"; error: string }
+  /** This worker gives the attempt back (shutdown): like a lost worker, but at once. */
+  | { status: "released"; error: string };
+
+/** Result of renewing a lease: still ours, cancelled by the API, or taken over / gone. */
+export type HeartbeatResult = "ok" | "cancelled" | "lost";
+
+/**
+ * Port: the task queue as the workers see it. Local and cloud both store tasks in Postgres;
+ * this is the Postgres implementation's contract (functions/adapters/postgres/task-queue-repository.ts).
+ */
+export interface TaskQueue {
+  /** The best claimable task (priority, then run_at), claimed for its next attempt; or none. */
+  claimNext(workerId: string): Promise<Task | undefined>;
+  /** Claims one task for one attempt (an SQS message); a duplicate or stale message is skipped. */
+  claim(taskId: string, attempt: number, workerId: string): Promise<ClaimResult>;
+  /** Extends the lease; tells whether the attempt is still this worker's. */
+  heartbeat(lease: Lease): Promise<HeartbeatResult>;
+  /** Stores progress and, when `emitEvent`, a task.progress event. False when the lease is gone. */
+  progress(lease: Lease, progress: TaskProgress, emitEvent: boolean): Promise<boolean>;
+  /** Ends the attempt. False when the lease was lost first (the late result changes nothing). */
+  finish(lease: Lease, end: AttemptEnd, run: TaskOutcome, progress?: TaskProgress): Promise<boolean>;
+  /** Takes back running tasks whose lease expired; closes orphaned run rows. */
+  reapExpired(limit?: number): Promise<{ requeued: number; failed: number; orphanRuns: number }>;
+  /** Moves retrying tasks whose time has come back to queued, with a queue signal. */
+  promoteDueRetries(limit?: number): Promise<number>;
+}
