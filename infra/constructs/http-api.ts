@@ -35,6 +35,22 @@ export class HttpApi extends Construct {
       // API Gateway gives up after 30 s; a longer function timeout would only run on unseen.
       timeout: Duration.seconds(29),
       memorySize: 1024,
+      // GET /docs serves Swagger UI's files, which the api finds with
+      // require.resolve("swagger-ui-dist/package.json") when its routes are built: without
+      // them beside the bundle the function fails at import.
+      extraFiles: [
+        {
+          from: "node_modules/swagger-ui-dist",
+          files: [
+            "package.json",
+            "LICENSE",
+            "swagger-ui.css",
+            "swagger-ui-bundle.js",
+            "swagger-ui-standalone-preset.js",
+          ],
+          to: "node_modules/swagger-ui-dist",
+        },
+      ],
     });
 
     this.api = new apigw.HttpApi(this, "Api", {

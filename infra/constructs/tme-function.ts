@@ -37,6 +37,18 @@ export interface TmeFunctionProps {
   readonly reservedConcurrentExecutions?: number;
   /** Copy migrations/*.sql into the bundle (only the migrate function needs them). */
   readonly includeMigrations?: boolean;
+  /** Files the code reads at run time beside the bundle, which esbuild cannot see. */
+  readonly extraFiles?: FileCopy[];
+}
+
+/** Files copied into the bundle after esbuild: `from` and `to` are directories. */
+export interface FileCopy {
+  /** Relative to the repository root. */
+  readonly from: string;
+  /** Names or shell globs inside `from`. */
+  readonly files: readonly string[];
+  /** Relative to the bundle root (/var/task). */
+  readonly to: string;
 }
 
 /**
@@ -52,9 +64,13 @@ export class TmeFunction extends NodejsFunction {
       retention: logs.RetentionDays.ONE_MONTH,
       removalPolicy: RemovalPolicy.DESTROY,
     });
-    const copies = [{ from: "configurations", glob: "*.yaml", to: BUNDLE_CONFIG_DIR }];
-    if (props.includeMigrations)
-      copies.push({ from: "migrations", glob: "*.sql", to: BUNDLE_MIGRATIONS_DIR });
+    const copies: FileCopy[] = [
+      { from: "configurations", files: ["*.yaml"], to: path.basename(BUNDLE_CONFIG_DIR) },
+    ];
+    if (props.includeMigrations) {
+      copies.push({ from: "migrations", files: ["*.sql"], to: path.basename(BUNDLE_MIGRATIONS_DIR) });
+    }
+    copies.push(...(props.extraFiles ?? []));
 
     super(scope, id, {
       description: props.description,
@@ -90,9 +106,10 @@ export class TmeFunction extends NodejsFunction {
           beforeBundling: () => [],
           beforeInstall: () => [],
           afterBundling: (inputDir: string, outputDir: string) =>
-            copies.flatMap(({ from, glob, to }) => {
-              const target = path.posix.join(outputDir, path.posix.basename(to));
-              return [`mkdir -p "${target}"`, `cp "${inputDir}/${from}/"${glob} "${target}/"`];
+            copies.flatMap(({ from, files, to }) => {
+              const target = `${outputDir}/${to}`;
+              const sources = files.map((file) => `"${inputDir}/${from}/"${file}`).join(" ");
+              return [`mkdir -p "${target}"`, `cp ${sources} "${target}/"`];
             }),
         },
       },
