@@ -1,4 +1,5 @@
 import { Command, Option } from "commander";
+import { PluginConfigError } from "../adapters/plugins/plugin-registry.js";
 import { PostgresApiKeyStore } from "../adapters/postgres/api-keys-repository.js";
 import { Database } from "../adapters/postgres/database.js";
 import { migrate } from "../adapters/postgres/migrator.js";
@@ -11,7 +12,10 @@ import { createLogger } from "../logging/logger.js";
 
 /** Expected failures end in one line on stderr and exit code 1; nothing else is a stack trace. */
 function fail(error: unknown): never {
-  const known = error instanceof ConfigError || error instanceof DatabaseUnreachable;
+  const known =
+    error instanceof ConfigError ||
+    error instanceof DatabaseUnreachable ||
+    error instanceof PluginConfigError;
   const message = error instanceof Error ? error.message : String(error);
   process.stderr.write(`tme: ${known ? "" : "error: "}${message}\n`);
   if (!known && process.env.LOG_LEVEL?.toUpperCase() === "DEBUG" && error instanceof Error) {

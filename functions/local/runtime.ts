@@ -1,16 +1,18 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { PostgresApiKeyStore } from "../adapters/postgres/api-keys-repository.js";
+import { PluginRegistry } from "../adapters/plugins/plugin-registry.js";
 import { Database } from "../adapters/postgres/database.js";
 import { migrate } from "../adapters/postgres/migrator.js";
 import type { Config } from "../config/schema.js";
-import type { AppContext } from "../context.js";
+import { type AppContext, createAppContext } from "../context.js";
 import { createApiKey, ensureBootstrapKey } from "../core/auth/api-keys.js";
 import { newId } from "../core/ids.js";
+import type { OutboxSink } from "../core/outbox/outbox.js";
 import { createHandler } from "../handlers/api.js";
 import { createLogger, type Logger } from "../logging/logger.js";
 import { openDatabaseTarget } from "./database-target.js";
 import { type LocalHttpServer, startHttpServer } from "./http-server.js";
+import { localQueueSink, outboxRelayService } from "./outbox-relay-service.js";
 
 /** A loop the local runtime runs beside the HTTP server (workers, scheduler, outbox relay...). */
 export interface BackgroundService {
@@ -22,7 +24,12 @@ export interface BackgroundService {
 
 /** Builds the background loops for a context; each area of TME adds its own to the list below. */
 export type ServiceFactory = (app: AppContext) => BackgroundService[];
-const serviceFactories: ServiceFactory[] = [];
+const serviceFactories: ServiceFactory[] = [(app) => [outboxRelayService(app, localOutboxSinks(app))]];
+
+/** Where outbox messages go in the local runtime; each area adds the sink for its messages. */
+function localOutboxSinks(_app: AppContext): OutboxSink[] {
+  return [localQueueSink];
+}
 
 export interface RunningTme {
   app: AppContext;
@@ -46,6 +53,8 @@ export async function startLocalRuntime(options: StartOptions): Promise<RunningT
   const logger = options.logger ?? createLogger(config.app.LOG_LEVEL);
   const print = options.print ?? ((line: string) => process.stdout.write(`${line}\n`));
 
+  // Plugin mappings are checked before anything starts: a typo costs nothing to report.
+  const plugins = await PluginRegistry.load(config.plugins, path.join(config.configDir, "task_plugins.yaml"));
   const target = await openDatabaseTarget(config, (message) => logger.info(message));
   const cleanups: Array<() => Promise<void>> = [() => target.stop()];
   const stopAll = async () => {
@@ -64,13 +73,7 @@ export async function startLocalRuntime(options: StartOptions): Promise<RunningT
       connectionTimeoutMillis: config.db.pool.connection_timeout_ms,
     });
     cleanups.push(() => db.close());
-    const app: AppContext = {
-      config,
-      db,
-      logger,
-      now: () => new Date(),
-      apiKeys: new PostgresApiKeyStore(db),
-    };
+    const app = createAppContext(config, db, target.connectionString, logger, plugins);
 
     const adminKey = await provisionKeys(app);
 

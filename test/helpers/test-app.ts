@@ -1,7 +1,7 @@
-import { PostgresApiKeyStore } from "../../functions/adapters/postgres/api-keys-repository.js";
+import { PluginRegistry } from "../../functions/adapters/plugins/plugin-registry.js";
 import { loadConfig } from "../../functions/config/load.js";
 import type { Config } from "../../functions/config/schema.js";
-import type { AppContext } from "../../functions/context.js";
+import { type AppContext, createAppContext } from "../../functions/context.js";
 import { createApiKey, type Scope } from "../../functions/core/auth/api-keys.js";
 import { newId } from "../../functions/core/ids.js";
 import { createHandler } from "../../functions/handlers/api.js";
@@ -35,13 +35,13 @@ export async function createTestApp(
   const base = loadConfig({ configDir: "configurations", env: overrides.env ?? {} });
   const config: Config = { ...base, app: { ...base.app, LOG_LEVEL: "ERROR", ...overrides.app } };
   const logger = createLogger(process.env.TEST_LOG_LEVEL === "DEBUG" ? "DEBUG" : "ERROR");
-  const app: AppContext = {
+  const app: AppContext = createAppContext(
     config,
-    db: database.db,
+    database.db,
+    database.url,
     logger,
-    now: () => new Date(),
-    apiKeys: new PostgresApiKeyStore(database.db),
-  };
+    await PluginRegistry.load(config.plugins),
+  );
   const server = await startHttpServer(createHandler(app), 0, (error) => logger.error({ err: error }));
   const url = `http://127.0.0.1:${server.port}`;
   const keyWith = async (scopes: Scope[], namespace = "default") =>

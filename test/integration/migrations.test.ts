@@ -34,7 +34,7 @@ describe("migrations", () => {
       "audit_log",
     ]) {
       const { rows } = await db.query("SELECT to_regclass($1) AS t", [table]);
-      expect(rows[0].t, table).toBe(table);
+      expect(rows[0]!.t, table).toBe(table);
     }
   });
 
@@ -52,7 +52,7 @@ describe("migrations", () => {
     const appliedCounts = results.map((r) => r.applied.length).sort();
     expect(appliedCounts).toEqual([0, 0, 0, readMigrations().length]);
     const { rows } = await db.query("SELECT count(*) AS n FROM tme_migrations");
-    expect(rows[0].n).toBe(readMigrations().length);
+    expect(rows[0]!.n).toBe(readMigrations().length);
   });
 
   it("keep the audit log append-only", async () => {

@@ -38,11 +38,7 @@ describe("loadConfig", () => {
       port: 8000,
     });
     expect(config.db.embedded).toBe(true);
-    expect(config.plugins.tasks.clean_logs).toEqual({
-      plugin: "clean_logs",
-      export: "handler",
-      concurrency: 1,
-    });
+    expect(config.plugins.tasks["sleep*"]).toEqual({ plugin: "sleep", export: "handler" });
     expect(config.databaseUrl).toBeUndefined();
     expect(config.dataDir).toBe(path.resolve(".tme"));
   });

@@ -1,8 +1,8 @@
 import { GetSecretValueCommand, SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { loadConfig } from "../../config/load.js";
-import type { AppContext } from "../../context.js";
+import { type AppContext, createAppContext } from "../../context.js";
 import { createLogger } from "../../logging/logger.js";
-import { PostgresApiKeyStore } from "../postgres/api-keys-repository.js";
+import { PluginRegistry } from "../plugins/plugin-registry.js";
 import { Database } from "../postgres/database.js";
 
 interface DatabaseSecret {
@@ -36,11 +36,12 @@ export async function cloudContext(
 ): Promise<AppContext> {
   const config = loadConfig({ env: { ...env, TME_RUNTIME: "cloud" } });
   const logger = createLogger(config.app.LOG_LEVEL);
+  const databaseUrl = await cloudDatabaseUrl(env);
   const db = new Database({
-    connectionString: await cloudDatabaseUrl(env),
+    connectionString: databaseUrl,
     // One Lambda handles one event at a time; a small pool behind RDS Proxy is plenty.
     max: 2,
     connectionTimeoutMillis: config.db.pool.connection_timeout_ms,
   });
-  return { config, db, logger, now: () => new Date(), apiKeys: new PostgresApiKeyStore(db) };
+  return createAppContext(config, db, databaseUrl, logger, await PluginRegistry.load(config.plugins));
 }

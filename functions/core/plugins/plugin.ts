@@ -1,0 +1,86 @@
+import type { z } from "zod";
+
+/** The logger a plugin gets: structured, already tagged with the task id and attempt. */
+export interface PluginLogger {
+  debug(obj: object | string, msg?: string): void;
+  info(obj: object | string, msg?: string): void;
+  warn(obj: object | string, msg?: string): void;
+  error(obj: object | string, msg?: string): void;
+}
+
+/** What a plugin's run() receives for one attempt of one task. */
+export interface TaskContext<P = unknown> {
+  taskId: string;
+  name: string;
+  namespace: string;
+  /** Validated against the plugin's paramsSchema at create time and again before running. */
+  params: P;
+  command: string | null;
+  /** 1 for the first attempt of the current series. */
+  attempt: number;
+  maxAttempts: number;
+  timeoutSeconds: number;
+  /** Fires on timeout and on cancel; a plugin must stop promptly when it does. */
+  signal: AbortSignal;
+  logger: PluginLogger;
+  /** Reports progress; TME stores it on the task and throttles the task.progress events. */
+  progress(percent: number, message?: string): void;
+  /** Reads a secret by name (Secrets Manager in the cloud, environment/config locally). */
+  secret(name: string): Promise<string>;
+}
+
+/** What run() may return: a JSON result, and for command-like plugins the output and exit code. */
+export interface TaskOutcome {
+  result?: unknown;
+  exitCode?: number;
+  outputTail?: string;
+  outputTruncated?: boolean;
+  pid?: number;
+}
+
+/**
+ * A task handler. Throwing (or rejecting) fails the attempt: TME retries while attempts are
+ * left. Throw a PermanentTaskError to fail without further attempts.
+ */
+export interface TaskPlugin<P = unknown> {
+  name: string;
+  description?: string;
+  paramsSchema?: z.ZodType<P>;
+  run(ctx: TaskContext<P>): Promise<TaskOutcome | undefined>;
+}
+
+export function definePlugin<P>(plugin: TaskPlugin<P>): TaskPlugin<P> {
+  return plugin;
+}
+
+/** An attempt failed in a way another attempt cannot fix (bad input, 4xx from a server). */
+export class PermanentTaskError extends Error {
+  override name = "PermanentTaskError";
+}
+
+/** Carries the partial outcome (exit code, output) of an attempt that failed. */
+export class TaskRunError extends Error {
+  override name = "TaskRunError";
+  constructor(
+    message: string,
+    readonly outcome: TaskOutcome,
+  ) {
+    super(message);
+  }
+}
+
+/** Port: which plugin runs a task name, and its limits. */
+export interface ResolvedPlugin {
+  /** The module name from task_plugins.yaml ("shell" for unmapped commands). */
+  module: string;
+  plugin: TaskPlugin;
+  /** Per-type concurrency limit from task_plugins.yaml. */
+  concurrency: number | undefined;
+}
+
+export interface PluginResolver {
+  /** The plugin for a task name, or for a plain command the shell plugin; undefined if neither. */
+  resolve(name: string, hasCommand: boolean): ResolvedPlugin | undefined;
+  /** The concurrency limit configured for a task name, if any. */
+  concurrencyOf(name: string): number | undefined;
+}

@@ -1,0 +1,108 @@
+import type { AppConfig } from "../../config/schema.js";
+import { type ErrorDetail, issuesToDetails, Unprocessable, ValidationFailed } from "../errors.js";
+import { newEvent } from "../events/event.js";
+import { newId } from "../ids.js";
+import type { PluginResolver } from "../plugins/plugin.js";
+import { type Task, toTaskView } from "./task.js";
+import type { NewTask, TaskStore } from "./task-store.js";
+
+export interface CreateTaskInput {
+  name: string;
+  command?: string | null;
+  description?: string | null;
+  params?: Record<string, unknown>;
+  priority?: number;
+  timeout_seconds?: number;
+  max_attempts?: number;
+  run_at?: Date;
+  labels?: Record<string, string>;
+  schedule_id?: string | null;
+}
+
+export interface CreateTaskDeps {
+  tasks: TaskStore;
+  plugins: PluginResolver;
+  config: Pick<AppConfig, "default_task_timeout" | "max_task_timeout" | "default_max_attempts">;
+  now: () => Date;
+}
+
+/**
+ * Accepts a task: finds its plugin, validates its params against the plugin's schema (a bad
+ * params object is a 422 now, not a failed task later), applies the configured defaults and
+ * limits, and stores it with its task.created event and queue signal. A returned task is committed.
+ */
+export async function createTask(
+  deps: CreateTaskDeps,
+  namespace: string,
+  input: CreateTaskInput,
+): Promise<Task> {
+  const command = input.command ?? null;
+  const resolved = deps.plugins.resolve(input.name, command !== null);
+  if (!resolved) {
+    throw new Unprocessable(`no plugin is mapped to task name "${input.name}" and the task has no command`, [
+      { path: "command", message: "give a command, or map this name to a plugin in task_plugins.yaml" },
+    ]);
+  }
+
+  let params: Record<string, unknown> = input.params ?? {};
+  if (resolved.plugin.paramsSchema) {
+    const parsed = resolved.plugin.paramsSchema.safeParse(params);
+    if (!parsed.success) {
+      const details: ErrorDetail[] = issuesToDetails(parsed.error.issues).map((d) => ({
+        path: d.path === "(body)" ? "params" : `params.${d.path}`,
+        message: d.message,
+      }));
+      throw new Unprocessable(
+        `params do not fit plugin "${resolved.module}": ${details.map((d) => `${d.path}: ${d.message}`).join("; ")}`,
+        details,
+      );
+    }
+    params = parsed.data as Record<string, unknown>;
+  }
+
+  const timeout = input.timeout_seconds ?? deps.config.default_task_timeout;
+  if (timeout > deps.config.max_task_timeout) {
+    throw new ValidationFailed(`timeout_seconds exceeds max_task_timeout (${deps.config.max_task_timeout})`, [
+      { path: "timeout_seconds", message: `must be <= ${deps.config.max_task_timeout} (max_task_timeout)` },
+    ]);
+  }
+
+  const now = deps.now();
+  const runAt = input.run_at && input.run_at > now ? input.run_at : now;
+  const task: NewTask = {
+    id: newId("tsk"),
+    namespace,
+    name: input.name,
+    description: input.description ?? null,
+    command,
+    handler: resolved.module,
+    params,
+    status: "queued",
+    priority: input.priority ?? 5,
+    attempt: 0,
+    series: 0,
+    max_attempts: input.max_attempts ?? deps.config.default_max_attempts,
+    timeout_seconds: timeout,
+    schedule_id: input.schedule_id ?? null,
+    labels: input.labels ?? {},
+    run_at: runAt,
+  };
+  const viewAtCreation = toTaskView({
+    ...task,
+    created_at: now,
+    updated_at: now,
+    started_at: null,
+    finished_at: null,
+    lease_owner: null,
+    lease_expires_at: null,
+    progress: null,
+    result: null,
+    error: null,
+  });
+  return deps.tasks.insert(task, newEvent("task.created", namespace, { task: viewAtCreation }, now), {
+    task_id: task.id,
+    attempt: 1,
+    priority: task.priority,
+    run_at: runAt.toISOString(),
+  });
+}

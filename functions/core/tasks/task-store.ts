@@ -1,0 +1,23 @@
+import type { QueueDispatch, TmeEvent } from "../events/event.js";
+import type { Task } from "./task.js";
+
+/** A task about to be stored: everything but the timestamps the database sets. */
+export type NewTask = Omit<
+  Task,
+  | "created_at"
+  | "updated_at"
+  | "started_at"
+  | "finished_at"
+  | "lease_owner"
+  | "lease_expires_at"
+  | "progress"
+  | "result"
+  | "error"
+>;
+
+/** Port: where tasks live. The Postgres adapter is functions/adapters/postgres/task-repository.ts. */
+export interface TaskStore {
+  /** Stores the task, its task.created event and its queue signal in one transaction. */
+  insert(task: NewTask, created: TmeEvent, dispatch: QueueDispatch): Promise<Task>;
+  get(namespace: string, id: string): Promise<Task | undefined>;
+}

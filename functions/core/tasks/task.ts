@@ -1,0 +1,111 @@
+/** A task as stored: the state of one unit of work and its current attempt series. */
+export const TASK_STATUSES = [
+  "queued",
+  "paused",
+  "running",
+  "retrying",
+  "succeeded",
+  "failed",
+  "timed_out",
+  "cancelled",
+] as const;
+export type TaskStatus = (typeof TASK_STATUSES)[number];
+
+export const FINISHED_STATUSES: readonly TaskStatus[] = ["succeeded", "failed", "timed_out", "cancelled"];
+
+export function isFinished(status: TaskStatus): boolean {
+  return FINISHED_STATUSES.includes(status);
+}
+
+export interface TaskProgress {
+  percent: number;
+  message?: string;
+}
+
+export interface Task {
+  id: string;
+  namespace: string;
+  name: string;
+  description: string | null;
+  command: string | null;
+  /** The plugin that runs it ("shell" for plain commands). */
+  handler: string;
+  params: Record<string, unknown>;
+  status: TaskStatus;
+  priority: number;
+  /** Attempt number within the current series; 0 until first claimed. */
+  attempt: number;
+  /** How many times the task was restarted; each restart begins a new series of attempts. */
+  series: number;
+  max_attempts: number;
+  timeout_seconds: number;
+  progress: TaskProgress | null;
+  result: unknown;
+  error: string | null;
+  schedule_id: string | null;
+  labels: Record<string, string>;
+  run_at: Date;
+  created_at: Date;
+  updated_at: Date;
+  started_at: Date | null;
+  finished_at: Date | null;
+  lease_owner: string | null;
+  lease_expires_at: Date | null;
+}
+
+/** The task as the API shows it (API.md "Task object fields"). */
+export interface TaskView {
+  id: string;
+  task_id: string;
+  namespace: string;
+  name: string;
+  description: string | null;
+  command: string | null;
+  handler: string;
+  params: Record<string, unknown>;
+  status: TaskStatus;
+  priority: number;
+  attempt: number;
+  max_attempts: number;
+  timeout_seconds: number;
+  progress: TaskProgress | null;
+  result: unknown;
+  error: string | null;
+  schedule_id: string | null;
+  labels: Record<string, string>;
+  created_at: string;
+  updated_at: string;
+  run_at: string;
+  started_at: string | null;
+  finished_at: string | null;
+}
+
+const iso = (d: Date | null) => (d ? d.toISOString() : null);
+
+export function toTaskView(task: Task): TaskView {
+  return {
+    id: task.id,
+    task_id: task.id,
+    namespace: task.namespace,
+    name: task.name,
+    description: task.description,
+    command: task.command,
+    handler: task.handler,
+    params: task.params,
+    status: task.status,
+    priority: task.priority,
+    attempt: task.attempt,
+    max_attempts: task.max_attempts,
+    timeout_seconds: task.timeout_seconds,
+    progress: task.progress,
+    result: task.result ?? null,
+    error: task.error,
+    schedule_id: task.schedule_id,
+    labels: task.labels,
+    created_at: task.created_at.toISOString(),
+    updated_at: task.updated_at.toISOString(),
+    run_at: task.run_at.toISOString(),
+    started_at: iso(task.started_at),
+    finished_at: iso(task.finished_at),
+  };
+}

@@ -1,0 +1,70 @@
+import { PostgresListener } from "../adapters/postgres/listener.js";
+import { OUTBOX_CHANNEL, PostgresOutboxStore } from "../adapters/postgres/outbox-repository.js";
+import type { AppContext } from "../context.js";
+import { QUEUE_DISPATCH } from "../core/events/event.js";
+import { type OutboxSink, relayOutboxBatch } from "../core/outbox/outbox.js";
+import type { BackgroundService } from "./runtime.js";
+
+/**
+ * Locally, workers claim straight from Postgres (woken by NOTIFY), so a queue signal has
+ * nowhere further to go: relaying it means marking it done. In the cloud the same rows go to SQS.
+ */
+export const localQueueSink: OutboxSink = {
+  name: "local-queue",
+  accepts: (type) => type === QUEUE_DISPATCH,
+  publish: async () => ({ failed: [] }),
+};
+
+/**
+ * Relays the outbox in the local runtime: woken by NOTIFY on every write, and every
+ * second regardless, so a lost notification only delays a message, never strands it.
+ */
+export function outboxRelayService(app: AppContext, sinks: OutboxSink[]): BackgroundService {
+  const store = new PostgresOutboxStore(app.db);
+  const listener = new PostgresListener(app.databaseUrl, app.logger);
+  let timer: NodeJS.Timeout | undefined;
+  let running: Promise<void> | undefined;
+  let again = false;
+  let stopped = false;
+
+  const drain = async () => {
+    do {
+      again = false;
+      try {
+        for (;;) {
+          const { published, failed } = await relayOutboxBatch(store, sinks);
+          if (failed > 0) app.logger.warn({ failed }, "outbox messages failed; will retry");
+          if (published + failed === 0 || stopped) break;
+        }
+      } catch (error) {
+        app.logger.error({ err: error }, "outbox relay");
+      }
+    } while (again && !stopped);
+  };
+  const wake = () => {
+    if (stopped) return;
+    if (running) {
+      again = true;
+      return;
+    }
+    running = drain().finally(() => {
+      running = undefined;
+    });
+  };
+
+  return {
+    name: "outbox-relay",
+    async start() {
+      listener.on(OUTBOX_CHANNEL, wake).onReconnect(wake);
+      await listener.start();
+      timer = setInterval(wake, 1000);
+      wake();
+    },
+    async stop() {
+      stopped = true;
+      clearInterval(timer);
+      await listener.stop();
+      await running;
+    },
+  };
+}
