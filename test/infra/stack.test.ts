@@ -13,7 +13,6 @@ const MAX_CONCURRENT_TASKS = 12;
 type Json = Record<string, unknown>;
 interface Resource {
   Type: string;
-  // biome-ignore lint/suspicious/noExplicitAny: a template is untyped JSON; the assertions check its shape
   Properties: Record<string, any>;
   DependsOn?: string[];
 }
