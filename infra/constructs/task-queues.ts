@@ -15,6 +15,9 @@ export const WORKER_MARGIN = Duration.seconds(30);
 /** The longest task timeout the cloud accepts (MAX_TASK_TIMEOUT_SECONDS). */
 export const MAX_CLOUD_TASK_TIMEOUT_SECONDS = WORKER_TIMEOUT.toSeconds() - WORKER_MARGIN.toSeconds();
 
+/** How much longer than the worker's timeout a received task message stays hidden. */
+const VISIBILITY_MARGIN = Duration.minutes(2);
+
 /** Receives before a message is parked in its DLQ. */
 export const MAX_RECEIVE_COUNT = 5;
 
@@ -71,10 +74,12 @@ export class TaskQueues extends Construct {
     const queue = new sqs.Queue(this, `${name}Tasks`, {
       encryption: sqs.QueueEncryption.SQS_MANAGED,
       enforceSSL: true,
-      // AWS's advice for Lambda event sources is six times the function timeout, so a
-      // message held back by a throttled or retried invocation does not reappear while
-      // its task still runs. The Postgres claim makes a duplicate harmless anyway.
-      visibilityTimeout: Duration.seconds(WORKER_TIMEOUT.toSeconds() * 6),
+      // Just above the worker's timeout, not AWS's usual six times: the six-fold margin
+      // covers invocations throttled while holding a message, which maxConcurrency below
+      // prevents, and a message the worker hands back as a batch item failure reappears
+      // after this delay, so 90 minutes would stall a task that far for a passing error.
+      // A duplicate delivery is harmless: the Postgres claim lets only one run.
+      visibilityTimeout: WORKER_TIMEOUT.plus(VISIBILITY_MARGIN),
       retentionPeriod: Duration.days(4),
       deadLetterQueue: { queue: deadLetterQueue, maxReceiveCount: MAX_RECEIVE_COUNT },
     });
