@@ -1,0 +1,3 @@
+import { createTmeApp } from "./tme-app.js";
+
+createTmeApp().app.synth();
