@@ -1,5 +1,6 @@
 import type { APIGatewayProxyEventV2, Context } from "aws-lambda";
 import { cloudContext } from "../adapters/aws/cloud-context.js";
+import { relayAfterChange } from "../adapters/aws/cloud-outbox-sinks.js";
 import type { AppContext } from "../context.js";
 import { type ApiHandler, createApiHandler } from "../http/pipeline.js";
 import { routes } from "../http/routes/index.js";
@@ -9,11 +10,13 @@ export function createHandler(app: AppContext): ApiHandler {
   return createApiHandler(app, routes);
 }
 
-let cold: Promise<ApiHandler> | undefined;
+let cold: Promise<{ api: ApiHandler; relay: () => Promise<void> }> | undefined;
 
 /** Lambda entry: API Gateway HTTP API (payload v2) events. */
 export const handler = async (event: APIGatewayProxyEventV2, context: Context) => {
-  cold ??= cloudContext().then(createHandler);
-  const api = await cold;
-  return api(event, context);
+  cold ??= cloudContext().then((app) => ({ api: createHandler(app), relay: relayAfterChange(app) }));
+  const { api, relay } = await cold;
+  const response = await api(event, context);
+  if (event.requestContext.http.method !== "GET") await relay();
+  return response;
 };

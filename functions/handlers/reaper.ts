@@ -1,23 +1,34 @@
+import { evaluateAlerts } from "../adapters/alerts/evaluate-alerts.js";
 import { cloudContext } from "../adapters/aws/cloud-context.js";
-import { sqsTaskQueueSink, taskQueueUrlsFromEnv } from "../adapters/aws/sqs-task-queue.js";
+import { cloudOutboxSinks } from "../adapters/aws/cloud-outbox-sinks.js";
 import { PostgresOutboxStore } from "../adapters/postgres/outbox-repository.js";
+import { runDueDeliveries } from "../adapters/webhooks/delivery-runner.js";
 import type { AppContext } from "../context.js";
 import { type OutboxSink, relayOutboxBatch } from "../core/outbox/outbox.js";
+import { fireDueSchedules } from "../core/schedules/fire-schedule.js";
 
 export interface ReaperReport {
   reaped: { requeued: number; failed: number; orphanRuns: number };
   promoted: number;
   redispatched: number;
   relayed: { published: number; failed: number };
+  /** Schedules fired here: a safety net for a lost Scheduler invocation. */
+  schedulesFired: number;
+  webhookAttempts: number;
+  alerts: { raised: number; resolved: number };
 }
 
 /** Batches the outbox relay does per run, so one run stays well inside the Lambda's timeout. */
 const MAX_RELAY_BATCHES = 50;
 
+/** Time a pass spends on webhook retries, inside the reaper's 55 s timeout. */
+const WEBHOOK_BUDGET_MS = 25_000;
+
 /**
  * One maintenance pass (the cloud runs it every minute): take back tasks of dead workers,
  * queue retries whose backoff is over, re-signal queued tasks whose message went missing,
- * then relay the outbox to the cloud sinks.
+ * fire schedules that are due (EventBridge Scheduler normally does), relay the outbox to the
+ * cloud sinks, make webhook retries that fell due, and evaluate the alert rules.
  */
 export function createReaper(app: AppContext, sinks: OutboxSink[]): () => Promise<ReaperReport> {
   const outbox = new PostgresOutboxStore(app.db);
@@ -25,6 +36,12 @@ export function createReaper(app: AppContext, sinks: OutboxSink[]): () => Promis
     const reaped = await app.taskQueue.reapExpired(500);
     const promoted = await app.taskQueue.promoteDueRetries();
     const redispatched = await app.taskQueue.redispatchStranded();
+    const schedulesFired = await fireDueSchedules(app.schedules, {
+      plugins: app.plugins,
+      config: app.config.app,
+      now: app.now,
+      logger: app.logger,
+    });
     const relayed = { published: 0, failed: 0 };
     for (let i = 0; i < MAX_RELAY_BATCHES; i++) {
       const batch = await relayOutboxBatch(outbox, sinks);
@@ -32,25 +49,18 @@ export function createReaper(app: AppContext, sinks: OutboxSink[]): () => Promis
       relayed.failed += batch.failed;
       if (batch.published + batch.failed === 0) break;
     }
-    const report = { reaped, promoted, redispatched, relayed };
+    const { attempts: webhookAttempts } = await runDueDeliveries(app, { budgetMs: WEBHOOK_BUDGET_MS });
+    const alerts = await evaluateAlerts(app);
+    const report = { reaped, promoted, redispatched, relayed, schedulesFired, webhookAttempts, alerts };
     app.logger.info(report, "reaper pass");
     return report;
   };
-}
-
-/**
- * The outbox sinks of the cloud runtime. Each area adds its sink here (the event bus sink for
- * task.* / schedule.* / alert.*, the scheduler sink for scheduler.sync); a type no sink accepts
- * stays in the outbox and is retried, never dropped.
- */
-export function cloudOutboxSinks(env: Record<string, string | undefined> = process.env): OutboxSink[] {
-  return [sqsTaskQueueSink(taskQueueUrlsFromEnv(env))];
 }
 
 let cold: Promise<() => Promise<ReaperReport>> | undefined;
 
 /** Lambda entry: an EventBridge schedule, every minute. */
 export const handler = async (): Promise<ReaperReport> => {
-  cold ??= cloudContext().then((app) => createReaper(app, cloudOutboxSinks()));
+  cold ??= cloudContext().then((app) => createReaper(app, cloudOutboxSinks(app)));
   return (await cold)();
 };
