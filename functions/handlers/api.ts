@@ -14,7 +14,7 @@ let cold: Promise<{ api: ApiHandler; relay: () => Promise<void> }> | undefined;
 
 /** Lambda entry: API Gateway HTTP API (payload v2) events. */
 export const handler = async (event: APIGatewayProxyEventV2, context: Context) => {
-  cold ??= cloudContext().then((app) => ({ api: createHandler(app), relay: relayAfterChange(app) }));
+  cold ??= cloudContext("api").then((app) => ({ api: createHandler(app), relay: relayAfterChange(app) }));
   const { api, relay } = await cold;
   const response = await api(event, context);
   if (event.requestContext.http.method !== "GET") await relay();

@@ -61,6 +61,6 @@ let cold: Promise<() => Promise<ReaperReport>> | undefined;
 
 /** Lambda entry: an EventBridge schedule, every minute. */
 export const handler = async (): Promise<ReaperReport> => {
-  cold ??= cloudContext().then((app) => createReaper(app, cloudOutboxSinks(app)));
+  cold ??= cloudContext("reaper").then((app) => createReaper(app, cloudOutboxSinks(app)));
   return (await cold)();
 };

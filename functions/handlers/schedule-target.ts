@@ -80,7 +80,7 @@ let cold: Promise<ReturnType<typeof createScheduleTarget>> | undefined;
 
 /** Lambda entry: invoked by EventBridge Scheduler with the schedule's Input as the event. */
 export const handler = async (event: unknown, _context: Context) => {
-  cold ??= cloudContext().then(createScheduleTarget);
+  cold ??= cloudContext("schedule-target").then(createScheduleTarget);
   const fire = await cold;
   return fire(event);
 };

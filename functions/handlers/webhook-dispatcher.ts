@@ -97,7 +97,7 @@ export const handler = async (
   event: SQSEvent,
   context?: { getRemainingTimeInMillis?: () => number },
 ): Promise<SQSBatchResponse> => {
-  cold ??= cloudContext();
+  cold ??= cloudContext("webhook-dispatcher");
   const app = await cold;
   const response = await dispatchRecords(app, event);
   const remaining = context?.getRemainingTimeInMillis?.() ?? 60_000;

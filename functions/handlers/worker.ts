@@ -139,7 +139,7 @@ let cold: Promise<{ run: WorkerHandler; relay: () => Promise<void> }> | undefine
 
 /** Lambda entry: the SQS event sources of the three priority queues. */
 export const handler = async (event: SQSEvent): Promise<SQSBatchResponse> => {
-  cold ??= cloudContext().then((app) => ({
+  cold ??= cloudContext("worker").then((app) => ({
     run: createWorkerHandler(app, {
       workerId: defaultWorkerId("lambda"),
       secret: process.env.TME_SECRETS_PREFIX

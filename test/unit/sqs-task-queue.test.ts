@@ -1,11 +1,8 @@
 import { SendMessageBatchCommand, SQSClient } from "@aws-sdk/client-sqs";
 import { mockClient } from "aws-sdk-client-mock";
 import { beforeEach, describe, expect, it } from "vitest";
-import {
-  priorityClass,
-  sqsTaskQueueSink,
-  taskQueueUrlsFromEnv,
-} from "../../functions/adapters/aws/sqs-task-queue.js";
+import { sqsTaskQueueSink, taskQueueUrlsFromEnv } from "../../functions/adapters/aws/sqs-task-queue.js";
+import { priorityClassOf } from "../../functions/config/cloud-environment.js";
 import type { OutboxMessage } from "../../functions/core/outbox/outbox.js";
 
 const sqs = mockClient(SQSClient);
@@ -36,7 +33,14 @@ describe("the SQS task queue sink", () => {
   });
 
   it("maps priorities to classes: 7-9 high, 4-6 normal, 0-3 low", () => {
-    expect([0, 3, 4, 6, 7, 9].map(priorityClass)).toEqual(["low", "low", "normal", "normal", "high", "high"]);
+    expect([0, 3, 4, 6, 7, 9].map(priorityClassOf)).toEqual([
+      "low",
+      "low",
+      "normal",
+      "normal",
+      "high",
+      "high",
+    ]);
   });
 
   it("sends each message to its class's queue in batches of at most 10, delaying future ones", async () => {

@@ -1,4 +1,5 @@
 import { GetSecretValueCommand, SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
+import { loadCloudEnvironment, type TmeFunctionName } from "../../config/cloud-environment.js";
 import { loadConfig } from "../../config/load.js";
 import { type AppContext, createAppContext } from "../../context.js";
 import { createLogger } from "../../logging/logger.js";
@@ -30,10 +31,16 @@ export async function cloudDatabaseUrl(
   return `postgres://${encodeURIComponent(secret.username)}:${encodeURIComponent(secret.password)}@${host}:${port}/${database}?sslmode=no-verify`;
 }
 
-/** Built once per Lambda container, at cold start, and reused by every invocation. */
+/**
+ * Built once per Lambda container, at cold start, and reused by every invocation. The
+ * environment is checked against the contract the stack was built from first, so a missing
+ * variable is one clear line in the function's log, not a failure deep in some request.
+ */
 export async function cloudContext(
+  fn: TmeFunctionName,
   env: Record<string, string | undefined> = process.env,
 ): Promise<AppContext> {
+  loadCloudEnvironment(fn, env);
   const config = loadConfig({ env: { ...env, TME_RUNTIME: "cloud" } });
   const logger = createLogger(config.app.LOG_LEVEL);
   const databaseUrl = await cloudDatabaseUrl(env);

@@ -1,21 +1,10 @@
 import { SendMessageBatchCommand, type SendMessageBatchRequestEntry, SQSClient } from "@aws-sdk/client-sqs";
+import { type PriorityClass, priorityClassOf } from "../../config/cloud-environment.js";
 import { QUEUE_DISPATCH, type QueueDispatch } from "../../core/events/event.js";
 import type { OutboxMessage, OutboxSink } from "../../core/outbox/outbox.js";
 
-export type PriorityClass = "high" | "normal" | "low";
-
-/** One SQS queue per priority class; the worker's concurrency is split between them. */
-export function priorityClass(priority: number): PriorityClass {
-  if (priority >= 7) return "high";
-  if (priority >= 4) return "normal";
-  return "low";
-}
-
-export interface TaskQueueUrls {
-  high: string;
-  normal: string;
-  low: string;
-}
+/** One SQS queue per priority class (the ranges live in the cloud environment contract). */
+export type TaskQueueUrls = Record<PriorityClass, string>;
 
 /** The queue URLs from the environment the stack sets: TASK_QUEUE_URL_HIGH / _NORMAL / _LOW. */
 export function taskQueueUrlsFromEnv(env: Record<string, string | undefined> = process.env): TaskQueueUrls {
@@ -63,7 +52,7 @@ export function sqsTaskQueueSink(
           });
           continue;
         }
-        const url = urls[priorityClass(dispatch.priority)];
+        const url = urls[priorityClassOf(dispatch.priority)];
         const entry: SendMessageBatchRequestEntry = {
           Id: String(message.id),
           MessageBody: JSON.stringify(dispatch),
