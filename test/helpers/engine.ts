@@ -124,6 +124,13 @@ export async function createEngineHarness(
         const maintenance = taskMaintenance(context);
         maintenance.start();
         pools.push(maintenance);
+        // Stopping the pool stops its reaper too: a reaper left running would race the
+        // explicit reaps of later tests in the same file.
+        const stopPool = pool.stop.bind(pool);
+        pool.stop = async () => {
+          await stopPool();
+          await maintenance.stop();
+        };
       }
       return pool;
     },
