@@ -10,7 +10,7 @@ import { nextOccurrence } from "./timeline.js";
 import { validateTiming } from "./validation.js";
 
 /** POST /schedule's body (validated for shape by the route's zod schema). */
-export interface ScheduleInput {
+export interface ScheduleInput extends TaskTemplate {
   name: string;
   interval?: number;
   cron?: string;
@@ -19,13 +19,6 @@ export interface ScheduleInput {
   end_at?: Date | null;
   overlap?: OverlapPolicy;
   enabled?: boolean;
-  command?: string | null;
-  description?: string | null;
-  params?: Record<string, unknown>;
-  priority?: number;
-  timeout_seconds?: number;
-  max_attempts?: number;
-  labels?: Record<string, string>;
 }
 
 /** PATCH /schedule/{id}: any field of ScheduleInput; null clears an optional one. */

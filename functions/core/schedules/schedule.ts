@@ -1,17 +1,10 @@
+import type { CreateTaskInput } from "../tasks/create-task.js";
 /** A recurring source of tasks: when it fires (interval or cron) and what task each firing creates. */
 export const OVERLAP_POLICIES = ["skip", "allow", "queue"] as const;
 export type OverlapPolicy = (typeof OVERLAP_POLICIES)[number];
 
-/** The task each firing creates (the fields of POST /task/create, minus name and run_at). */
-export interface TaskTemplate {
-  command?: string | null;
-  description?: string | null;
-  params?: Record<string, unknown>;
-  priority?: number;
-  timeout_seconds?: number;
-  max_attempts?: number;
-  labels?: Record<string, string>;
-}
+/** The task each firing creates: the fields of POST /task/create, minus name and run_at. */
+export type TaskTemplate = Omit<CreateTaskInput, "name" | "run_at" | "schedule_id">;
 
 export interface Schedule {
   id: string;

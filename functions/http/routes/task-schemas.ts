@@ -1,5 +1,4 @@
 import { z } from "zod";
-import { ValidationFailed } from "../../core/errors.js";
 import { TASK_STATUSES, type TaskStatus } from "../../core/tasks/task.js";
 import { CONTROL_ACTIONS } from "../../core/tasks/task-control.js";
 import type { TaskCursor, TaskFilter } from "../../core/tasks/task-control-store.js";
@@ -200,25 +199,6 @@ export function toTaskFilter(input: FilterInput): TaskFilter {
   if (input.created_after !== undefined) filter.created_after = new Date(input.created_after);
   if (input.created_before !== undefined) filter.created_before = new Date(input.created_before);
   return filter;
-}
-
-/** Cursors are opaque to callers: base64url JSON, checked on the way back in. */
-export function encodeCursor(value: unknown): string {
-  return Buffer.from(JSON.stringify(value), "utf8").toString("base64url");
-}
-
-function badCursor(): ValidationFailed {
-  return new ValidationFailed("invalid query: cursor: not a cursor this API issued", [
-    { path: "query.cursor", message: "pass the X-Next-Cursor value of the previous page unchanged" },
-  ]);
-}
-
-export function decodeCursor<T>(cursor: string, schema: z.ZodType<T>): T {
-  try {
-    const parsed = schema.safeParse(JSON.parse(Buffer.from(cursor, "base64url").toString("utf8")));
-    if (parsed.success) return parsed.data;
-  } catch {}
-  throw badCursor();
 }
 
 export const TaskCursorSchema = z

@@ -1,16 +1,9 @@
 import type { AppContext } from "../../context.js";
 import { TASK_STATUSES, type TaskStatus } from "../../core/tasks/task.js";
 import type { TaskTypeSummary } from "../../core/tasks/task-control-store.js";
+import { decodeCursor, encodeCursor } from "../cursor.js";
 import { type AnyRoute, defineRoute } from "../route.js";
-import {
-  decodeCursor,
-  EmptyBody,
-  encodeCursor,
-  NameCursorSchema,
-  PageQuery,
-  TaskTypeParams,
-  TaskTypeSchema,
-} from "./task-schemas.js";
+import { EmptyBody, NameCursorSchema, PageQuery, TaskTypeParams, TaskTypeSchema } from "./task-schemas.js";
 import { DEFAULT_PAGE_SIZE } from "./tasks.js";
 
 const TAGS = ["task types"];

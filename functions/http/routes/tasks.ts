@@ -13,15 +13,14 @@ import {
 import { createTask } from "../../core/tasks/create-task.js";
 import { type Task, toTaskView } from "../../core/tasks/task.js";
 import { waitingReason } from "../../core/tasks/waiting-reason.js";
+import { decodeCursor, encodeCursor } from "../cursor.js";
 import { ErrorBodySchema } from "../openapi.js";
 import { type AnyRoute, type ApiRequest, defineRoute } from "../route.js";
 import {
   BulkActionBody,
   BulkResultSchema,
   CreateTaskBody,
-  decodeCursor,
   EmptyBody,
-  encodeCursor,
   ListTasksQuery,
   PageQuery,
   SeqCursorSchema,
