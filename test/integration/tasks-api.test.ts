@@ -437,6 +437,19 @@ describe("PATCH /task/{task_id}", () => {
     expect(res.status).toBe(422);
     expect(res.body.error.details[0].path).toBe("max_attempts");
   });
+
+  it("refuses max_attempts equal to the attempts made while the task waits (it could never run again)", async () => {
+    const id = await insertTask(t.app.db, { status: "paused", attempt: 2 });
+    const res = await t.request("PATCH", `/task/${id}`, { body: { max_attempts: 2 } });
+    expect(res.status).toBe(422);
+    expect(res.body.error.details[0]).toMatchObject({
+      path: "max_attempts",
+      message: expect.stringContaining(">= 3"),
+    });
+    expect((await t.request("GET", `/task/${id}`)).body.max_attempts).not.toBe(2);
+    const ok = await t.request("PATCH", `/task/${id}`, { body: { max_attempts: 3 } });
+    expect(ok.body).toMatchObject({ status: "paused", max_attempts: 3 });
+  });
 });
 
 describe("GET /tasks", () => {
