@@ -141,7 +141,10 @@ export const handler = definePlugin({
     }
     if (ended.code !== 0) {
       const how = ended.code === null ? `killed by ${ended.signal}` : `exit code ${ended.code}`;
-      throw new TaskRunError(`${how}${output.text ? `: ${output.text}` : ""}`, outcome);
+      // The end of the output, where a failing command says why; the whole tail is in the run.
+      const said = lastChars(output.text, ERROR_TAIL_CHARS);
+      const cut = said.length < output.text.length ? "..." : "";
+      throw new TaskRunError(`${how}${said ? `: ${cut}${said}` : ""}`, outcome);
     }
     return {
       ...outcome,
@@ -150,6 +153,9 @@ export const handler = definePlugin({
     };
   },
 });
+
+/** Output kept in a failed task's `error`: its last characters (stored errors are capped at 16 KiB). */
+const ERROR_TAIL_CHARS = 4096;
 
 function lastChars(text: string, max: number): string {
   return text.length <= max ? text : text.slice(text.length - max);

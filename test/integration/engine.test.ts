@@ -124,6 +124,26 @@ describe("the execution engine (local pool)", () => {
     expect(await events(task.id)).toEqual(["task.created", "task.started", "task.timed_out"]);
   });
 
+  it("kills a command that ignores SIGTERM with SIGKILL after worker.kill_grace_seconds", async () => {
+    const pidFile = path.join(scratch, "stubborn.pids");
+    const script = path.join(scratch, "stubborn.sh");
+    // trap '' TERM: the shell and the children it starts ignore SIGTERM.
+    writeFileSync(
+      script,
+      `#!/bin/sh\ntrap '' TERM\necho $$ > ${pidFile}\nsleep 30 &\necho $! >> ${pidFile}\nsleep 30 &\necho $! >> ${pidFile}\nwait\n`,
+      { mode: 0o755 },
+    );
+    const task = await h.create({ name: "stubborn", command: script, timeout_seconds: 1 });
+    const pids = await pidsOf(pidFile);
+    const done = await h.waitForStatus(task.id, ["timed_out", "failed", "succeeded"], 6000);
+    expect(done.status).toBe("timed_out");
+    // SIGTERM at 1 s is ignored; SIGKILL follows after the grace (1 s in these tests).
+    const ranMs = done.finished_at!.getTime() - done.started_at!.getTime();
+    expect(ranMs).toBeGreaterThanOrEqual(1900);
+    await h.waitFor(async () => pids.every((p) => !isAlive(p)), 2000, "the process group to die");
+    expect(await h.runs(task.id)).toMatchObject([{ status: "timed_out", exit_code: null }]);
+  });
+
   it("cancel of a running task (API side: UPDATE + pg_notify) kills its process group within 2 s", async () => {
     const { script, pidFile } = forkingScript("cancel");
     const task = await h.create({ name: "to_cancel", command: script, timeout_seconds: 60 });

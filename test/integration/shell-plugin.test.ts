@@ -155,3 +155,30 @@ describe("the shell plugin's allowlist and shell mode", () => {
     }
   });
 });
+
+describe("the shell plugin with the shipped 64 KiB tail", () => {
+  it("puts the end of a long output in a failed task's error, where the command says why", async () => {
+    const loud = await createEngineHarness();
+    try {
+      await loud.startPool({ slots: 1 });
+      const script = path.join(scratch, "loud-fail.sh");
+      // About 100 KiB of output: more than the 16 KiB an error keeps, more than the tail.
+      writeFileSync(
+        script,
+        "#!/bin/sh\ni=1\nwhile [ $i -le 10000 ]; do echo line $i; i=$((i+1)); done\necho 'fatal: disk full' >&2\nexit 4\n",
+        { mode: 0o755 },
+      );
+      const task = await loud.create({ name: "loud_fail", command: script, max_attempts: 1 });
+      const done = await loud.waitForStatus(task.id, ["failed", "succeeded"]);
+      expect(done.status).toBe("failed");
+      expect(done.error!.startsWith("exit code 4: ...")).toBe(true);
+      expect(done.error!.endsWith("line 10000\nfatal: disk full\n")).toBe(true);
+      expect(done.error!.length).toBeLessThanOrEqual("exit code 4: ...".length + 4096);
+      // The run keeps the whole tail.
+      const [run] = await loud.runs(task.id);
+      expect(Buffer.byteLength(run!.output_tail!)).toBeGreaterThan(60_000);
+    } finally {
+      await loud.close();
+    }
+  });
+});
