@@ -96,7 +96,7 @@ describe("POST /schedule", () => {
       /after start_at/,
     ],
     [{ name: "noop", interval: 60, start_at: "tomorrow" }, "start_at", /ISO 8601/],
-    [{ name: "noop", interval: 60, every: 5 }, "(body)", /every/],
+    [{ name: "noop", interval: 60, every: 5 }, "every", /every/],
     [{ name: "noop", interval: 60, priority: 12 }, "priority", /9/],
   ])("refuses %j with 400 naming the field", async (body, path, message) => {
     const res = await create(body);

@@ -102,7 +102,7 @@ describe("POST /task/create", () => {
     [{ name: "noop", labels: { k: 1 } }, "labels.k"],
     [{ name: "noop", params: [1, 2] }, "params"],
     [{ name: "noop", command: "x".repeat(8193) }, "command"],
-    [{ name: "noop", nmae: "typo" }, "(body)"],
+    [{ name: "noop", nmae: "typo" }, "nmae"],
     [{ name: "noop", description: "a\u0000b" }, "description"],
   ])("refuses %j with 400 naming %s", async (body, path) => {
     const res = await t.request("POST", "/task/create", { body });
@@ -422,7 +422,7 @@ describe("PATCH /task/{task_id}", () => {
   it.each([
     [{}, "(body)"],
     [{ status: "running" }, "status"],
-    [{ name: "renamed" }, "(body)"],
+    [{ name: "renamed" }, "name"],
     [{ priority: -1 }, "priority"],
   ])("refuses %j with 400 naming %s", async (body, path) => {
     const task = await create({ name: "noop" });
@@ -509,11 +509,12 @@ describe("GET /tasks", () => {
     ["limit=ten", "query.limit"],
     ["created_after=yesterday", "query.created_after"],
     ["cursor=garbage", "query.cursor"],
-    ["sort=name", "query"],
-  ])("refuses ?%s with 400 naming %s", async (query, path) => {
+    ["created_after=2026-13-01T00:00:00Z", "query.created_after"],
+    ["sort=name", "query.sort"],
+  ])("refuses ?%s with 400 naming %s, once", async (query, path) => {
     const res = await t.request("GET", `/tasks?${query}`);
     expect(res.status).toBe(400);
-    expect(res.body.error.details.map((d: { path: string }) => d.path).join(" ")).toContain(path);
+    expect(res.body.error.details.map((d: { path: string }) => d.path)).toEqual([path]);
   });
 
   it("pages newest first with X-Next-Cursor, with no duplicates or gaps while tasks are being created", async () => {
@@ -656,7 +657,7 @@ describe("POST /tasks/actions", () => {
     [{ action: "cancel" }, "filter"],
     [{ action: "cancel", filter: {} }, "filter"],
     [{ action: "cancel", filter: { status: ["nope"] } }, "filter.status"],
-    [{ action: "cancel", filter: { nmae: "x" } }, "filter"],
+    [{ action: "cancel", filter: { nmae: "x" } }, "filter.nmae"],
   ])("refuses %j with 400 naming %s", async (body, path) => {
     const res = await t.request("POST", "/tasks/actions", { body });
     expect(res.status).toBe(400);
