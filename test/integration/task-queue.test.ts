@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Task } from "../../functions/core/tasks/task.js";
 import { leaseOf } from "../../functions/core/tasks/task-queue.js";
 import { createWorkerHandler } from "../../functions/handlers/worker.js";
-import { createEngineHarness, type EngineHarness, type RunRow } from "../helpers/engine.js";
+import { createEngineHarness, type EngineHarness, maxOverlap, type RunRow } from "../helpers/engine.js";
 
 let h: EngineHarness;
 
@@ -15,23 +15,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await h.close();
 });
-
-/** The most runs that were open at one instant, from their [started_at, finished_at] intervals. */
-function maxOverlap(runs: Array<Pick<RunRow, "started_at" | "finished_at">>): number {
-  const points = runs.flatMap((r) => [
-    { t: r.started_at.getTime(), d: 1 },
-    { t: (r.finished_at ?? new Date()).getTime(), d: -1 },
-  ]);
-  // An end at the same instant as a start is not an overlap: ends first.
-  points.sort((a, b) => a.t - b.t || a.d - b.d);
-  let open = 0;
-  let max = 0;
-  for (const p of points) {
-    open += p.d;
-    max = Math.max(max, open);
-  }
-  return max;
-}
 
 async function runsOf(ids: string[]): Promise<RunRow[]> {
   return h.database.db.rows<RunRow>(
@@ -89,10 +72,13 @@ describe("claiming", () => {
   it("never runs more than MAX_CONCURRENT_TASKS at once, and does reach it", async () => {
     const tasks: Task[] = [];
     for (let i = 0; i < 12; i++) tasks.push(await h.create({ name: "sleep", params: { seconds: 0.3 } }));
-    const pool = await h.startPool({ slots: 3 });
+    // No slots given: the pool takes its size from the configured MAX_CONCURRENT_TASKS.
+    const limit = h.app.config.app.MAX_CONCURRENT_TASKS;
+    expect(limit).toBeLessThan(12);
+    const pool = await h.startPool();
     await allFinished(tasks.map((t) => t.id));
     await pool.stop();
-    expect(maxOverlap(await runsOf(tasks.map((t) => t.id)))).toBe(3);
+    expect(maxOverlap(await runsOf(tasks.map((t) => t.id)))).toBe(limit);
   });
 
   it("holds per-type concurrency limits across two pools under load", async () => {
