@@ -359,6 +359,30 @@ describe("stored strings", () => {
     );
   });
 
+  it("come back byte for byte: name and command, in the task and in the list filtered by that name", async () => {
+    const bytes = (v: string) => Buffer.from(v, "utf8").toString("hex");
+    await fc.assert(
+      fc.asyncProperty(
+        storable.filter((s) => s.length < 190),
+        storable.filter((s) => s.length > 0),
+        async (nameText, commandText) => {
+          // A prefix no plugin mapping matches, so the command's shell plugin takes the task.
+          const name = `x-${nameText}`;
+          const command = `echo ${commandText}`;
+          const created = await t.request("POST", "/task/create", { body: { name, command } });
+          expect(created.status, created.text).toBe(201);
+          const got = await t.request("GET", `/task/${created.body.id}`);
+          expect(bytes(got.body.name)).toBe(bytes(name));
+          expect(bytes(got.body.command)).toBe(bytes(command));
+          const listed = await t.request("GET", `/tasks?name=${encodeURIComponent(name)}`);
+          expect(listed.status, listed.text).toBe(200);
+          expect(listed.body.map((task: { id: string }) => task.id)).toContain(created.body.id);
+        },
+      ),
+      { numRuns: 50 },
+    );
+  });
+
   it("keeps a 200 KiB string under the 256 KiB limit intact", async () => {
     const big = "ä😀z".repeat(25_000);
     const created = await t.request("POST", "/task/create", {
