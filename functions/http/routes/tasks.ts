@@ -139,7 +139,9 @@ const updateTaskRoute = defineRoute({
       200: { description: "The updated task", schema: TaskViewSchema },
       404: NOT_FOUND,
       409: ILLEGAL,
-      422: error("max_attempts below the attempts already made"),
+      422: error(
+        "max_attempts that leaves the task no attempt (below those made; for a waiting task, not above)",
+      ),
     },
   },
   async handle(req, app) {
