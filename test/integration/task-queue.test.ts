@@ -4,6 +4,7 @@ import type { Task } from "../../functions/core/tasks/task.js";
 import { leaseOf } from "../../functions/core/tasks/task-queue.js";
 import { createWorkerHandler } from "../../functions/handlers/worker.js";
 import { createEngineHarness, type EngineHarness, maxOverlap, type RunRow } from "../helpers/engine.js";
+import { insertTask } from "../helpers/tasks.js";
 
 let h: EngineHarness;
 
@@ -124,6 +125,39 @@ describe("claiming", () => {
     const done = await h.waitForStatus(task.id, ["succeeded"], 5000);
     expect(done.started_at!.getTime()).toBeGreaterThanOrEqual(runAt.getTime() - 5);
     await pool.stop();
+  });
+});
+
+describe("wake-ups", () => {
+  it("runs a task whose notification never came, by the poll", async () => {
+    // Written straight to the table: no NOTIFY at all.
+    const id = await insertTask(h.database.db, { name: "noop" });
+    const pool = await h.startPool({ slots: 1, maintenance: false });
+    const extra = await insertTask(h.database.db, { name: "noop" });
+    await h.waitForStatus(id, ["succeeded"], 3000);
+    await h.waitForStatus(extra, ["succeeded"], 3000);
+    await pool.stop();
+  });
+
+  it("reconnects a dropped listener and catches up, so a task never waits for a slow poll", async () => {
+    const slow = await createEngineHarness({ app: { worker: { poll_interval_ms: 60_000 } } });
+    try {
+      await slow.startPool({ slots: 1, maintenance: false });
+      const first = await slow.create({ name: "noop" });
+      await slow.waitForStatus(first.id, ["succeeded"], 3000);
+      const dropped = await slow.database.db.rows<{ ok: boolean }>(
+        `SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity
+         WHERE application_name = 'tme-listener' AND datname = current_database()`,
+      );
+      expect(dropped).toEqual([{ ok: true }]);
+      // Its NOTIFY may go out while no one listens: the reconnect's catch-up must find it.
+      const second = await slow.create({ name: "noop" });
+      await slow.waitForStatus(second.id, ["succeeded"], 5000);
+      const third = await slow.create({ name: "noop" });
+      await slow.waitForStatus(third.id, ["succeeded"], 3000);
+    } finally {
+      await slow.close();
+    }
   });
 });
 
