@@ -78,6 +78,9 @@ export const handler = definePlugin({
       cwd: z.string().min(1).max(4096).optional(),
     })
     .strict(),
+  checkCommand(command, shell) {
+    commandArgv(command, shell);
+  },
   async run(ctx) {
     if (!ctx.command) throw new PermanentTaskError("the shell plugin needs a command");
     const shell = ctx.config.shell;

@@ -2,6 +2,7 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createTask } from "../../functions/core/tasks/create-task.js";
 import { createEngineHarness, type EngineHarness } from "../helpers/engine.js";
 
 let h: EngineHarness;
@@ -108,7 +109,7 @@ describe("the shell plugin", () => {
 });
 
 describe("the shell plugin's allowlist and shell mode", () => {
-  it("refuses a command outside shell.allowed_commands, judging the normalised program path", async () => {
+  it("refuses a command outside shell.allowed_commands at create and at run, judging the normalised program path", async () => {
     const strict = await createEngineHarness({
       app: {
         shell: {
@@ -120,10 +121,28 @@ describe("the shell plugin's allowlist and shell mode", () => {
       },
     });
     try {
+      // Refused at create time (422)...
+      await expect(strict.create({ name: "b", command: "/bin/../usr/bin/id" })).rejects.toMatchObject({
+        status: 422,
+        details: [{ path: "command", message: expect.stringContaining("shell.allowed_commands") }],
+      });
+      // ...and at run time, for tasks accepted before the allowlist was tightened.
+      const { shell: _, ...withoutShell } = strict.app.config.app;
+      const acceptedEarlier = (input: { name: string; command: string; max_attempts?: number }) =>
+        createTask(
+          {
+            tasks: strict.app.tasks,
+            plugins: strict.app.plugins,
+            config: withoutShell,
+            now: () => new Date(),
+          },
+          "default",
+          input,
+        );
       await strict.startPool({ slots: 1 });
       const ok = await strict.create({ name: "a", command: "/bin/echo allowed" });
-      const traversal = await strict.create({ name: "b", command: "/bin/../usr/bin/id", max_attempts: 3 });
-      const other = await strict.create({ name: "c", command: "id" });
+      const traversal = await acceptedEarlier({ name: "b", command: "/bin/../usr/bin/id", max_attempts: 3 });
+      const other = await acceptedEarlier({ name: "c", command: "id" });
       expect((await strict.waitForStatus(ok.id, ["succeeded", "failed"])).status).toBe("succeeded");
       const refused = await strict.waitForStatus(traversal.id, ["succeeded", "failed"]);
       expect(refused).toMatchObject({ status: "failed", attempt: 1 });

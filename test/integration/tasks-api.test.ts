@@ -129,6 +129,14 @@ describe("POST /task/create", () => {
     expect(badParams.body.error.details[0].path).toBe("params.seconds");
   });
 
+  it("answers 422 naming command for a command that cannot be parsed", async () => {
+    const res = await t.request("POST", "/task/create", { body: { name: "quoted", command: "echo 'open" } });
+    expect(res.status).toBe(422);
+    expect(res.body.error.details).toEqual([
+      { path: "command", message: "command cannot be parsed: Got EOF while in a quoted string" },
+    ]);
+  });
+
   it("answers 400 for a timeout above max_task_timeout", async () => {
     const res = await t.request("POST", "/task/create", {
       body: { name: "noop", timeout_seconds: t.app.config.app.max_task_timeout + 1 },
