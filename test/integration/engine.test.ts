@@ -2,6 +2,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { cancelTask } from "../../functions/core/tasks/control-task.js";
 import { createEngineHarness, type EngineHarness, isAlive } from "../helpers/engine.js";
 
 let h: EngineHarness;
@@ -10,7 +11,10 @@ const scratch = mkdtempSync(path.join(os.tmpdir(), "tme-engine-"));
 beforeAll(async () => {
   h = await createEngineHarness({
     app: { MAX_CONCURRENT_TASKS: 3 },
-    plugins: { "limited_*": { plugin: "sleep", export: "handler", concurrency: 2 } },
+    plugins: {
+      "limited_*": { plugin: "sleep", export: "handler", concurrency: 2 },
+      "single_*": { plugin: "shell", export: "handler", concurrency: 1 },
+    },
   });
   await h.startPool();
 });
@@ -167,5 +171,33 @@ describe("the execution engine (local pool)", () => {
     });
     expect(runs).toMatchObject([{ status: "cancelled" }]);
     expect((await h.task(task.id)).status).toBe("cancelled");
+  });
+
+  it("keeps a type's slot taken until a cancelled command's process is really gone", async () => {
+    const pidFile = path.join(scratch, "slow-to-die.pid");
+    const script = path.join(scratch, "slow-to-die.sh");
+    writeFileSync(script, `#!/bin/sh\ntrap '' TERM\necho $$ > ${pidFile}\nsleep 30\n`, { mode: 0o755 });
+    const first = await h.create({ name: "single_job", command: script });
+    const leader = await h.waitFor(async () => {
+      try {
+        return Number(readFileSync(pidFile, "utf8").trim()) || undefined;
+      } catch {
+        return undefined;
+      }
+    });
+    const second = await h.create({ name: "single_job", command: "true" });
+    await cancelTask(
+      { control: h.app.taskControl, config: h.app.config.app, now: () => new Date() },
+      "default",
+      first.id,
+    );
+    await h.waitForStatus(second.id, ["succeeded"], 5000);
+    // The first command ignored SIGTERM and lived until SIGKILL, a grace later: the second
+    // started only after it ended, so one command of this type ran at a time.
+    const [firstRun] = await h.runs(first.id);
+    const [secondRun] = await h.runs(second.id);
+    expect(firstRun).toMatchObject({ status: "cancelled" });
+    expect(secondRun!.started_at.getTime()).toBeGreaterThanOrEqual(firstRun!.finished_at!.getTime());
+    expect(isAlive(leader)).toBe(false);
   });
 });
