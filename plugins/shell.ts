@@ -30,7 +30,7 @@ export function scrubbedEnvironment(
  */
 export function commandArgv(command: string, shell: AppConfig["shell"]): string[] {
   if (shell.allow_shell) {
-    checkAllowed(command, shell.allowed_commands);
+    checkAllowed(command, shell.allowed_commands, false);
     return ["/bin/sh", "-c", command];
   }
   let argv: string[];
@@ -42,13 +42,22 @@ export function commandArgv(command: string, shell: AppConfig["shell"]): string[
   if (argv.length === 0 || argv[0] === "") throw new PermanentTaskError("command is empty");
   // The allowlist judges the normalised program path, so "/opt/jobs/../../bin/sh" is "/bin/sh".
   const program = argv[0]!.includes("/") ? path.posix.normalize(argv[0]!) : argv[0]!;
-  checkAllowed(shellJoin([program, ...argv.slice(1)]), shell.allowed_commands);
+  checkAllowed(shellJoin([program, ...argv.slice(1)]), shell.allowed_commands, true);
   return [program, ...argv.slice(1)];
 }
 
-function checkAllowed(text: string, patterns: readonly string[]): void {
+/**
+ * `argvMode`: the text is argv joined, where a newline is only a character of an argument, so
+ * "*" crosses it too ("*" alone would refuse `python3 -c 'import os\nprint(1)'`). For /bin/sh a
+ * newline starts another command, and a pattern still stops at it.
+ */
+function checkAllowed(text: string, patterns: readonly string[], argvMode: boolean): void {
   // bash mode: "*" crosses "/", so "/opt/jobs/*" allows "/opt/jobs/run.sh --all".
-  if (patterns.some((p) => picomatch.isMatch(text, p, { bash: true, dot: true }))) return;
+  const allows = (pattern: string) => {
+    const re = picomatch.makeRe(pattern, { bash: true, dot: true });
+    return (argvMode ? new RegExp(re.source, `${re.flags}s`) : re).test(text);
+  };
+  if (patterns.some(allows)) return;
   throw new PermanentTaskError(
     `command ${JSON.stringify(text.slice(0, 200))} matches no pattern of shell.allowed_commands`,
   );

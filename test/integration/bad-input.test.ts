@@ -1,4 +1,5 @@
 import fc from "fast-check";
+import { quote } from "shlex";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
 import { MAX_BODY_BYTES } from "../../functions/http/pipeline.js";
@@ -368,7 +369,8 @@ describe("stored strings", () => {
         async (nameText, commandText) => {
           // A prefix no plugin mapping matches, so the command's shell plugin takes the task.
           const name = `x-${nameText}`;
-          const command = `echo ${commandText}`;
+          // Quoted, so any text is one argument of a command the shell plugin can parse.
+          const command = `echo ${quote(commandText)}`;
           const created = await t.request("POST", "/task/create", { body: { name, command } });
           expect(created.status, created.text).toBe(201);
           const got = await t.request("GET", `/task/${created.body.id}`);
