@@ -175,6 +175,38 @@ describe("GET /schedule", () => {
     expect(seen).toEqual([...ids].reverse());
     const bad = await t.request("GET", "/schedule?cursor=nonsense", { key: ns });
     expect(bad.status).toBe(400);
+    expect(bad.body.error).toMatchObject({ code: "validation_error", details: [{ path: "query.cursor" }] });
+  });
+
+  it("pages through schedules created within one millisecond without gaps or duplicates", async () => {
+    const ns = await t.keyWith(["schedules:write"], "same-millisecond");
+    // 30 rows within one millisecond: ten at the very same microsecond, the rest microseconds apart.
+    const inserted = await t.app.db.rows<{ id: string }>(
+      `INSERT INTO schedules (id, namespace, name, interval_seconds, next_run_at, created_at, updated_at)
+       SELECT 'sch_ms' || lpad(i::text, 3, '0'), 'same-millisecond', 'noop', 60, now() + interval '1 hour',
+              '2026-03-01T12:00:00.123Z'::timestamptz + (CASE WHEN i <= 10 THEN 0 ELSE i END) * interval '1 microsecond',
+              now()
+       FROM generate_series(1, 30) AS i RETURNING id`,
+    );
+    for (const limit of [1, 4, 7, 30]) {
+      const seen: string[] = [];
+      let cursor: string | null = null;
+      for (let pages = 0; pages < 40; pages++) {
+        const query: string = cursor ? `?limit=${limit}&cursor=${cursor}` : `?limit=${limit}`;
+        const page = await t.request("GET", `/schedule${query}`, { key: ns });
+        expect(page.status).toBe(200);
+        seen.push(...page.body.map((s: { id: string }) => s.id));
+        cursor = page.headers.get("x-next-cursor");
+        if (!cursor) break;
+      }
+      expect(cursor).toBeNull();
+      // Newest first: the later microseconds, then the ten tied rows by id, descending.
+      const expected = inserted
+        .map((r) => r.id)
+        .sort()
+        .reverse();
+      expect(seen).toEqual(expected);
+    }
   });
 });
 

@@ -1,7 +1,7 @@
 import { z } from "zod";
 import type { AppContext } from "../../context.js";
 import type { Scope } from "../../core/auth/api-keys.js";
-import { NotFound, ValidationFailed } from "../../core/errors.js";
+import { NotFound } from "../../core/errors.js";
 import { triggerSchedule } from "../../core/schedules/fire-schedule.js";
 import {
   createSchedule,
@@ -13,7 +13,9 @@ import {
   updateSchedule,
 } from "../../core/schedules/manage-schedules.js";
 import { OVERLAP_POLICIES, toScheduleView } from "../../core/schedules/schedule.js";
+import type { ScheduleCursor } from "../../core/schedules/schedule-store.js";
 import { toTaskView } from "../../core/tasks/task.js";
+import { decodeCursor, encodeCursor } from "../cursor.js";
 import { ErrorBodySchema } from "../openapi.js";
 import { defineRoute } from "../route.js";
 
@@ -154,22 +156,10 @@ function deps(app: AppContext): ManageDeps {
 const toDate = (value: string | null | undefined) =>
   value === undefined ? undefined : value === null ? null : new Date(value);
 
-function encodeCursor(createdAt: string, id: string): string {
-  return Buffer.from(JSON.stringify([createdAt, id])).toString("base64url");
-}
-
-function decodeCursor(cursor: string): { created_at: Date; id: string } {
-  try {
-    const [createdAt, id] = JSON.parse(Buffer.from(cursor, "base64url").toString("utf8")) as [string, string];
-    const date = new Date(createdAt);
-    if (typeof id !== "string" || Number.isNaN(date.getTime())) throw new Error("bad cursor");
-    return { created_at: date, id };
-  } catch {
-    throw new ValidationFailed("invalid cursor", [
-      { path: "query.cursor", message: "use the X-Next-Cursor value of the previous page" },
-    ]);
-  }
-}
+/** X-Next-Cursor of GET /schedule: [created_at in microseconds, id] of the page's last row. */
+const ScheduleCursorSchema = z
+  .tuple([z.number().int().safe(), z.string().min(1).max(100)])
+  .transform(([createdAtMicros, id]): ScheduleCursor => ({ createdAtMicros, id }));
 
 export const scheduleRoutes = [
   defineRoute({
@@ -215,17 +205,15 @@ export const scheduleRoutes = [
       responses: { 200: { description: "Schedules", schema: z.array(ScheduleViewSchema) } },
     },
     async handle(req, app) {
-      const rows = await store(app).list(req.namespace, {
+      const page = await store(app).list(req.namespace, {
         limit: req.query.limit,
-        before: req.query.cursor ? decodeCursor(req.query.cursor) : undefined,
+        after: req.query.cursor ? decodeCursor(req.query.cursor, ScheduleCursorSchema) : undefined,
         name: req.query.name,
       });
-      const last = rows.at(-1);
-      const headers: Record<string, string> =
-        last && rows.length === req.query.limit
-          ? { "X-Next-Cursor": encodeCursor(last.created_at.toISOString(), last.id) }
-          : {};
-      return { status: 200, body: rows.map(toScheduleView), headers };
+      const headers: Record<string, string> = page.next
+        ? { "X-Next-Cursor": encodeCursor([page.next.createdAtMicros, page.next.id]) }
+        : {};
+      return { status: 200, body: page.schedules.map(toScheduleView), headers };
     },
   }),
   defineRoute({
