@@ -98,6 +98,24 @@ describe("POST /schedule", () => {
     [{ name: "noop", interval: 60, start_at: "tomorrow" }, "start_at", /ISO 8601/],
     [{ name: "noop", interval: 60, every: 5 }, "(body)", /every/],
     [{ name: "noop", interval: 60, priority: 12 }, "priority", /9/],
+    // Beyond the interval column (a Postgres integer): was a 500.
+    [{ name: "noop", interval: 1e12 }, "interval", /<= 2147483647/],
+    // Timelines with no occurrence: were stored as schedules "finished" the moment they existed.
+    [
+      { name: "noop", cron: "0 0 31 2 *" },
+      "cron",
+      /matches no date after now: the schedule would never fire/,
+    ],
+    [{ name: "noop", cron: "0 0 * * *", start_at: "9999-12-31T00:00:01Z" }, "cron", /after start_at/],
+    [
+      { name: "noop", interval: 3600, end_at: new Date(Date.now() + 600_000).toISOString() },
+      "end_at",
+      /before the first occurrence \(.*\): the schedule would never fire/,
+    ],
+    // The template obeys POST /task/create's limits: its tasks never bypass them.
+    [{ name: "noop", interval: 60, labels: { "bad key!": "v" } }, "labels.bad key!", /./],
+    [{ name: "x", interval: 60, command: "a".repeat(8193) }, "command", /8192/],
+    [{ name: "noop", interval: 60, start_at: "0001-01-01T00:00:00Z" }, "start_at", /1970 and 9999/],
   ])("refuses %j with 400 naming the field", async (body, path, message) => {
     const res = await create(body);
     expect(res.status).toBe(400);

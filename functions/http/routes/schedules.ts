@@ -14,50 +14,61 @@ import {
 } from "../../core/schedules/manage-schedules.js";
 import { OVERLAP_POLICIES, toScheduleView } from "../../core/schedules/schedule.js";
 import type { ScheduleCursor } from "../../core/schedules/schedule-store.js";
+import { MAX_INTERVAL_SECONDS } from "../../core/schedules/validation.js";
 import { toTaskView } from "../../core/tasks/task.js";
 import { decodeCursor, encodeCursor } from "../cursor.js";
 import { ErrorBodySchema } from "../openapi.js";
 import { defineRoute } from "../route.js";
+import {
+  Labels,
+  MAX_COMMAND_LENGTH,
+  MAX_DESCRIPTION_LENGTH,
+  MaxAttempts,
+  Params,
+  Priority,
+  TimeoutSeconds,
+} from "./task-schemas.js";
 
 const READ_SCOPES: readonly Scope[] = ["tasks:read", "schedules:write"];
 const TAGS = ["schedules"];
 
-const timestamp = z.iso.datetime({ offset: true, message: "must be an ISO 8601 timestamp with a time zone" });
-const labels = z
-  .record(z.string().min(1).max(100), z.string().max(500))
-  .refine((l) => Object.keys(l).length <= 50, {
-    message: "at most 50 labels",
-  });
-
-/** The task each firing creates: the fields of POST /task/create (name is the schedule's). */
+/** The task each firing creates: the same fields and limits as POST /task/create (name is the schedule's). */
 const templateFields = {
   command: z
     .string()
     .min(1)
-    .max(10_000)
+    .max(MAX_COMMAND_LENGTH)
     .describe("command for the shell plugin (when no plugin is mapped to name)"),
-  description: z.string().max(2000),
-  params: z
-    .record(z.string(), z.unknown())
-    .describe("checked against the plugin's params schema at creation"),
-  priority: z.number().int().min(0).max(9).describe("0..9, higher runs first (default 5)"),
-  timeout_seconds: z.number().int().min(1).describe("default: default_task_timeout"),
-  max_attempts: z.number().int().min(1).max(100).describe("default: default_max_attempts"),
-  labels,
+  description: z.string().max(MAX_DESCRIPTION_LENGTH),
+  params: Params,
+  priority: Priority,
+  timeout_seconds: TimeoutSeconds,
+  max_attempts: MaxAttempts,
+  labels: Labels,
 };
+
+/** As POST /task/create's run_at, with one clear message for a value that is not a timestamp at all. */
+const Timestamp = z.iso
+  .datetime({ offset: true, message: "must be an ISO 8601 timestamp with a time zone", abort: true })
+  .refine((s) => {
+    const year = new Date(s).getUTCFullYear();
+    return year >= 1970 && year <= 9999;
+  }, "must be a real date between 1970 and 9999");
+
+const Interval = z
+  .number()
+  .int("must be an integer (seconds)")
+  .min(1, "must be >= 1")
+  .max(MAX_INTERVAL_SECONDS, `must be <= ${MAX_INTERVAL_SECONDS}`);
 
 const CreateScheduleBody = z
   .object({
     name: z.string().min(1).max(200).describe("the name of the tasks it creates"),
-    interval: z
-      .number()
-      .int("must be an integer (seconds)")
-      .min(1, "must be >= 1")
-      .describe("seconds; or cron"),
+    interval: Interval.describe("seconds; or cron"),
     cron: z.string().min(1).max(200).describe('5 fields: "minute hour day-of-month month day-of-week"'),
     timezone: z.string().min(1).max(100).describe("IANA zone the cron is read in (default UTC)"),
-    start_at: timestamp.describe("no firing before; an interval timeline starts here"),
-    end_at: timestamp.describe("no firing after"),
+    start_at: Timestamp.describe("no firing before; an interval timeline starts here"),
+    end_at: Timestamp.describe("no firing after"),
     overlap: z
       .enum(OVERLAP_POLICIES)
       .describe("skip (default): no new run while the last is unfinished; allow; queue: run after it"),
@@ -72,11 +83,11 @@ const nullable = <T extends z.ZodType>(schema: T) => schema.nullable().optional(
 const PatchScheduleBody = z
   .object({
     name: z.string().min(1).max(200).optional(),
-    interval: nullable(z.number().int("must be an integer (seconds)").min(1, "must be >= 1")),
+    interval: nullable(Interval),
     cron: nullable(z.string().min(1).max(200)),
     timezone: nullable(z.string().min(1).max(100)),
-    start_at: nullable(timestamp),
-    end_at: nullable(timestamp),
+    start_at: nullable(Timestamp),
+    end_at: nullable(Timestamp),
     overlap: z.enum(OVERLAP_POLICIES).optional(),
     enabled: z.boolean().optional(),
     command: nullable(templateFields.command),
@@ -85,7 +96,7 @@ const PatchScheduleBody = z
     priority: nullable(templateFields.priority),
     timeout_seconds: nullable(templateFields.timeout_seconds),
     max_attempts: nullable(templateFields.max_attempts),
-    labels: nullable(labels),
+    labels: nullable(templateFields.labels),
   })
   .strict();
 
