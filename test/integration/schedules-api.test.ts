@@ -318,6 +318,21 @@ describe("pause, resume, trigger, delete", () => {
     });
   });
 
+  it("the actions take no body or {}; a field (a typo, a misplaced option) is 400, not ignored", async () => {
+    const made = (await create({ name: "noop", interval: 3600 })).body;
+    const typo = await t.request("POST", `/schedule/${made.id}/pause`, { body: { enabled: false } });
+    expect(typo.status).toBe(400);
+    expect(typo.body.error.code).toBe("validation_error");
+    expect((await t.request("GET", `/schedule/${made.id}`)).body.enabled).toBe(true);
+    expect((await t.request("POST", `/schedule/${made.id}/pause`, { body: {} })).status).toBe(200);
+    expect((await t.request("POST", `/schedule/${made.id}/resume`)).status).toBe(200);
+    const withParams = await t.request("POST", `/schedule/${made.id}/trigger`, {
+      body: { params: { a: 1 } },
+    });
+    expect(withParams.status).toBe(400);
+    expect(await t.app.db.rows("SELECT id FROM tasks WHERE schedule_id = $1", [made.id])).toEqual([]);
+  });
+
   it("delete answers 204, then 404; the schedule's tasks stay; the sync says absent", async () => {
     const made = (await create({ name: "noop", interval: 3600 })).body;
     const fired = await t.request("POST", `/schedule/${made.id}/trigger`);

@@ -20,6 +20,7 @@ import { decodeCursor, encodeCursor } from "../cursor.js";
 import { ErrorBodySchema } from "../openapi.js";
 import { defineRoute } from "../route.js";
 import {
+  EmptyBody,
   Labels,
   MAX_COMMAND_LENGTH,
   MAX_DESCRIPTION_LENGTH,
@@ -298,6 +299,7 @@ export const scheduleRoutes = [
     path: "/schedule/{schedule_id}/pause",
     scope: "schedules:write",
     params: ScheduleParams,
+    body: EmptyBody,
     auditAction: "schedule.pause",
     docs: {
       summary: "Pause a schedule (emits schedule.paused)",
@@ -316,6 +318,7 @@ export const scheduleRoutes = [
     path: "/schedule/{schedule_id}/resume",
     scope: "schedules:write",
     params: ScheduleParams,
+    body: EmptyBody,
     auditAction: "schedule.resume",
     docs: {
       summary: "Resume a paused schedule (emits schedule.resumed)",
@@ -334,6 +337,7 @@ export const scheduleRoutes = [
     path: "/schedule/{schedule_id}/trigger",
     scope: "schedules:write",
     params: ScheduleParams,
+    body: EmptyBody,
     idempotent: true,
     auditAction: "schedule.trigger",
     docs: {
