@@ -48,13 +48,14 @@ async function api(
 }
 
 describe("two `tme start` processes on one database", () => {
-  it("fire each occurrence of a 1 s schedule exactly once, none lost", async () => {
+  it("fire each occurrence of a 1 s schedule exactly once, none lost; its tasks run and GET /tasks?schedule_id= lists them", async () => {
     const [a, b] = await Promise.all([startOne(), startOne()]);
     // Both are serving, each with its own scheduler loop on the same schedules table.
     for (const tme of [a!, b!]) expect((await api(tme, "GET", "/health")).status).toBe(200);
 
     const made = await api(a!, "POST", "/schedule", {
-      name: "noop_two_processes",
+      name: "hello",
+      command: "echo hi",
       interval: 1,
       overlap: "allow",
     });
@@ -82,6 +83,23 @@ describe("two `tme start` processes on one database", () => {
     const instants = [...perOccurrence.keys()].map(Date.parse).sort((x, y) => x - y);
     const created = Date.parse(made.body.created_at);
     expect(instants).toEqual(instants.map((_, k) => created + (k + 1) * 1000));
+
+    // The engine of either process runs what either scheduler fired.
+    const deadline = Date.now() + 10_000;
+    let runs: { id: string; status: string; schedule_id: string; result: unknown }[] = [];
+    for (;;) {
+      runs = (await api(b!, "GET", `/tasks?schedule_id=${id}&limit=100`)).body;
+      if (runs.every((r) => r.status === "succeeded") || Date.now() > deadline) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(runs.map((r) => r.id).sort()).toEqual(tasks.map((t) => t.id).sort());
+    for (const run of runs) {
+      expect(run).toMatchObject({
+        status: "succeeded",
+        schedule_id: id,
+        result: { output: "hi\n", exit_code: 0 },
+      });
+    }
     console.log(`[two-processes] ${fired.length} occurrences, ${tasks.length} tasks, each fired once`);
   }, 90_000);
 });
