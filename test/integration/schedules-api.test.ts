@@ -262,6 +262,12 @@ describe("PATCH /schedule/{id}", () => {
     expect(typo.status).toBe(400);
     const unmapped = await t.request("PATCH", `/schedule/${made.id}`, { body: { name: "not_a_plugin" } });
     expect(unmapped.status).toBe(422);
+    const cron = (await create({ name: "noop", cron: "0 9 * * *", timezone: "Europe/Berlin" })).body;
+    const noTiming = await t.request("PATCH", `/schedule/${cron.id}`, { body: { cron: null } });
+    expect(noTiming.status).toBe(400);
+    expect(noTiming.body.error.details).toEqual([
+      { path: "interval", message: "give exactly one of interval and cron" },
+    ]);
   });
 });
 
