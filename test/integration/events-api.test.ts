@@ -108,6 +108,80 @@ describe("GET, PATCH, DELETE /events/{id}", () => {
     expect((await t.request("GET", "/events?cursor=garbage", { key: ns })).status).toBe(400);
   });
 
+  it("pages every list through rows created within one millisecond, with no gaps or duplicates", async () => {
+    const ns = `same-ms-${Date.now()}`;
+    const key = await t.keyWith(["admin"], ns);
+    // 17 rows of each list inside one millisecond: 7 at the very same microsecond (ties broken by
+    // id), the others a microsecond apart.
+    const base = "2026-03-01 12:00:00.123";
+    const micros = (i: number) => `${base}${String(i < 7 ? 0 : i).padStart(3, "0")}+00`;
+    const subscriptions: string[] = [];
+    for (let i = 0; i < 17; i++) {
+      const created = await t.request("POST", "/events", { body: valid, key });
+      subscriptions.push(created.body.id);
+      await t.app.db.query("UPDATE subscriptions SET created_at = $2 WHERE id = $1", [
+        created.body.id,
+        micros(i),
+      ]);
+    }
+    const sub = subscriptions[0]!;
+    const deliveries: string[] = [];
+    const alerts: string[] = [];
+    for (let i = 0; i < 17; i++) {
+      deliveries.push(`dlv_ms_${i}`);
+      await t.app.db.query(
+        `INSERT INTO deliveries (id, namespace, subscription_id, event_id, event_type, attempt, status, finished_at, created_at)
+         VALUES ($1, $2, $3, $4, 'task.failed', 1, 'failed', now(), $5)`,
+        [`dlv_ms_${i}`, ns, sub, `evt_ms_${i}`, micros(i)],
+      );
+      alerts.push(`alr_ms_${i}`);
+      await t.app.db.query(
+        `INSERT INTO alerts (id, namespace, rule, subject, status, message, raised_at)
+         VALUES ($1, $2, 'task_failed', $3, 'open', 'm', $4)`,
+        [`alr_ms_${i}`, ns, `tsk_ms_${i}`, micros(i)],
+      );
+    }
+    for (const [path, expected] of [
+      ["/events", subscriptions],
+      [`/events/${sub}/deliveries`, deliveries],
+      ["/alerts", alerts],
+    ] as const) {
+      const seen: string[] = [];
+      let cursor: string | null = null;
+      let pages = 0;
+      do {
+        const response = await t.request(
+          "GET",
+          `${path}?limit=4${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`,
+          { key },
+        );
+        expect(response.status, path).toBe(200);
+        seen.push(...response.body.map((row: { id: string }) => row.id));
+        cursor = response.headers.get("x-next-cursor");
+        pages++;
+      } while (cursor && pages < 20);
+      expect(pages, path).toBe(5);
+      expect(seen, path).toHaveLength(17);
+      expect([...seen].sort(), path).toEqual([...expected].sort());
+    }
+  });
+
+  it("sends X-Next-Cursor only when another page exists", async () => {
+    const key = await t.keyWith(["events:write"], `exact-${Date.now()}`);
+    for (let i = 0; i < 2; i++) await t.request("POST", "/events", { body: valid, key });
+    const full = await t.request("GET", "/events?limit=2", { key });
+    expect(full.body).toHaveLength(2);
+    expect(full.headers.get("x-next-cursor")).toBeNull();
+    const partial = await t.request("GET", "/events?limit=1", { key });
+    const rest = await t.request(
+      "GET",
+      `/events?limit=1&cursor=${encodeURIComponent(partial.headers.get("x-next-cursor")!)}`,
+      { key },
+    );
+    expect(rest.body).toHaveLength(1);
+    expect(rest.headers.get("x-next-cursor")).toBeNull();
+  });
+
   it("patches fields, refuses a private URL and rotate_secret without hmac, re-enables", async () => {
     const created = (await t.request("POST", "/events", { body: valid })).body;
     const patched = await t.request("PATCH", `/events/${created.id}`, {

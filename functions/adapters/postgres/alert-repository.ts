@@ -4,6 +4,7 @@ import { newEvent } from "../../core/events/event.js";
 import { newId } from "../../core/ids.js";
 import type { Db, Queryable } from "./database.js";
 import { writeEvent } from "./event-writer.js";
+import { type Keyset, type KeysetPage, keysetBefore, keysetMicros, toKeysetPage } from "./keyset.js";
 
 export interface AlertRow {
   id: string;
@@ -193,25 +194,23 @@ export async function listAlerts(
     resolvedSince: Date;
     rule?: string;
     limit: number;
-    after?: { at: Date; id: string };
+    after?: Keyset;
   },
-): Promise<AlertRow[]> {
-  const { rows } = await db.query<AlertRow>(
-    `SELECT ${COLUMNS} FROM alerts
+): Promise<KeysetPage<AlertRow>> {
+  const values: unknown[] = [namespace, options.resolvedSince, options.status ?? null, options.rule ?? null];
+  let keyset = "";
+  if (options.after) {
+    values.push(options.after.micros, options.after.id);
+    keyset = ` AND ${keysetBefore("raised_at", 5)}`;
+  }
+  values.push(options.limit + 1);
+  const { rows } = await db.query<AlertRow & { keyset_us: number }>(
+    `SELECT ${COLUMNS}, ${keysetMicros("raised_at")} FROM alerts
      WHERE namespace = $1
        AND (status = 'open' OR resolved_at >= $2)
-       AND ($3::text IS NULL OR status = $3) AND ($4::text IS NULL OR rule = $4)
-       AND ($5::timestamptz IS NULL OR (raised_at, id) < ($5, $6))
-     ORDER BY raised_at DESC, id DESC LIMIT $7`,
-    [
-      namespace,
-      options.resolvedSince,
-      options.status ?? null,
-      options.rule ?? null,
-      options.after?.at ?? null,
-      options.after?.id ?? null,
-      options.limit,
-    ],
+       AND ($3::text IS NULL OR status = $3) AND ($4::text IS NULL OR rule = $4)${keyset}
+     ORDER BY raised_at DESC, id DESC LIMIT $${values.length}`,
+    values,
   );
-  return rows;
+  return toKeysetPage(rows, options.limit);
 }
