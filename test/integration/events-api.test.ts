@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { evaluateAlerts } from "../../functions/adapters/alerts/evaluate-alerts.js";
+import { fanOutEvent } from "../../functions/adapters/postgres/delivery-repository.js";
 import { createTask } from "../../functions/core/tasks/create-task.js";
 import { startReceiver } from "../helpers/receiver.js";
 import { createTestApp, type TestApp } from "../helpers/test-app.js";
@@ -220,6 +221,55 @@ describe("GET, PATCH, DELETE /events/{id}", () => {
     const created = (await t.request("POST", "/events", { body: valid })).body;
     expect((await t.request("GET", `/events/${created.id}/deliveries?status=lost`)).status).toBe(400);
     expect((await t.request("POST", "/deliveries/dlv_nope/redeliver")).status).toBe(404);
+  });
+});
+
+describe("fan-out of events as the other areas write them", () => {
+  it("a name filter matches schedule.fired, schedule.paused and schedule.resumed of the real scheduler", async () => {
+    const key = await t.keyWith(["admin"], `sched-filter-${Date.now()}`);
+    const sub = await t.request("POST", "/events", {
+      key,
+      body: { ...valid, event_types: ["schedule.*"], filter: { name: "backup_*" } },
+    });
+    const schedules: string[] = [];
+    for (const name of ["backup_nightly", "report_daily"]) {
+      const created = await t.request("POST", "/schedule", {
+        key,
+        body: { name, interval: 3600, command: "true" },
+      });
+      expect(created.status, created.text).toBe(201);
+      schedules.push(created.body.schedule_id);
+      expect((await t.request("POST", `/schedule/${created.body.id}/trigger`, { key })).status).toBeLessThan(
+        300,
+      );
+      expect((await t.request("POST", `/schedule/${created.body.id}/pause`, { key })).status).toBe(200);
+      expect((await t.request("POST", `/schedule/${created.body.id}/resume`, { key })).status).toBe(200);
+    }
+    const events = await t.app.db.rows<{ payload: Parameters<typeof fanOutEvent>[1] }>(
+      "SELECT payload FROM outbox WHERE type LIKE 'schedule.%' AND payload->>'namespace' = $1 ORDER BY id",
+      [sub.body.namespace],
+    );
+    expect(events.map((e) => e.payload.type).sort()).toEqual([
+      "schedule.fired",
+      "schedule.fired",
+      "schedule.paused",
+      "schedule.paused",
+      "schedule.resumed",
+      "schedule.resumed",
+    ]);
+    for (const { payload } of events) await fanOutEvent(t.app.db, payload);
+    const fanned = await t.app.db.rows<{ event_type: string; order_key: string }>(
+      "SELECT event_type, order_key FROM deliveries WHERE subscription_id = $1 ORDER BY seq",
+      [sub.body.id],
+    );
+    expect(fanned.map((d) => d.event_type).sort()).toEqual([
+      "schedule.fired",
+      "schedule.paused",
+      "schedule.resumed",
+    ]);
+    // paused and resumed are ordered per schedule; fired goes with its task's own events.
+    for (const d of fanned.filter((d) => d.event_type !== "schedule.fired"))
+      expect(d.order_key).toBe(`schedule:${schedules[0]}`);
   });
 });
 
