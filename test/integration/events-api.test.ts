@@ -274,7 +274,7 @@ describe("fan-out of events as the other areas write them", () => {
 });
 
 describe("alerts", () => {
-  it("raises alert.raised once per failed task, resolves it when the task recovers, and lists them", async () => {
+  it("raises alert.raised once per failed task, keeps it open through a restart until the task succeeds, then resolves it, and lists them", async () => {
     const task = await createTask(
       { tasks: t.app.tasks, plugins: t.app.plugins, config: t.app.config.app, now: () => new Date() },
       "default",
@@ -300,10 +300,26 @@ describe("alerts", () => {
     );
     expect(raised).toHaveLength(1);
 
+    // Restarted: still open while the new series runs, and not raised again if it fails again.
     await t.app.db.query(
       `UPDATE tasks SET status = 'queued', finished_at = NULL, attempt = 0 WHERE id = $1`,
       [task.id],
     );
+    const alertsOf = () =>
+      t.app.db.rows<{ id: string; status: string }>("SELECT id, status FROM alerts WHERE subject = $1", [
+        task.id,
+      ]);
+    await evaluateAlerts(t.app);
+    expect(await alertsOf()).toEqual([{ id: alert.id, status: "open" }]);
+    await t.app.db.query(
+      `UPDATE tasks SET status = 'failed', finished_at = now(), attempt = max_attempts WHERE id = $1`,
+      [task.id],
+    );
+    await evaluateAlerts(t.app);
+    expect(await alertsOf()).toEqual([{ id: alert.id, status: "open" }]);
+    await t.app.db.query(`UPDATE tasks SET status = 'succeeded', finished_at = now() WHERE id = $1`, [
+      task.id,
+    ]);
     expect((await evaluateAlerts(t.app)).resolved).toBeGreaterThanOrEqual(1);
     const all = await t.request("GET", "/alerts");
     expect(all.body.find((a: { id: string }) => a.id === alert.id)).toMatchObject({ status: "resolved" });

@@ -53,8 +53,10 @@ function ruleQuery(
                 'task ' || name || ' (' || id || ') ended ' || status || ' on its last attempt' AS message,
                 jsonb_build_object('task_id', id, 'name', name, 'status', status, 'error', error,
                                    'attempt', attempt, 'finished_at', finished_at) AS details
-              FROM tasks WHERE status IN ('failed', 'timed_out')
-                AND (finished_at > now() - interval '1 day' OR id = ANY($1))`,
+              FROM tasks WHERE (status IN ('failed', 'timed_out') AND finished_at > now() - interval '1 day')
+                -- Open until the task recovers: a restart that is still running (or fails again)
+                -- does not resolve it, a success or a cancel does.
+                OR (id = ANY($1) AND status NOT IN ('succeeded', 'cancelled'))`,
         usesOpenSubjects: true,
         values: [],
       };
