@@ -122,7 +122,7 @@ describe("webhooks through the local runtime", () => {
       any
     >;
     expect(verified).toMatchObject({ type: "task.created", data: { task: { id: taskId, name: "noop" } } });
-    expect(Object.keys(verified).sort()).toEqual(["data", "id", "occurred_at", "type"]);
+    expect(Object.keys(verified)).toEqual(["id", "type", "occurred_at", "data"]);
     expect(got!.headers["webhook-id"]).toBe(verified.id);
     await new Promise((resolve) => setTimeout(resolve, 300));
     expect(r.requests).toHaveLength(1);
