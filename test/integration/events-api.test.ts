@@ -1,6 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { evaluateAlerts } from "../../functions/adapters/alerts/evaluate-alerts.js";
+import { sendWebhook } from "../../functions/adapters/http/webhook-sender.js";
 import { fanOutEvent } from "../../functions/adapters/postgres/delivery-repository.js";
+import { runDueDeliveries } from "../../functions/adapters/webhooks/delivery-runner.js";
+import { newEvent } from "../../functions/core/events/event.js";
 import { createTask } from "../../functions/core/tasks/create-task.js";
 import { startReceiver } from "../helpers/receiver.js";
 import { createTestApp, type TestApp } from "../helpers/test-app.js";
@@ -221,6 +224,61 @@ describe("GET, PATCH, DELETE /events/{id}", () => {
     const created = (await t.request("POST", "/events", { body: valid })).body;
     expect((await t.request("GET", `/events/${created.id}/deliveries?status=lost`)).status).toBe(400);
     expect((await t.request("POST", "/deliveries/dlv_nope/redeliver")).status).toBe(404);
+  });
+});
+
+describe("the guard at delivery time", () => {
+  it.each([
+    "127.0.0.1",
+    "localhost",
+    "2130706433",
+    "0x7f000001",
+    "0177.0.0.1",
+    "[::ffff:127.0.0.1]",
+    "[::1]",
+  ])("refuses %s as the attempt connects, without opening a connection", async (host) => {
+    const r = await startReceiver();
+    try {
+      const result = await sendWebhook({
+        url: `http://${host}:${r.port}/hook`,
+        headers: { "content-type": "application/json" },
+        body: "{}",
+        timeoutMs: 2000,
+        maxResponseBytes: 1024,
+        allowPrivate: false,
+      });
+      expect(result).toMatchObject({ refused: true, snippet: "" });
+      expect(result.status).toBeUndefined();
+      expect(result.error).toMatch(/forbidden|refusing/);
+      expect(r.connections).toBe(0);
+    } finally {
+      await r.close();
+    }
+  });
+
+  it("ends a delivery to a subscription saved before the guard was on: failed at once, not retried, no connection", async () => {
+    const r = await startReceiver();
+    try {
+      const sub = (await t.request("POST", "/events", { body: { ...valid, event_types: ["task.retrying"] } }))
+        .body;
+      // As if created while allow_private_callbacks was set, or re-pointed by DNS since.
+      await t.app.db.query("UPDATE subscriptions SET callback_url = $2 WHERE id = $1", [
+        sub.id,
+        `http://127.0.0.1:${r.port}/hook`,
+      ]);
+      await fanOutEvent(
+        t.app.db,
+        newEvent("task.retrying", "default", { task: { id: "tsk_g", name: "g" } }, new Date()),
+      );
+      await runDueDeliveries(t.app, { budgetMs: 15_000 });
+      const attempts = (await t.request("GET", `/events/${sub.id}/deliveries`)).body;
+      expect(attempts).toHaveLength(1);
+      expect(attempts[0]).toMatchObject({ attempt: 1, status: "failed", response_status: null });
+      expect(attempts[0].error).toMatch(/127\.0\.0\.1 is a forbidden/);
+      expect(r.connections).toBe(0);
+    } finally {
+      await r.close();
+    }
   });
 });
 
