@@ -350,7 +350,11 @@ describe("alerts", () => {
     expect(alert).toMatchObject({
       rule: "task_failed",
       status: "open",
-      details: { task_id: task.id, error: "exit 1" },
+      details: {
+        task_id: task.id,
+        error: "exit 1",
+        finished_at: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/),
+      },
     });
     const raised = await t.app.db.rows<{ payload: { data: { alert: { id: string } } } }>(
       "SELECT payload FROM outbox WHERE type = 'alert.raised' AND payload->'data'->'alert'->>'subject' = $1",
