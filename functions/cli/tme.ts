@@ -7,7 +7,7 @@ import { ConfigError, loadConfig } from "../config/load.js";
 import { createApiKey, parseScopes } from "../core/auth/api-keys.js";
 import { newId } from "../core/ids.js";
 import { DatabaseUnreachable, openDatabaseTarget } from "../local/database-target.js";
-import { startLocalRuntime } from "../local/runtime.js";
+import { type RunningTme, startLocalRuntime } from "../local/runtime.js";
 import { createLogger } from "../logging/logger.js";
 
 /** Expected failures end in one line on stderr and exit code 1; nothing else is a stack trace. */
@@ -48,7 +48,9 @@ program
   .action(async () => {
     const config = loadConfig();
     const logger = createLogger(config.app.LOG_LEVEL);
-    const running = await startLocalRuntime({ config, logger });
+    // Handlers first: a signal during start-up (initdb, migrations) waits for the start to
+    // finish and then stops cleanly, instead of killing TME and orphaning its database server.
+    let running: RunningTme | undefined;
     let stopping = false;
     const shutdown = async (signal: string) => {
       if (stopping) {
@@ -57,12 +59,19 @@ program
       }
       stopping = true;
       logger.info({ signal }, "shutting down");
+      if (!running) return;
       await running.stop();
       logger.info("stopped");
       process.exit(0);
     };
     process.on("SIGINT", () => void shutdown("SIGINT"));
     process.on("SIGTERM", () => void shutdown("SIGTERM"));
+    running = await startLocalRuntime({ config, logger });
+    if (stopping) {
+      await running.stop();
+      logger.info("stopped");
+      process.exit(0);
+    }
   });
 
 program

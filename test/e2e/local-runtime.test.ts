@@ -1,10 +1,11 @@
+import { spawn } from "node:child_process";
 import { cpSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import pg from "pg";
 import { afterAll, describe, expect, it } from "vitest";
-import { isRunning } from "../../functions/local/processes.js";
-import { REPO_ROOT, runCli, startTme, type TmeProcess } from "../helpers/tme-process.js";
+import { isRunning, processesIn } from "../../functions/local/processes.js";
+import { CLI, REPO_ROOT, runCli, startTme, type TmeProcess } from "../helpers/tme-process.js";
 
 const dirs: string[] = [];
 const running: TmeProcess[] = [];
@@ -120,6 +121,31 @@ describe("npm start on the embedded default", () => {
     expect(isRunning(leftoverPid)).toBe(false);
     expect((await fetch(`${second.url}/health`)).status).toBe(200);
     expect(await second.stop()).toBe(0);
+  });
+});
+
+describe("a signal during start-up", () => {
+  it("finishes starting, then stops cleanly: exit 0 and no database server left behind", async () => {
+    const dataDir = tempDir("tme-e2e-early-");
+    const child = spawn(process.execPath, [CLI, "start"], {
+      cwd: REPO_ROOT,
+      env: { ...process.env, LOG_LEVEL: "INFO", TME_DATA_DIR: dataDir, PORT: "0" },
+      detached: true,
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let out = "";
+    child.stdout.on("data", (c: Buffer) => {
+      out += c.toString();
+    });
+    const exited = new Promise<number | null>((resolve) => child.once("exit", resolve));
+    // initdb is running: the slowest part of a first start.
+    for (const deadline = Date.now() + 20_000; !out.includes("initialising") && Date.now() < deadline; ) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    process.kill(-child.pid!, "SIGTERM");
+    expect(await exited).toBe(0);
+    expect(out).toContain('"msg":"stopped"');
+    expect(processesIn(path.join(dataDir, "pg"))).toEqual([]);
   });
 });
 
