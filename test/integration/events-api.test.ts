@@ -392,6 +392,101 @@ describe("alerts", () => {
     expect(resolved).toHaveLength(1);
   });
 
+  it("raises the threshold rules (running, queued, backlog, missed schedule) and resolves them when they clear", async () => {
+    const ns = `thresholds-${Date.now()}`;
+    const key = await t.keyWith(["admin"], ns);
+    const app = {
+      ...t.app,
+      config: {
+        ...t.app.config,
+        app: {
+          ...t.app.config.app,
+          alerts: {
+            ...t.app.config.app.alerts,
+            task_running_longer_than_seconds: 60,
+            task_queued_longer_than_seconds: 60,
+            queue_backlog_age_seconds: 60,
+            schedule_missed_grace_seconds: 60,
+          },
+        },
+      },
+    };
+    const make = async (name: string) =>
+      (await t.request("POST", "/task/create", { key, body: { name, command: "true" } })).body.id as string;
+    const running = await make("long_runner");
+    const queued = await make("long_waiter");
+    await t.app.db.query(
+      `UPDATE tasks SET status = 'running', started_at = now() - interval '2 minutes', attempt = 1,
+         lease_owner = 'test', lease_expires_at = now() + interval '1 minute' WHERE id = $1`,
+      [running],
+    );
+    await t.app.db.query(`UPDATE tasks SET run_at = now() - interval '2 minutes' WHERE id = $1`, [queued]);
+    const schedule = (
+      await t.request("POST", "/schedule", {
+        key,
+        body: { name: "late_one", interval: 3600, command: "true" },
+      })
+    ).body.id as string;
+    await t.app.db.query(`UPDATE schedules SET next_run_at = now() - interval '5 minutes' WHERE id = $1`, [
+      schedule,
+    ]);
+    await evaluateAlerts(app);
+    const open = async () =>
+      (await t.request("GET", "/alerts?status=open", { key })).body
+        .map((a: { rule: string; subject: string }) => `${a.rule} ${a.subject}`)
+        .sort();
+    expect(await open()).toEqual(
+      [
+        `queue_backlog ${ns}`,
+        `schedule_missed ${schedule}`,
+        `task_queued_long ${queued}`,
+        `task_running_long ${running}`,
+      ].sort(),
+    );
+    await evaluateAlerts(app);
+    expect(await open()).toHaveLength(4);
+
+    await t.app.db.query(
+      `UPDATE tasks SET status = 'succeeded', finished_at = now(), lease_owner = NULL, lease_expires_at = NULL
+       WHERE id = ANY($1)`,
+      [[running, queued]],
+    );
+    await t.app.db.query(`UPDATE schedules SET next_run_at = now() + interval '1 hour' WHERE id = $1`, [
+      schedule,
+    ]);
+    await evaluateAlerts(app);
+    expect(await open()).toEqual([]);
+    const resolved = await t.app.db.rows<{ type: string }>(
+      "SELECT type FROM outbox WHERE payload->>'namespace' = $1 AND type LIKE 'alert.%'",
+      [ns],
+    );
+    expect(resolved.map((r) => r.type).sort()).toEqual([
+      ...Array(4).fill("alert.raised"),
+      ...Array(4).fill("alert.resolved"),
+    ]);
+  });
+
+  it("disables an endpoint whose every delivery failed for endpoint_failing_hours, and raises endpoint_disabled", async () => {
+    const sub = (await t.request("POST", "/events", { body: { ...valid, event_types: ["task.paused"] } }))
+      .body;
+    // Failing for 25 h; the next attempt fails too (refused: the guard is on here).
+    await t.app.db.query(
+      "UPDATE subscriptions SET callback_url = 'http://127.0.0.1:9/', failing_since = now() - interval '25 hours' WHERE id = $1",
+      [sub.id],
+    );
+    await fanOutEvent(
+      t.app.db,
+      newEvent("task.paused", "default", { task: { id: "tsk_p", name: "p" } }, new Date()),
+    );
+    await runDueDeliveries(t.app, { budgetMs: 15_000 });
+    const disabled = (await t.request("GET", `/events/${sub.id}`)).body;
+    expect(disabled).toMatchObject({ enabled: false });
+    expect(disabled.disabled_reason).toMatch(/^every delivery failed since /);
+    await evaluateAlerts(t.app);
+    const alerts = (await t.request("GET", "/alerts?status=open&rule=endpoint_disabled")).body;
+    expect(alerts.map((a: { subject: string }) => a.subject)).toContain(sub.id);
+  });
+
   it("raises for a disabled endpoint and for given-up deliveries", async () => {
     const sub = (await t.request("POST", "/events", { body: valid })).body;
     await t.app.db.query(
