@@ -2,6 +2,7 @@ import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import {
   chmodSync,
+  chownSync,
   closeSync,
   existsSync,
   mkdirSync,
@@ -62,6 +63,41 @@ function freePort(): Promise<number> {
     server.listen(0, "127.0.0.1", () => {
       const address = server.address();
       server.close(() => (typeof address === "object" && address ? resolve(address.port) : reject()));
+    });
+  });
+}
+
+/** The uid and gid of the "postgres" system user, from /etc/passwd; undefined when there is none. */
+function postgresUserIds(): { uid: number; gid: number } | undefined {
+  const line = readFileSync("/etc/passwd", "utf8")
+    .split("\n")
+    .find((l) => l.startsWith("postgres:"));
+  const fields = line?.split(":");
+  if (!fields || fields.length < 4) return undefined;
+  return { uid: Number(fields[2]), gid: Number(fields[3]) };
+}
+
+/**
+ * Runs a program in its own process group, like the server: a Ctrl-C or a SIGTERM to TME's
+ * group must reach TME (which then finishes its start and stops cleanly), not kill initdb
+ * halfway through writing a cluster.
+ */
+function runDetached(file: string, args: string[], runAs: { uid?: number; gid?: number }): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(file, args, {
+      ...runAs,
+      detached: true,
+      stdio: ["ignore", "ignore", "pipe"],
+      env: { PATH: process.env.PATH, LC_ALL: "C" },
+    });
+    let stderr = "";
+    child.stderr?.on("data", (chunk: Buffer) => {
+      stderr += chunk.toString();
+    });
+    child.once("error", reject);
+    child.once("exit", (code, signal) => {
+      if (code === 0) resolve();
+      else reject(new Error(stderr.trim() || `exited with ${signal ?? `code ${code}`}`));
     });
   });
 }
@@ -127,15 +163,15 @@ export class EmbeddedPostgres {
    */
   private runAsIds(bins: Binaries): { uid?: number; gid?: number } {
     if (process.getuid?.() !== 0) return {};
-    const id = (flag: string) => Number(execFileSync("id", [flag, "postgres"], { encoding: "utf8" }).trim());
-    try {
-      id("-u");
-    } catch {
+    // No child processes on the common path: a signal to TME's process group would kill them.
+    let ids = postgresUserIds();
+    if (!ids) {
       this.log("creating system user postgres to run the embedded PostgreSQL (it refuses to run as root)");
       execFileSync("groupadd", ["-f", "postgres"]);
       execFileSync("useradd", ["-g", "postgres", "-M", "-s", "/usr/sbin/nologin", "postgres"]);
+      ids = postgresUserIds();
+      if (!ids) throw new Error("could not create the system user postgres");
     }
-    const ids = { uid: id("-u"), gid: id("-g") };
     for (const target of [path.dirname(bins.postgres), this.options.dataDir]) {
       // Each ancestor needs the search (x) bit for "others"; mktemp and home dirs often lack it.
       let dir = path.resolve(target);
@@ -146,7 +182,7 @@ export class EmbeddedPostgres {
       }
     }
     mkdirSync(this.clusterDir, { recursive: true, mode: 0o700 });
-    execFileSync("chown", ["-R", `${ids.uid}:${ids.gid}`, this.clusterDir]);
+    chownSync(this.clusterDir, ids.uid, ids.gid);
     return ids;
   }
 
@@ -154,14 +190,14 @@ export class EmbeddedPostgres {
     this.log(`initialising a new PostgreSQL cluster in ${this.clusterDir}`);
     rmSync(this.clusterDir, { recursive: true, force: true });
     mkdirSync(this.clusterDir, { recursive: true, mode: 0o700 });
-    if (runAs.uid !== undefined) execFileSync("chown", [`${runAs.uid}:${runAs.gid}`, this.clusterDir]);
+    if (runAs.uid !== undefined) chownSync(this.clusterDir, runAs.uid, runAs.gid!);
     const password = randomBytes(24).toString("base64url");
     writeFileSync(this.passwordFile, `${password}\n`, { mode: 0o600 });
     const pwfile = path.join(os.tmpdir(), `tme-pw-${randomBytes(6).toString("hex")}`);
     writeFileSync(pwfile, `${password}\n`, { mode: 0o600 });
-    if (runAs.uid !== undefined) execFileSync("chown", [`${runAs.uid}:${runAs.gid}`, pwfile]);
+    if (runAs.uid !== undefined) chownSync(pwfile, runAs.uid, runAs.gid!);
     try {
-      execFileSync(
+      await runDetached(
         bins.initdb,
         [
           `--pgdata=${this.clusterDir}`,
@@ -171,12 +207,11 @@ export class EmbeddedPostgres {
           "--encoding=UTF8",
           "--locale=C",
         ],
-        { ...runAs, stdio: "pipe", env: { PATH: process.env.PATH, LC_ALL: "C" } },
+        runAs,
       );
     } catch (error) {
-      const stderr = (error as { stderr?: Buffer }).stderr?.toString().trim();
       rmSync(this.clusterDir, { recursive: true, force: true });
-      throw new Error(`initdb failed: ${stderr || (error as Error).message}`);
+      throw new Error(`initdb failed: ${(error as Error).message}`);
     } finally {
       rmSync(pwfile, { force: true });
     }
@@ -214,7 +249,7 @@ export class EmbeddedPostgres {
   private async launch(bins: Binaries, runAs: { uid?: number; gid?: number }): Promise<void> {
     const logFile = path.join(this.options.dataDir, "postgres.log");
     const logFd = openSync(logFile, "a", 0o600);
-    if (runAs.uid !== undefined) execFileSync("chown", [`${runAs.uid}:${runAs.gid}`, logFile]);
+    if (runAs.uid !== undefined) chownSync(logFile, runAs.uid, runAs.gid!);
     const args = ["-D", this.clusterDir, "-p", String(this.port)];
     args.push(
       "-c",

@@ -57,7 +57,8 @@ beforeAll(async () => {
   // Seconds, not minutes: a short retry base and deadline.
   const appConfig = readFileSync(path.join(configDir, "app_config.yaml"), "utf8")
     .replace("retry_base_seconds: 5", "retry_base_seconds: 0.2")
-    .replace("  timeout_seconds: 10", "  timeout_seconds: 2");
+    .replace("  timeout_seconds: 10", "  timeout_seconds: 2")
+    .replace("evaluate_every_seconds: 15", "evaluate_every_seconds: 0.3");
   writeFileSync(path.join(configDir, "app_config.yaml"), appConfig);
   env = {
     DATABASE_URL: database.url,
@@ -121,7 +122,7 @@ describe("webhooks through the local runtime", () => {
       any
     >;
     expect(verified).toMatchObject({ type: "task.created", data: { task: { id: taskId, name: "noop" } } });
-    expect(Object.keys(verified).sort()).toEqual(["data", "id", "occurred_at", "type"]);
+    expect(Object.keys(verified)).toEqual(["id", "type", "occurred_at", "data"]);
     expect(got!.headers["webhook-id"]).toBe(verified.id);
     await new Promise((resolve) => setTimeout(resolve, 300));
     expect(r.requests).toHaveLength(1);
@@ -203,12 +204,16 @@ describe("webhooks through the local runtime", () => {
     const sub = await api("POST", "/events", { event_types: ["task.cancelled"], callback_url: r.url });
     await emit("task.cancelled", { task: { id: "tsk_redeliver", name: "x" } });
     await r.waitFor(1);
-    // Give up at once: the subscription's deliveries are dead letters, as after 24 h.
-    await database.db.query(
-      `UPDATE deliveries SET status = 'given_up', finished_at = now(), claimed_by = NULL, claimed_until = NULL
-       WHERE subscription_id = $1 AND status = 'pending'`,
-      [sub.body.id],
-    );
+    // Give up at once: the subscription's deliveries are dead letters, as after 24 h. Again if
+    // it raced the recording of an attempt (the next attempt's row was not yet visible to it).
+    await eventually(async () => {
+      const { rowCount } = await database.db.query(
+        `UPDATE deliveries SET status = 'given_up', finished_at = now(), claimed_by = NULL, claimed_until = NULL
+         WHERE subscription_id = $1 AND status = 'pending'`,
+        [sub.body.id],
+      );
+      return (rowCount ?? 0) > 0;
+    });
     const dead = await eventually(async () => {
       const list = (await api("GET", `/events/${sub.body.id}/deliveries?status=failed`)).body as Array<
         Record<string, any>
@@ -252,6 +257,77 @@ describe("webhooks through the local runtime", () => {
     ).toMatchObject({
       type: "ping",
     });
+  });
+
+  it("real tasks: echo hi and a failing command deliver task.started then their outcome, in order per task", async () => {
+    const r = await receiver();
+    const sub = await api("POST", "/events", {
+      event_types: ["task.started", "task.succeeded", "task.failed"],
+      callback_url: r.url,
+      filter: { labels: { e2e: "real-run" } },
+    });
+    expect(sub.status).toBe(201);
+    const ok = await api("POST", "/task/create", {
+      name: "say_hi",
+      command: "echo hi",
+      labels: { e2e: "real-run" },
+    });
+    const bad = await api("POST", "/task/create", {
+      name: "fail_fast",
+      command: "false",
+      max_attempts: 1,
+      labels: { e2e: "real-run" },
+    });
+    expect([ok.status, bad.status]).toEqual([201, 201]);
+    const got = (await r.waitFor(4)).map((g) => JSON.parse(g.body));
+    const typesOf = (id: string) => got.filter((e) => e.data.task.id === id).map((e) => e.type);
+    expect(typesOf(ok.body.id)).toEqual(["task.started", "task.succeeded"]);
+    expect(typesOf(bad.body.id)).toEqual(["task.started", "task.failed"]);
+    const succeeded = got.find((e) => e.type === "task.succeeded");
+    expect(succeeded.data.task).toMatchObject({ id: ok.body.id, name: "say_hi", status: "succeeded" });
+    expect(got.find((e) => e.type === "task.failed").data.task).toMatchObject({
+      status: "failed",
+      attempt: 1,
+    });
+    // Each delivered on its first attempt.
+    await eventually(async () => {
+      const list = (await api("GET", `/events/${sub.body.id}/deliveries`)).body as Array<{ status: string }>;
+      return list.length === 4 && list.every((a) => a.status === "succeeded");
+    });
+  });
+
+  it("a task failing on its last attempt raises alert.raised once, and alert.resolved once a restart succeeds", async () => {
+    const r = await receiver();
+    await api("POST", "/events", { event_types: ["alert.*"], callback_url: r.url });
+    // Fails until the flag file exists (argv, no shell: `test -f FILE`).
+    const flag = path.join(dataDir, `flag-${Date.now()}`);
+    const task = await api("POST", "/task/create", {
+      name: "flaky_job",
+      command: `test -f ${flag}`,
+      max_attempts: 1,
+    });
+    expect(task.status).toBe(201);
+    const alertEvents = () =>
+      r.requests.map((q) => JSON.parse(q.body)).filter((e) => e.data.alert?.subject === task.body.id);
+    const [raised] = await eventually(async () => (alertEvents().length >= 1 ? alertEvents() : undefined));
+    expect(raised).toMatchObject({
+      type: "alert.raised",
+      data: { alert: { rule: "task_failed", status: "open", details: { task_id: task.body.id } } },
+    });
+    // Several evaluations later, still one alert.
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    expect(alertEvents().map((e) => e.type)).toEqual(["alert.raised"]);
+
+    writeFileSync(flag, "");
+    expect((await api("POST", `/task/${task.body.id}/restart`)).status).toBe(200);
+    const events = await eventually(async () => (alertEvents().length >= 2 ? alertEvents() : undefined));
+    expect(events.map((e) => e.type)).toEqual(["alert.raised", "alert.resolved"]);
+    expect(events[1].data.alert).toMatchObject({ id: raised.data.alert.id, status: "resolved" });
+    expect((await api("GET", `/task/${task.body.id}`)).body.status).toBe("succeeded");
+    const listed = (await api("GET", "/alerts?rule=task_failed")).body as Array<Record<string, unknown>>;
+    expect(listed.find((a) => a.subject === task.body.id)).toMatchObject({ status: "resolved" });
+    await new Promise((resolve) => setTimeout(resolve, 600));
+    expect(alertEvents()).toHaveLength(2);
   });
 
   it("delivers events left in the outbox when TME was killed, after a restart", async () => {

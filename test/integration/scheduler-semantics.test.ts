@@ -2,6 +2,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { Database } from "../../functions/adapters/postgres/database.js";
 import { createAppContext } from "../../functions/context.js";
 import { type FireOutcome, fireDueSchedules } from "../../functions/core/schedules/fire-schedule.js";
+import { createSchedule as createScheduleAt } from "../../functions/core/schedules/manage-schedules.js";
 import type { BackgroundService } from "../../functions/local/runtime.js";
 import { schedulerService } from "../../functions/local/scheduler-service.js";
 import { createTestApp, type TestApp } from "../helpers/test-app.js";
@@ -212,5 +213,47 @@ describe("a template that no longer makes a task", () => {
     expect(Date.parse(view.next_run_at)).toBe(Date.parse(broken.next_run_at) + 60_000);
     expect(await taskCount(broken.id)).toBe(0);
     for (const s of [broken, healthy]) await t.request("DELETE", `/schedule/${s.id}`);
+  });
+});
+
+describe("daylight-saving days, through the scheduler on Postgres", () => {
+  /**
+   * A 02:30 daily job in Europe/Berlin, created before the change day, with the scheduler's clock
+   * stepped every 5 minutes over three days: each day fires exactly once, at 02:30 local time.
+   */
+  async function firingsAcross(createdAt: string, days: number): Promise<string[]> {
+    let clock = new Date(createdAt);
+    const deps = { plugins: t.app.plugins, config: t.app.config.app, now: () => clock };
+    const schedule = await createScheduleAt(t.app.schedules, { ...deps, runtime: "local" }, "default", {
+      name: "noop_dst",
+      cron: "30 2 * * *",
+      timezone: "Europe/Berlin",
+      overlap: "allow",
+    });
+    const end = clock.getTime() + days * 86_400_000;
+    for (; clock.getTime() <= end; clock = new Date(clock.getTime() + 5 * 60_000)) {
+      await fireDueSchedules(t.app.schedules, deps);
+    }
+    await t.request("DELETE", `/schedule/${schedule.id}`);
+    const fired = await firings(schedule.id);
+    expect(fired.every((f) => f.missed_count === 0 && f.trigger === "timeline")).toBe(true);
+    expect(await taskCount(schedule.id)).toBe(fired.length);
+    return fired.map((f) => f.scheduled_for);
+  }
+
+  it("spring forward (28 March 2027): 02:30 does not exist that day, and the job runs once", async () => {
+    expect(await firingsAcross("2027-03-26T12:00:00Z", 3)).toEqual([
+      "2027-03-27T01:30:00.000Z", // 02:30 CET
+      "2027-03-28T01:30:00.000Z", // the change day: once (03:30 CEST)
+      "2027-03-29T00:30:00.000Z", // 02:30 CEST
+    ]);
+  });
+
+  it("fall back (31 October 2027): 02:30 happens twice that day, and the job runs once", async () => {
+    expect(await firingsAcross("2027-10-29T12:00:00Z", 3)).toEqual([
+      "2027-10-30T00:30:00.000Z", // 02:30 CEST
+      "2027-10-31T01:30:00.000Z", // the change day: once, on the second pass (02:30 CET)
+      "2027-11-01T01:30:00.000Z", // 02:30 CET
+    ]);
   });
 });

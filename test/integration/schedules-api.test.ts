@@ -98,6 +98,24 @@ describe("POST /schedule", () => {
     [{ name: "noop", interval: 60, start_at: "tomorrow" }, "start_at", /ISO 8601/],
     [{ name: "noop", interval: 60, every: 5 }, "every", /every/],
     [{ name: "noop", interval: 60, priority: 12 }, "priority", /9/],
+    // Beyond the interval column (a Postgres integer): was a 500.
+    [{ name: "noop", interval: 1e12 }, "interval", /<= 2147483647/],
+    // Timelines with no occurrence: were stored as schedules "finished" the moment they existed.
+    [
+      { name: "noop", cron: "0 0 31 2 *" },
+      "cron",
+      /matches no date after now: the schedule would never fire/,
+    ],
+    [{ name: "noop", cron: "0 0 * * *", start_at: "9999-12-31T00:00:01Z" }, "cron", /after start_at/],
+    [
+      { name: "noop", interval: 3600, end_at: new Date(Date.now() + 600_000).toISOString() },
+      "end_at",
+      /before the first occurrence \(.*\): the schedule would never fire/,
+    ],
+    // The template obeys POST /task/create's limits: its tasks never bypass them.
+    [{ name: "noop", interval: 60, labels: { "bad key!": "v" } }, "labels.bad key!", /./],
+    [{ name: "x", interval: 60, command: "a".repeat(8193) }, "command", /8192/],
+    [{ name: "noop", interval: 60, start_at: "0001-01-01T00:00:00Z" }, "start_at", /1970 and 9999/],
   ])("refuses %j with 400 naming the field", async (body, path, message) => {
     const res = await create(body);
     expect(res.status).toBe(400);
@@ -175,6 +193,38 @@ describe("GET /schedule", () => {
     expect(seen).toEqual([...ids].reverse());
     const bad = await t.request("GET", "/schedule?cursor=nonsense", { key: ns });
     expect(bad.status).toBe(400);
+    expect(bad.body.error).toMatchObject({ code: "validation_error", details: [{ path: "query.cursor" }] });
+  });
+
+  it("pages through schedules created within one millisecond without gaps or duplicates", async () => {
+    const ns = await t.keyWith(["schedules:write"], "same-millisecond");
+    // 30 rows within one millisecond: ten at the very same microsecond, the rest microseconds apart.
+    const inserted = await t.app.db.rows<{ id: string }>(
+      `INSERT INTO schedules (id, namespace, name, interval_seconds, next_run_at, created_at, updated_at)
+       SELECT 'sch_ms' || lpad(i::text, 3, '0'), 'same-millisecond', 'noop', 60, now() + interval '1 hour',
+              '2026-03-01T12:00:00.123Z'::timestamptz + (CASE WHEN i <= 10 THEN 0 ELSE i END) * interval '1 microsecond',
+              now()
+       FROM generate_series(1, 30) AS i RETURNING id`,
+    );
+    for (const limit of [1, 4, 7, 30]) {
+      const seen: string[] = [];
+      let cursor: string | null = null;
+      for (let pages = 0; pages < 40; pages++) {
+        const query: string = cursor ? `?limit=${limit}&cursor=${cursor}` : `?limit=${limit}`;
+        const page = await t.request("GET", `/schedule${query}`, { key: ns });
+        expect(page.status).toBe(200);
+        seen.push(...page.body.map((s: { id: string }) => s.id));
+        cursor = page.headers.get("x-next-cursor");
+        if (!cursor) break;
+      }
+      expect(cursor).toBeNull();
+      // Newest first: the later microseconds, then the ten tied rows by id, descending.
+      const expected = inserted
+        .map((r) => r.id)
+        .sort()
+        .reverse();
+      expect(seen).toEqual(expected);
+    }
   });
 });
 
@@ -212,6 +262,12 @@ describe("PATCH /schedule/{id}", () => {
     expect(typo.status).toBe(400);
     const unmapped = await t.request("PATCH", `/schedule/${made.id}`, { body: { name: "not_a_plugin" } });
     expect(unmapped.status).toBe(422);
+    const cron = (await create({ name: "noop", cron: "0 9 * * *", timezone: "Europe/Berlin" })).body;
+    const noTiming = await t.request("PATCH", `/schedule/${cron.id}`, { body: { cron: null } });
+    expect(noTiming.status).toBe(400);
+    expect(noTiming.body.error.details).toEqual([
+      { path: "interval", message: "give exactly one of interval and cron" },
+    ]);
   });
 });
 
@@ -266,6 +322,21 @@ describe("pause, resume, trigger, delete", () => {
       fired_count: 1,
       last_task_id: res.body.task_id,
     });
+  });
+
+  it("the actions take no body or {}; a field (a typo, a misplaced option) is 400, not ignored", async () => {
+    const made = (await create({ name: "noop", interval: 3600 })).body;
+    const typo = await t.request("POST", `/schedule/${made.id}/pause`, { body: { enabled: false } });
+    expect(typo.status).toBe(400);
+    expect(typo.body.error.code).toBe("validation_error");
+    expect((await t.request("GET", `/schedule/${made.id}`)).body.enabled).toBe(true);
+    expect((await t.request("POST", `/schedule/${made.id}/pause`, { body: {} })).status).toBe(200);
+    expect((await t.request("POST", `/schedule/${made.id}/resume`)).status).toBe(200);
+    const withParams = await t.request("POST", `/schedule/${made.id}/trigger`, {
+      body: { params: { a: 1 } },
+    });
+    expect(withParams.status).toBe(400);
+    expect(await t.app.db.rows("SELECT id FROM tasks WHERE schedule_id = $1", [made.id])).toEqual([]);
   });
 
   it("delete answers 204, then 404; the schedule's tasks stay; the sync says absent", async () => {

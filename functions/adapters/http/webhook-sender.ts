@@ -28,6 +28,8 @@ export function sendWebhook(options: SendOptions): Promise<AttemptResult> {
   const snippetBytes = options.snippetBytes ?? 1024;
   return new Promise<AttemptResult>((resolve) => {
     let settled = false;
+    // Declared before anything can finish: a URL refused before the request exists ends here too.
+    let deadline: NodeJS.Timeout | undefined;
     const finish = (result: Omit<AttemptResult, "latencyMs">) => {
       if (settled) return;
       settled = true;
@@ -61,7 +63,7 @@ export function sendWebhook(options: SendOptions): Promise<AttemptResult> {
       lookup: guardedLookup(options.allowPrivate),
       agent: false,
     });
-    const deadline = setTimeout(() => {
+    deadline = setTimeout(() => {
       request.destroy(new Error(`timed out after ${options.timeoutMs} ms`));
     }, options.timeoutMs);
 

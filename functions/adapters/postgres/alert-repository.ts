@@ -4,6 +4,7 @@ import { newEvent } from "../../core/events/event.js";
 import { newId } from "../../core/ids.js";
 import type { Db, Queryable } from "./database.js";
 import { writeEvent } from "./event-writer.js";
+import { type Keyset, type KeysetPage, keysetBefore, keysetMicros, toKeysetPage } from "./keyset.js";
 
 export interface AlertRow {
   id: string;
@@ -34,6 +35,9 @@ export function alertView(row: AlertRow) {
   };
 }
 
+/** A timestamp as the API writes them (ISO 8601 UTC, milliseconds), not Postgres's own text. */
+const iso = (column: string) => `to_char(${column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`;
+
 type Row = { subject: string; namespace: string; message: string; details: Record<string, unknown> };
 
 /**
@@ -51,9 +55,11 @@ function ruleQuery(
         sql: `SELECT id AS subject, namespace,
                 'task ' || name || ' (' || id || ') ended ' || status || ' on its last attempt' AS message,
                 jsonb_build_object('task_id', id, 'name', name, 'status', status, 'error', error,
-                                   'attempt', attempt, 'finished_at', finished_at) AS details
-              FROM tasks WHERE status IN ('failed', 'timed_out')
-                AND (finished_at > now() - interval '1 day' OR id = ANY($1))`,
+                                   'attempt', attempt, 'finished_at', ${iso("finished_at")}) AS details
+              FROM tasks WHERE (status IN ('failed', 'timed_out') AND finished_at > now() - interval '1 day')
+                -- Open until the task recovers: a restart that is still running (or fails again)
+                -- does not resolve it, a success or a cancel does.
+                OR (id = ANY($1) AND status NOT IN ('succeeded', 'cancelled'))`,
         usesOpenSubjects: true,
         values: [],
       };
@@ -61,7 +67,7 @@ function ruleQuery(
       return {
         sql: `SELECT id AS subject, namespace,
                 'task ' || name || ' (' || id || ') has been running for more than ' || $1::int || ' s' AS message,
-                jsonb_build_object('task_id', id, 'name', name, 'started_at', started_at) AS details
+                jsonb_build_object('task_id', id, 'name', name, 'started_at', ${iso("started_at")}) AS details
               FROM tasks WHERE status = 'running' AND started_at < now() - make_interval(secs => $1::int)`,
         usesOpenSubjects: false,
         values: [config.task_running_longer_than_seconds],
@@ -70,7 +76,7 @@ function ruleQuery(
       return {
         sql: `SELECT id AS subject, namespace,
                 'task ' || name || ' (' || id || ') has been queued for more than ' || $1::int || ' s' AS message,
-                jsonb_build_object('task_id', id, 'name', name, 'run_at', run_at) AS details
+                jsonb_build_object('task_id', id, 'name', name, 'run_at', ${iso("run_at")}) AS details
               FROM tasks WHERE status = 'queued' AND run_at < now() - make_interval(secs => $1::int)
               ORDER BY run_at LIMIT 1000`,
         usesOpenSubjects: false,
@@ -80,7 +86,7 @@ function ruleQuery(
       return {
         sql: `SELECT namespace AS subject, namespace,
                 'the oldest due task of namespace ' || namespace || ' has waited more than ' || $1::int || ' s' AS message,
-                jsonb_build_object('oldest_run_at', min(run_at), 'queued', count(*)) AS details
+                jsonb_build_object('oldest_run_at', ${iso("min(run_at)")}, 'queued', count(*)) AS details
               FROM tasks WHERE status = 'queued' AND run_at <= now()
               GROUP BY namespace HAVING min(run_at) < now() - make_interval(secs => $1::int)`,
         usesOpenSubjects: false,
@@ -89,9 +95,9 @@ function ruleQuery(
     case "schedule_missed":
       return {
         sql: `SELECT id AS subject, namespace,
-                'schedule ' || name || ' (' || id || ') missed its firing due at ' || next_run_at AS message,
-                jsonb_build_object('schedule_id', id, 'name', name, 'next_run_at', next_run_at,
-                                   'last_fired_at', last_fired_at) AS details
+                'schedule ' || name || ' (' || id || ') missed its firing due at ' || ${iso("next_run_at")} AS message,
+                jsonb_build_object('schedule_id', id, 'name', name, 'next_run_at', ${iso("next_run_at")},
+                                   'last_fired_at', ${iso("last_fired_at")}) AS details
               FROM schedules WHERE enabled AND deleted_at IS NULL
                 AND next_run_at < now() - make_interval(secs => $1::int)
                 AND (end_at IS NULL OR next_run_at < end_at)`,
@@ -103,7 +109,7 @@ function ruleQuery(
         sql: `SELECT id AS subject, namespace,
                 'webhook endpoint ' || callback_url || ' was disabled: ' || coalesce(disabled_reason, disabled_cause) AS message,
                 jsonb_build_object('subscription_id', id, 'callback_url', callback_url, 'cause', disabled_cause,
-                                   'disabled_at', disabled_at) AS details
+                                   'disabled_at', ${iso("disabled_at")}) AS details
               FROM subscriptions WHERE NOT enabled AND deleted_at IS NULL
                 AND disabled_cause IN ('gone', 'failing')`,
         usesOpenSubjects: false,
@@ -193,25 +199,23 @@ export async function listAlerts(
     resolvedSince: Date;
     rule?: string;
     limit: number;
-    after?: { at: Date; id: string };
+    after?: Keyset;
   },
-): Promise<AlertRow[]> {
-  const { rows } = await db.query<AlertRow>(
-    `SELECT ${COLUMNS} FROM alerts
+): Promise<KeysetPage<AlertRow>> {
+  const values: unknown[] = [namespace, options.resolvedSince, options.status ?? null, options.rule ?? null];
+  let keyset = "";
+  if (options.after) {
+    values.push(options.after.micros, options.after.id);
+    keyset = ` AND ${keysetBefore("raised_at", 5)}`;
+  }
+  values.push(options.limit + 1);
+  const { rows } = await db.query<AlertRow & { keyset_us: number }>(
+    `SELECT ${COLUMNS}, ${keysetMicros("raised_at")} FROM alerts
      WHERE namespace = $1
        AND (status = 'open' OR resolved_at >= $2)
-       AND ($3::text IS NULL OR status = $3) AND ($4::text IS NULL OR rule = $4)
-       AND ($5::timestamptz IS NULL OR (raised_at, id) < ($5, $6))
-     ORDER BY raised_at DESC, id DESC LIMIT $7`,
-    [
-      namespace,
-      options.resolvedSince,
-      options.status ?? null,
-      options.rule ?? null,
-      options.after?.at ?? null,
-      options.after?.id ?? null,
-      options.limit,
-    ],
+       AND ($3::text IS NULL OR status = $3) AND ($4::text IS NULL OR rule = $4)${keyset}
+     ORDER BY raised_at DESC, id DESC LIMIT $${values.length}`,
+    values,
   );
-  return rows;
+  return toKeysetPage(rows, options.limit);
 }

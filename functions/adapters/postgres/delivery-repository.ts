@@ -3,6 +3,7 @@ import type { AttemptOutcome, AttemptResult } from "../../core/webhooks/deliver.
 import type { WebhookPayload } from "../../core/webhooks/payload.js";
 import { orderKeyOf, subscriptionMatches } from "../../core/webhooks/subscription.js";
 import type { Db, Queryable } from "./database.js";
+import { type Keyset, type KeysetPage, keysetBefore, keysetMicros, toKeysetPage } from "./keyset.js";
 import { subscriptionsForEvent } from "./subscription-repository.js";
 
 /** NOTIFY channel that wakes local delivery workers when an attempt becomes due. */
@@ -302,24 +303,23 @@ export async function getDelivery(
 export async function listDeliveries(
   db: Queryable,
   subscriptionId: string,
-  options: { statuses?: DeliveryStatus[]; eventId?: string; limit: number; after?: { at: Date; id: string } },
-): Promise<DeliveryRow[]> {
+  options: { statuses?: DeliveryStatus[]; eventId?: string; limit: number; after?: Keyset },
+): Promise<KeysetPage<DeliveryRow>> {
   const statuses = options.statuses?.flatMap((s) => (s === "failed" ? ["failed", "given_up"] : [s]));
-  const { rows } = await db.query<DeliveryRow>(
-    `SELECT ${COLUMNS} FROM deliveries
-     WHERE subscription_id = $1 AND ($2::text[] IS NULL OR status = ANY($2)) AND ($3::text IS NULL OR event_id = $3)
-       AND ($4::timestamptz IS NULL OR (created_at, id) < ($4, $5))
-     ORDER BY created_at DESC, id DESC LIMIT $6`,
-    [
-      subscriptionId,
-      statuses ?? null,
-      options.eventId ?? null,
-      options.after?.at ?? null,
-      options.after?.id ?? null,
-      options.limit,
-    ],
+  const values: unknown[] = [subscriptionId, statuses ?? null, options.eventId ?? null];
+  let keyset = "";
+  if (options.after) {
+    values.push(options.after.micros, options.after.id);
+    keyset = ` AND ${keysetBefore("created_at", 4)}`;
+  }
+  values.push(options.limit + 1);
+  const { rows } = await db.query<DeliveryRow & { keyset_us: number }>(
+    `SELECT ${COLUMNS}, ${keysetMicros("created_at")} FROM deliveries
+     WHERE subscription_id = $1 AND ($2::text[] IS NULL OR status = ANY($2)) AND ($3::text IS NULL OR event_id = $3)${keyset}
+     ORDER BY created_at DESC, id DESC LIMIT $${values.length}`,
+    values,
   );
-  return rows;
+  return toKeysetPage(rows, options.limit);
 }
 
 /**

@@ -5,6 +5,7 @@ import type {
   LockedSchedule,
   NewSchedule,
   ScheduleChanges,
+  SchedulePage,
   ScheduleStore,
 } from "../../core/schedules/schedule-store.js";
 import { type DesiredSchedule, desiredStateOf, SCHEDULER_SYNC } from "../../core/schedules/scheduler-port.js";
@@ -140,23 +141,36 @@ export class PostgresScheduleStore implements ScheduleStore {
     return rows[0];
   }
 
-  list(namespace: string, options: ListOptions): Promise<Schedule[]> {
+  async list(namespace: string, options: ListOptions): Promise<SchedulePage> {
     const where = ["namespace = $1", "deleted_at IS NULL"];
     const values: unknown[] = [namespace];
     if (options.name !== undefined) {
       values.push(options.name);
       where.push(`name = $${values.length}`);
     }
-    if (options.before) {
-      values.push(options.before.created_at, options.before.id);
-      where.push(`(created_at, id) < ($${values.length - 1}, $${values.length})`);
+    if (options.after) {
+      // Microseconds, exactly: a JS Date would round created_at to milliseconds and lose rows.
+      values.push(options.after.createdAtMicros, options.after.id);
+      const n = values.length;
+      where.push(
+        `(created_at, id) < ('epoch'::timestamptz + $${n - 1}::bigint * interval '1 microsecond', $${n})`,
+      );
     }
-    values.push(options.limit);
-    return this.db.rows<Schedule>(
-      `SELECT ${SCHEDULE_COLUMNS} FROM schedules WHERE ${where.join(" AND ")}
+    // One row more than the page: whether another page follows, without an empty last page.
+    values.push(options.limit + 1);
+    const rows = await this.db.rows<Schedule & { created_us: number }>(
+      `SELECT ${SCHEDULE_COLUMNS}, (extract(epoch FROM created_at) * 1000000)::bigint AS created_us
+       FROM schedules WHERE ${where.join(" AND ")}
        ORDER BY created_at DESC, id DESC LIMIT $${values.length}`,
       values,
     );
+    const more = rows.length > options.limit;
+    const page = more ? rows.slice(0, options.limit) : rows;
+    const last = page.at(-1);
+    return {
+      schedules: page.map(({ created_us: _, ...schedule }) => schedule),
+      next: more && last ? { createdAtMicros: last.created_us, id: last.id } : undefined,
+    };
   }
 
   async withSchedule<T>(

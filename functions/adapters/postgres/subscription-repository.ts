@@ -1,5 +1,6 @@
 import type { SubscriptionFilter } from "../../core/webhooks/subscription.js";
 import type { Queryable } from "./database.js";
+import { type Keyset, type KeysetPage, keysetBefore, keysetMicros, toKeysetPage } from "./keyset.js";
 
 /** A subscriptions row as stored (secrets still sealed). */
 export interface SubscriptionRow {
@@ -82,16 +83,22 @@ export async function getSubscription(
 export async function listSubscriptions(
   db: Queryable,
   namespace: string,
-  page: { limit: number; after?: { at: Date; id: string } },
-): Promise<SubscriptionRow[]> {
-  const { rows } = await db.query<SubscriptionRow>(
-    `SELECT ${COLUMNS} FROM subscriptions
-     WHERE namespace = $1 AND deleted_at IS NULL
-       AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3))
-     ORDER BY created_at DESC, id DESC LIMIT $4`,
-    [namespace, page.after?.at ?? null, page.after?.id ?? null, page.limit],
+  page: { limit: number; after?: Keyset },
+): Promise<KeysetPage<SubscriptionRow>> {
+  const values: unknown[] = [namespace];
+  let keyset = "";
+  if (page.after) {
+    values.push(page.after.micros, page.after.id);
+    keyset = ` AND ${keysetBefore("created_at", 2)}`;
+  }
+  values.push(page.limit + 1);
+  const { rows } = await db.query<SubscriptionRow & { keyset_us: number }>(
+    `SELECT ${COLUMNS}, ${keysetMicros("created_at")} FROM subscriptions
+     WHERE namespace = $1 AND deleted_at IS NULL${keyset}
+     ORDER BY created_at DESC, id DESC LIMIT $${values.length}`,
+    values,
   );
-  return rows;
+  return toKeysetPage(rows, page.limit);
 }
 
 export type SubscriptionChanges = Partial<

@@ -213,7 +213,11 @@ export function updateSchedule(
     if (patch.interval === null && patch.cron == null && current.interval_seconds !== null) {
       changes.interval_seconds = null;
     }
-    if (patch.cron === null && patch.interval == null && current.cron !== null) changes.cron = null;
+    if (patch.cron === null && patch.interval == null && current.cron !== null) {
+      // The zone went with the cron: the refusal should name the missing timing, not the zone.
+      changes.cron = null;
+      changes.timezone = "UTC";
+    }
     if (patch.start_at !== undefined) changes.start_at = patch.start_at;
     if (patch.end_at !== undefined) changes.end_at = patch.end_at;
     if (patch.overlap !== undefined) {

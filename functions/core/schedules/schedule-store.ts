@@ -39,11 +39,27 @@ export interface LockedSchedule {
   save(changes: ScheduleChanges, options?: { sync?: boolean }): Promise<Schedule>;
 }
 
+/**
+ * Where a newest-first listing stopped: the last row's creation time in microseconds (Postgres's
+ * precision; a Date would round it to milliseconds and skip rows created in the same millisecond)
+ * and its id.
+ */
+export interface ScheduleCursor {
+  createdAtMicros: number;
+  id: string;
+}
+
 export interface ListOptions {
   limit: number;
   /** Keyset cursor: rows strictly older than this (created_at, id), newest first. */
-  before?: { created_at: Date; id: string };
+  after?: ScheduleCursor;
   name?: string;
+}
+
+export interface SchedulePage {
+  schedules: Schedule[];
+  /** Set when more rows follow. */
+  next: ScheduleCursor | undefined;
 }
 
 /** Port: where schedules live. Postgres: functions/adapters/postgres/schedule-repository.ts. */
@@ -52,7 +68,7 @@ export interface ScheduleStore {
   insert(schedule: NewSchedule): Promise<Schedule>;
   /** A live (not deleted) schedule of the namespace. */
   get(namespace: string, id: string): Promise<Schedule | undefined>;
-  list(namespace: string, options: ListOptions): Promise<Schedule[]>;
+  list(namespace: string, options: ListOptions): Promise<SchedulePage>;
   /** Locks a live schedule (waiting for other holders) and runs fn; undefined if there is none. */
   withSchedule<T>(
     namespace: string,

@@ -1,7 +1,10 @@
 import { type ErrorDetail, Unprocessable, ValidationFailed } from "../errors.js";
 import { cronExpression, rateExpression } from "./eventbridge-expression.js";
 import type { Timing } from "./schedule.js";
-import { cronFor } from "./timeline.js";
+import { cronFor, nextOccurrence } from "./timeline.js";
+
+/** The schedules.interval_seconds column is a Postgres integer (about 68 years). */
+export const MAX_INTERVAL_SECONDS = 2_147_483_647;
 
 /** True for names the runtime's time zone database knows (IANA: "Europe/Berlin", "UTC"). */
 export function isKnownTimezone(timezone: string): boolean {
@@ -33,9 +36,28 @@ export function cronProblem(expression: string): string | undefined {
 }
 
 /**
+ * A timing with no occurrence left is refused rather than stored as a schedule that is finished
+ * the moment it exists: a cron that matches no date ("0 0 31 2 *"), or an end_at before the first
+ * occurrence.
+ */
+function neverFires(timing: Timing, now: Date): ErrorDetail | undefined {
+  if (nextOccurrence(timing, now) !== null) return undefined;
+  // Only end_at or the cron itself can end a timeline (an interval always has a next instant).
+  const unbounded = timing.end_at === null ? null : nextOccurrence({ ...timing, end_at: null }, now);
+  if (unbounded !== null) {
+    return {
+      path: "end_at",
+      message: `is before the first occurrence (${unbounded.toISOString()}): the schedule would never fire`,
+    };
+  }
+  const after = timing.start_at && timing.start_at > now ? "start_at" : "now";
+  return { path: "cron", message: `matches no date after ${after}: the schedule would never fire` };
+}
+
+/**
  * The rules of a schedule's timing: exactly one of interval and cron, a cron croner accepts,
- * a known time zone, end_at after start_at and not already past. In the cloud runtime, also
- * what EventBridge Scheduler can express (422, saying why).
+ * a known time zone, end_at after start_at and not already past, at least one occurrence left.
+ * In the cloud runtime, also what EventBridge Scheduler can express (422, saying why).
  */
 export function validateTiming(timing: Timing, now: Date, runtime: "local" | "cloud"): void {
   const details: ErrorDetail[] = [];
@@ -44,9 +66,16 @@ export function validateTiming(timing: Timing, now: Date, runtime: "local" | "cl
   }
   if (
     timing.interval_seconds !== null &&
-    !(Number.isInteger(timing.interval_seconds) && timing.interval_seconds >= 1)
+    !(
+      Number.isInteger(timing.interval_seconds) &&
+      timing.interval_seconds >= 1 &&
+      timing.interval_seconds <= MAX_INTERVAL_SECONDS
+    )
   ) {
-    details.push({ path: "interval", message: "must be an integer >= 1 (seconds)" });
+    details.push({
+      path: "interval",
+      message: `must be an integer from 1 to ${MAX_INTERVAL_SECONDS} (seconds)`,
+    });
   }
   if (timing.cron !== null) {
     const problem = cronProblem(timing.cron);
@@ -65,6 +94,10 @@ export function validateTiming(timing: Timing, now: Date, runtime: "local" | "cl
   }
   if (timing.end_at && timing.end_at <= now) {
     details.push({ path: "end_at", message: "is in the past: the schedule would never fire" });
+  }
+  if (details.length === 0) {
+    const never = neverFires(timing, now);
+    if (never) details.push(never);
   }
   if (details.length > 0) {
     throw new ValidationFailed(

@@ -16,7 +16,17 @@ export function encodePayload(
 ): { body: string; contentType: string } {
   return format === "xml"
     ? { body: toXml(payload), contentType: "application/xml; charset=utf-8" }
-    : { body: JSON.stringify(payload), contentType: "application/json; charset=utf-8" };
+    : {
+        // The envelope in its documented order: the stored event comes back from jsonb with its
+        // keys sorted by length.
+        body: JSON.stringify({
+          id: payload.id,
+          type: payload.type,
+          occurred_at: payload.occurred_at,
+          data: payload.data,
+        }),
+        contentType: "application/json; charset=utf-8",
+      };
 }
 
 /*

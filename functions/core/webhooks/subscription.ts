@@ -29,10 +29,14 @@ export function typeMatches(patterns: readonly string[], type: string): boolean 
   );
 }
 
-/** The object an event is about: data.task, else data.schedule. Alerts carry neither. */
+/**
+ * The object an event is about: data.task, else data.schedule; schedule.paused and
+ * schedule.resumed carry the schedule's id and name at the top of data. Alerts carry none.
+ */
 function subjectOf(data: Record<string, unknown>): { name?: unknown; labels?: unknown } | undefined {
   const candidate = (data.task ?? data.schedule) as { name?: unknown; labels?: unknown } | undefined;
-  return candidate && typeof candidate === "object" ? candidate : undefined;
+  if (candidate && typeof candidate === "object") return candidate;
+  return typeof data.schedule_id === "string" ? data : undefined;
 }
 
 const globCache = new Map<string, (name: string) => boolean>();
@@ -74,5 +78,6 @@ export function orderKeyOf(event: { data: Record<string, unknown> }): string | n
   if (task && typeof task.id === "string") return `task:${task.id}`;
   const schedule = event.data.schedule as { id?: unknown } | undefined;
   if (schedule && typeof schedule.id === "string") return `schedule:${schedule.id}`;
+  if (typeof event.data.schedule_id === "string") return `schedule:${event.data.schedule_id}`;
   return null;
 }

@@ -1,8 +1,8 @@
 import { z } from "zod";
 import { alertView, listAlerts } from "../../adapters/postgres/alert-repository.js";
 import { ALERT_RULES } from "../../core/alerts/alert.js";
-import { decodeCursor, encodeCursor } from "../../core/webhooks/cursor.js";
 import { defineRoute } from "../route.js";
+import { decodeKeysetCursor, nextCursorHeader } from "./keyset-cursor.js";
 
 const AlertView = z.object({
   id: z.string(),
@@ -46,18 +46,14 @@ export const alertRoutes = [
       },
     },
     async handle(req, app) {
-      const rows = await listAlerts(app.db, req.namespace, {
+      const page = await listAlerts(app.db, req.namespace, {
         status: req.query.status,
         rule: req.query.rule,
         resolvedSince: new Date(app.now().getTime() - req.query.resolved_within_hours * 3_600_000),
         limit: req.query.limit,
-        after: decodeCursor(req.query.cursor),
+        after: decodeKeysetCursor(req.query.cursor),
       });
-      const last = rows[rows.length - 1];
-      const headers: Record<string, string> = {};
-      if (rows.length === req.query.limit && last)
-        headers["X-Next-Cursor"] = encodeCursor(last.raised_at, last.id);
-      return { status: 200, body: rows.map(alertView), headers };
+      return { status: 200, body: page.rows.map(alertView), headers: nextCursorHeader(page.next) };
     },
   }),
 ];

@@ -27,10 +27,10 @@ import type { AppContext } from "../../context.js";
 import { Conflict, NotFound, Unprocessable, ValidationFailed } from "../../core/errors.js";
 import { newId } from "../../core/ids.js";
 import { assertPublicUrl } from "../../core/net/address-policy.js";
-import { decodeCursor, encodeCursor } from "../../core/webhooks/cursor.js";
 import { generateSigningSecret } from "../../core/webhooks/signing.js";
 import { AUTH_TYPES, EVENT_PATTERNS } from "../../core/webhooks/subscription.js";
 import { defineRoute } from "../route.js";
+import { decodeKeysetCursor, nextCursorHeader } from "./keyset-cursor.js";
 
 // ---- schemas -------------------------------------------------------------------------------
 
@@ -272,14 +272,6 @@ async function findSubscription(app: AppContext, namespace: string, id: string):
   return row;
 }
 
-function nextCursor<T extends { created_at: Date; id: string }>(
-  rows: T[],
-  limit: number,
-): Record<string, string> {
-  const last = rows[rows.length - 1];
-  return rows.length === limit && last ? { "X-Next-Cursor": encodeCursor(last.created_at, last.id) } : {};
-}
-
 // ---- routes --------------------------------------------------------------------------------
 
 const tags = ["events"];
@@ -340,14 +332,14 @@ export const eventRoutes = [
       },
     },
     async handle(req, app) {
-      const rows = await listSubscriptions(app.db, req.namespace, {
+      const page = await listSubscriptions(app.db, req.namespace, {
         limit: req.query.limit,
-        after: decodeCursor(req.query.cursor),
+        after: decodeKeysetCursor(req.query.cursor),
       });
       return {
         status: 200,
-        body: rows.map((r) => subscriptionView(r)),
-        headers: nextCursor(rows, req.query.limit),
+        body: page.rows.map((r) => subscriptionView(r)),
+        headers: nextCursorHeader(page.next),
       };
     },
   }),
@@ -496,13 +488,13 @@ export const eventRoutes = [
     },
     async handle(req, app) {
       const sub = await findSubscription(app, req.namespace, req.params.subscription_id);
-      const rows = await listDeliveries(app.db, sub.id, {
+      const page = await listDeliveries(app.db, sub.id, {
         statuses: req.query.status,
         eventId: req.query.event_id,
         limit: req.query.limit,
-        after: decodeCursor(req.query.cursor),
+        after: decodeKeysetCursor(req.query.cursor),
       });
-      return { status: 200, body: rows.map(deliveryView), headers: nextCursor(rows, req.query.limit) };
+      return { status: 200, body: page.rows.map(deliveryView), headers: nextCursorHeader(page.next) };
     },
   }),
 

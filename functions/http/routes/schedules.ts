@@ -1,7 +1,7 @@
 import { z } from "zod";
 import type { AppContext } from "../../context.js";
 import type { Scope } from "../../core/auth/api-keys.js";
-import { NotFound, ValidationFailed } from "../../core/errors.js";
+import { NotFound } from "../../core/errors.js";
 import { triggerSchedule } from "../../core/schedules/fire-schedule.js";
 import {
   createSchedule,
@@ -13,49 +13,63 @@ import {
   updateSchedule,
 } from "../../core/schedules/manage-schedules.js";
 import { OVERLAP_POLICIES, toScheduleView } from "../../core/schedules/schedule.js";
+import type { ScheduleCursor } from "../../core/schedules/schedule-store.js";
+import { MAX_INTERVAL_SECONDS } from "../../core/schedules/validation.js";
 import { toTaskView } from "../../core/tasks/task.js";
+import { decodeCursor, encodeCursor } from "../cursor.js";
 import { ErrorBodySchema } from "../openapi.js";
 import { defineRoute } from "../route.js";
+import {
+  EmptyBody,
+  Labels,
+  MAX_COMMAND_LENGTH,
+  MAX_DESCRIPTION_LENGTH,
+  MaxAttempts,
+  Params,
+  Priority,
+  TimeoutSeconds,
+} from "./task-schemas.js";
 
 const READ_SCOPES: readonly Scope[] = ["tasks:read", "schedules:write"];
 const TAGS = ["schedules"];
 
-const timestamp = z.iso.datetime({ offset: true, message: "must be an ISO 8601 timestamp with a time zone" });
-const labels = z
-  .record(z.string().min(1).max(100), z.string().max(500))
-  .refine((l) => Object.keys(l).length <= 50, {
-    message: "at most 50 labels",
-  });
-
-/** The task each firing creates: the fields of POST /task/create (name is the schedule's). */
+/** The task each firing creates: the same fields and limits as POST /task/create (name is the schedule's). */
 const templateFields = {
   command: z
     .string()
     .min(1)
-    .max(10_000)
+    .max(MAX_COMMAND_LENGTH)
     .describe("command for the shell plugin (when no plugin is mapped to name)"),
-  description: z.string().max(2000),
-  params: z
-    .record(z.string(), z.unknown())
-    .describe("checked against the plugin's params schema at creation"),
-  priority: z.number().int().min(0).max(9).describe("0..9, higher runs first (default 5)"),
-  timeout_seconds: z.number().int().min(1).describe("default: default_task_timeout"),
-  max_attempts: z.number().int().min(1).max(100).describe("default: default_max_attempts"),
-  labels,
+  description: z.string().max(MAX_DESCRIPTION_LENGTH),
+  params: Params,
+  priority: Priority,
+  timeout_seconds: TimeoutSeconds,
+  max_attempts: MaxAttempts,
+  labels: Labels,
 };
+
+/** As POST /task/create's run_at, with one clear message for a value that is not a timestamp at all. */
+const Timestamp = z.iso
+  .datetime({ offset: true, message: "must be an ISO 8601 timestamp with a time zone", abort: true })
+  .refine((s) => {
+    const year = new Date(s).getUTCFullYear();
+    return year >= 1970 && year <= 9999;
+  }, "must be a real date between 1970 and 9999");
+
+const Interval = z
+  .number()
+  .int("must be an integer (seconds)")
+  .min(1, "must be >= 1")
+  .max(MAX_INTERVAL_SECONDS, `must be <= ${MAX_INTERVAL_SECONDS}`);
 
 const CreateScheduleBody = z
   .object({
     name: z.string().min(1).max(200).describe("the name of the tasks it creates"),
-    interval: z
-      .number()
-      .int("must be an integer (seconds)")
-      .min(1, "must be >= 1")
-      .describe("seconds; or cron"),
+    interval: Interval.describe("seconds; or cron"),
     cron: z.string().min(1).max(200).describe('5 fields: "minute hour day-of-month month day-of-week"'),
     timezone: z.string().min(1).max(100).describe("IANA zone the cron is read in (default UTC)"),
-    start_at: timestamp.describe("no firing before; an interval timeline starts here"),
-    end_at: timestamp.describe("no firing after"),
+    start_at: Timestamp.describe("no firing before; an interval timeline starts here"),
+    end_at: Timestamp.describe("no firing after"),
     overlap: z
       .enum(OVERLAP_POLICIES)
       .describe("skip (default): no new run while the last is unfinished; allow; queue: run after it"),
@@ -70,11 +84,11 @@ const nullable = <T extends z.ZodType>(schema: T) => schema.nullable().optional(
 const PatchScheduleBody = z
   .object({
     name: z.string().min(1).max(200).optional(),
-    interval: nullable(z.number().int("must be an integer (seconds)").min(1, "must be >= 1")),
+    interval: nullable(Interval),
     cron: nullable(z.string().min(1).max(200)),
     timezone: nullable(z.string().min(1).max(100)),
-    start_at: nullable(timestamp),
-    end_at: nullable(timestamp),
+    start_at: nullable(Timestamp),
+    end_at: nullable(Timestamp),
     overlap: z.enum(OVERLAP_POLICIES).optional(),
     enabled: z.boolean().optional(),
     command: nullable(templateFields.command),
@@ -83,7 +97,7 @@ const PatchScheduleBody = z
     priority: nullable(templateFields.priority),
     timeout_seconds: nullable(templateFields.timeout_seconds),
     max_attempts: nullable(templateFields.max_attempts),
-    labels: nullable(labels),
+    labels: nullable(templateFields.labels),
   })
   .strict();
 
@@ -154,22 +168,10 @@ function deps(app: AppContext): ManageDeps {
 const toDate = (value: string | null | undefined) =>
   value === undefined ? undefined : value === null ? null : new Date(value);
 
-function encodeCursor(createdAt: string, id: string): string {
-  return Buffer.from(JSON.stringify([createdAt, id])).toString("base64url");
-}
-
-function decodeCursor(cursor: string): { created_at: Date; id: string } {
-  try {
-    const [createdAt, id] = JSON.parse(Buffer.from(cursor, "base64url").toString("utf8")) as [string, string];
-    const date = new Date(createdAt);
-    if (typeof id !== "string" || Number.isNaN(date.getTime())) throw new Error("bad cursor");
-    return { created_at: date, id };
-  } catch {
-    throw new ValidationFailed("invalid cursor", [
-      { path: "query.cursor", message: "use the X-Next-Cursor value of the previous page" },
-    ]);
-  }
-}
+/** X-Next-Cursor of GET /schedule: [created_at in microseconds, id] of the page's last row. */
+const ScheduleCursorSchema = z
+  .tuple([z.number().int().safe(), z.string().min(1).max(100)])
+  .transform(([createdAtMicros, id]): ScheduleCursor => ({ createdAtMicros, id }));
 
 export const scheduleRoutes = [
   defineRoute({
@@ -215,17 +217,15 @@ export const scheduleRoutes = [
       responses: { 200: { description: "Schedules", schema: z.array(ScheduleViewSchema) } },
     },
     async handle(req, app) {
-      const rows = await store(app).list(req.namespace, {
+      const page = await store(app).list(req.namespace, {
         limit: req.query.limit,
-        before: req.query.cursor ? decodeCursor(req.query.cursor) : undefined,
+        after: req.query.cursor ? decodeCursor(req.query.cursor, ScheduleCursorSchema) : undefined,
         name: req.query.name,
       });
-      const last = rows.at(-1);
-      const headers: Record<string, string> =
-        last && rows.length === req.query.limit
-          ? { "X-Next-Cursor": encodeCursor(last.created_at.toISOString(), last.id) }
-          : {};
-      return { status: 200, body: rows.map(toScheduleView), headers };
+      const headers: Record<string, string> = page.next
+        ? { "X-Next-Cursor": encodeCursor([page.next.createdAtMicros, page.next.id]) }
+        : {};
+      return { status: 200, body: page.schedules.map(toScheduleView), headers };
     },
   }),
   defineRoute({
@@ -299,6 +299,7 @@ export const scheduleRoutes = [
     path: "/schedule/{schedule_id}/pause",
     scope: "schedules:write",
     params: ScheduleParams,
+    body: EmptyBody,
     auditAction: "schedule.pause",
     docs: {
       summary: "Pause a schedule (emits schedule.paused)",
@@ -317,6 +318,7 @@ export const scheduleRoutes = [
     path: "/schedule/{schedule_id}/resume",
     scope: "schedules:write",
     params: ScheduleParams,
+    body: EmptyBody,
     auditAction: "schedule.resume",
     docs: {
       summary: "Resume a paused schedule (emits schedule.resumed)",
@@ -335,6 +337,7 @@ export const scheduleRoutes = [
     path: "/schedule/{schedule_id}/trigger",
     scope: "schedules:write",
     params: ScheduleParams,
+    body: EmptyBody,
     idempotent: true,
     auditAction: "schedule.trigger",
     docs: {

@@ -44,10 +44,10 @@ export const Params = z.record(z.string(), z.unknown()).meta({
   description: "A JSON object for the plugin, checked against its params schema (422 if it does not fit)",
 });
 
-const TimeoutSeconds = z.number().int().min(1).max(2_147_483_647).meta({
+export const TimeoutSeconds = z.number().int().min(1).max(2_147_483_647).meta({
   description: "Seconds an attempt may run; default default_task_timeout, at most max_task_timeout",
 });
-const MaxAttempts = z.number().int().min(1).max(100);
+export const MaxAttempts = z.number().int().min(1).max(100);
 const Description = z.string().max(MAX_DESCRIPTION_LENGTH).nullable();
 
 export const CreateTaskBody = z

@@ -1,0 +1,88 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import net from "node:net";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { eventually } from "../helpers/receiver.js";
+import { createTestApp, type TestApp } from "../helpers/test-app.js";
+import { REPO_ROOT } from "../helpers/tme-process.js";
+
+/** The ```js block of the README's "Events and webhooks" section: the signature-verifying receiver. */
+function receiverSnippet(): string {
+  const readme = readFileSync(path.join(REPO_ROOT, "README.md"), "utf8");
+  const section = readme.slice(readme.indexOf("\n## Events and webhooks\n"));
+  const block = /```js\n([\s\S]*?)```/.exec(section.slice(0, section.indexOf("\n## ", 5)));
+  if (!block) throw new Error('README.md "Events and webhooks" has no ```js block');
+  return block[1]!;
+}
+
+async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+let t: TestApp;
+let dir: string;
+let child: ChildProcess | undefined;
+beforeAll(async () => {
+  t = await createTestApp({ app: { allow_private_callbacks: true } });
+  // Inside the checkout (node_modules is ignored by git) so the snippet's import resolves.
+  mkdirSync(path.join(REPO_ROOT, "node_modules", ".cache"), { recursive: true });
+  dir = mkdtempSync(path.join(REPO_ROOT, "node_modules", ".cache", "readme-events-"));
+});
+afterAll(async () => {
+  child?.kill();
+  await t.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe("README: Events and webhooks", () => {
+  it("the receiver snippet accepts TME's signed delivery and refuses a forged one", async () => {
+    const port = await freePort();
+    const sub = await t.request("POST", "/events", {
+      body: {
+        event_types: ["task.*"],
+        callback_url: `http://127.0.0.1:${port}/hooks/tme`,
+        auth: { type: "hmac" },
+      },
+    });
+    expect(sub.status).toBe(201);
+    writeFileSync(path.join(dir, "receiver.mjs"), receiverSnippet());
+    let stdout = "";
+    child = spawn(process.execPath, ["receiver.mjs"], {
+      cwd: dir,
+      env: { PATH: process.env.PATH ?? "", TME_SIGNING_SECRET: sub.body.signing_secret, PORT: String(port) },
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    child.stdout!.on("data", (c: Buffer) => {
+      stdout += c.toString();
+    });
+    // Listening once a request gets any answer.
+    await eventually(
+      () =>
+        fetch(`http://127.0.0.1:${port}/`, { method: "POST" }).then(
+          () => true,
+          () => false,
+        ),
+      10_000,
+    );
+
+    const ping = await t.request("POST", `/events/${sub.body.id}/test`);
+    expect(ping.body).toMatchObject({ status: "succeeded", response_status: 204 });
+    await eventually(async () => stdout.includes(`ping ${ping.body.event_id}`), 5000);
+
+    const forged = await fetch(`http://127.0.0.1:${port}/hooks/tme`, {
+      method: "POST",
+      headers: {
+        "webhook-id": "evt_forged",
+        "webhook-timestamp": String(Math.floor(Date.now() / 1000)),
+        "webhook-signature": "v1,AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+      },
+      body: JSON.stringify({ id: "evt_forged", type: "task.failed" }),
+    });
+    expect(forged.status).toBe(401);
+  });
+});
