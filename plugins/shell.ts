@@ -30,7 +30,7 @@ export function scrubbedEnvironment(
  */
 export function commandArgv(command: string, shell: AppConfig["shell"]): string[] {
   if (shell.allow_shell) {
-    checkAllowed(command, shell.allowed_commands);
+    checkAllowed(command, shell.allowed_commands, false);
     return ["/bin/sh", "-c", command];
   }
   let argv: string[];
@@ -42,13 +42,22 @@ export function commandArgv(command: string, shell: AppConfig["shell"]): string[
   if (argv.length === 0 || argv[0] === "") throw new PermanentTaskError("command is empty");
   // The allowlist judges the normalised program path, so "/opt/jobs/../../bin/sh" is "/bin/sh".
   const program = argv[0]!.includes("/") ? path.posix.normalize(argv[0]!) : argv[0]!;
-  checkAllowed(shellJoin([program, ...argv.slice(1)]), shell.allowed_commands);
+  checkAllowed(shellJoin([program, ...argv.slice(1)]), shell.allowed_commands, true);
   return [program, ...argv.slice(1)];
 }
 
-function checkAllowed(text: string, patterns: readonly string[]): void {
+/**
+ * `argvMode`: the text is argv joined, where a newline is only a character of an argument, so
+ * "*" crosses it too ("*" alone would refuse `python3 -c 'import os\nprint(1)'`). For /bin/sh a
+ * newline starts another command, and a pattern still stops at it.
+ */
+function checkAllowed(text: string, patterns: readonly string[], argvMode: boolean): void {
   // bash mode: "*" crosses "/", so "/opt/jobs/*" allows "/opt/jobs/run.sh --all".
-  if (patterns.some((p) => picomatch.isMatch(text, p, { bash: true, dot: true }))) return;
+  const allows = (pattern: string) => {
+    const re = picomatch.makeRe(pattern, { bash: true, dot: true });
+    return (argvMode ? new RegExp(re.source, `${re.flags}s`) : re).test(text);
+  };
+  if (patterns.some(allows)) return;
   throw new PermanentTaskError(
     `command ${JSON.stringify(text.slice(0, 200))} matches no pattern of shell.allowed_commands`,
   );
@@ -78,6 +87,9 @@ export const handler = definePlugin({
       cwd: z.string().min(1).max(4096).optional(),
     })
     .strict(),
+  checkCommand(command, shell) {
+    commandArgv(command, shell);
+  },
   async run(ctx) {
     if (!ctx.command) throw new PermanentTaskError("the shell plugin needs a command");
     const shell = ctx.config.shell;
@@ -141,7 +153,10 @@ export const handler = definePlugin({
     }
     if (ended.code !== 0) {
       const how = ended.code === null ? `killed by ${ended.signal}` : `exit code ${ended.code}`;
-      throw new TaskRunError(`${how}${output.text ? `: ${output.text}` : ""}`, outcome);
+      // The end of the output, where a failing command says why; the whole tail is in the run.
+      const said = lastChars(output.text, ERROR_TAIL_CHARS);
+      const cut = said.length < output.text.length ? "..." : "";
+      throw new TaskRunError(`${how}${said ? `: ${cut}${said}` : ""}`, outcome);
     }
     return {
       ...outcome,
@@ -150,6 +165,9 @@ export const handler = definePlugin({
     };
   },
 });
+
+/** Output kept in a failed task's `error`: its last characters (stored errors are capped at 16 KiB). */
+const ERROR_TAIL_CHARS = 4096;
 
 function lastChars(text: string, max: number): string {
   return text.length <= max ? text : text.slice(text.length - max);

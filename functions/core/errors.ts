@@ -104,12 +104,23 @@ export class Unavailable extends TmeError {
   }
 }
 
-/** Turns zod-style issues into our details list: the field path joined with dots. */
+/**
+ * Turns zod-style issues into our details list: the field path joined with dots. An unknown
+ * field is named by its own path (zod reports it at the object holding it), so a typo points
+ * at the typo.
+ */
 export function issuesToDetails(
-  issues: ReadonlyArray<{ path: ReadonlyArray<PropertyKey>; message: string }>,
+  issues: ReadonlyArray<{
+    path: ReadonlyArray<PropertyKey>;
+    message: string;
+    code?: string;
+    keys?: ReadonlyArray<string>;
+  }>,
 ): ErrorDetail[] {
-  return issues.map((issue) => ({
-    path: issue.path.map(String).join(".") || "(body)",
-    message: issue.message,
-  }));
+  const joined = (path: ReadonlyArray<PropertyKey>) => path.map(String).join(".") || "(body)";
+  return issues.flatMap((issue) =>
+    issue.code === "unrecognized_keys" && issue.keys && issue.keys.length > 0
+      ? issue.keys.map((key) => ({ path: joined([...issue.path, key]), message: `unknown field "${key}"` }))
+      : [{ path: joined(issue.path), message: issue.message }],
+  );
 }

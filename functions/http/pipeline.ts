@@ -35,7 +35,7 @@ function validate<T>(schema: z.ZodType<T> | undefined, value: unknown, where: st
   const result = schema.safeParse(value);
   if (result.success) return result.data;
   const details = issuesToDetails(result.error.issues).map((d) =>
-    where === "body" ? d : { ...d, path: `${where}.${d.path}` },
+    where === "body" ? d : { ...d, path: d.path === "(body)" ? where : `${where}.${d.path}` },
   );
   throw new ValidationFailed(
     `invalid ${where}: ${details.map((d) => `${d.path}: ${d.message}`).join("; ")}`,

@@ -3,7 +3,7 @@ import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse, stringify } from "yaml";
-import { createEngineHarness, type EngineHarness, type RunRow } from "../helpers/engine.js";
+import { createEngineHarness, type EngineHarness, maxOverlap, type RunRow } from "../helpers/engine.js";
 import { REPO_ROOT, startTme, type TmeProcess } from "../helpers/tme-process.js";
 
 let h: EngineHarness;
@@ -83,6 +83,15 @@ describe("crash recovery", () => {
         expect(next.attempt).toBe(previous.attempt + 1);
       }
       expect(taskRuns.filter((r) => r.status === "succeeded")).toHaveLength(1);
+    }
+    // Each process ran at most MAX_CONCURRENT_TASKS (8, from its environment) at once.
+    const byWorker = new Map<string, RunRow[]>();
+    for (const run of runs) byWorker.set(run.worker_id, [...(byWorker.get(run.worker_id) ?? []), run]);
+    expect(byWorker.size).toBe(2);
+    for (const workerRuns of byWorker.values()) {
+      const most = maxOverlap(workerRuns);
+      expect(most).toBeLessThanOrEqual(8);
+      expect(most).toBeGreaterThan(1);
     }
     // What the killed process held was reaped: its open runs ended 'lost' and were run again.
     const lost = runs.filter((r) => r.status === "lost");

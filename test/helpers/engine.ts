@@ -143,3 +143,20 @@ export async function createEngineHarness(
 
 /** True while a process exists and is not a zombie (a dead child nobody reaped yet). */
 export { isRunning as isAlive } from "../../functions/local/processes.js";
+
+/** The most runs that were open at one instant, from their [started_at, finished_at] intervals. */
+export function maxOverlap(runs: Array<Pick<RunRow, "started_at" | "finished_at">>): number {
+  const points = runs.flatMap((r) => [
+    { t: r.started_at.getTime(), d: 1 },
+    { t: (r.finished_at ?? new Date()).getTime(), d: -1 },
+  ]);
+  // An end at the same instant as a start is not an overlap: ends first.
+  points.sort((a, b) => a.t - b.t || a.d - b.d);
+  let open = 0;
+  let max = 0;
+  for (const p of points) {
+    open += p.d;
+    max = Math.max(max, open);
+  }
+  return max;
+}

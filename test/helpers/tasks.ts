@@ -19,7 +19,8 @@ export interface TaskRowInput {
 
 /**
  * A task row written straight to the table, in any status (the engine is not on this branch):
- * running rows get a live lease, finished rows a finished_at, as the schema demands.
+ * running rows get a live lease and an open run, finished rows a finished_at, as the schema
+ * and the engine demand.
  */
 export async function insertTask(db: Db, input: TaskRowInput = {}): Promise<string> {
   const id = newId("tsk");
@@ -54,6 +55,14 @@ export async function insertTask(db: Db, input: TaskRowInput = {}): Promise<stri
       running,
     ],
   );
+  if (running) {
+    // A running task always has its attempt's run open: that is what holds a worker slot.
+    await db.query(
+      `INSERT INTO task_runs (task_id, series, attempt, status, worker_id, started_at, lease_expires_at)
+       VALUES ($1, $2, $3, 'running', 'worker-test', now() - interval '1 minute', now() + interval '5 minutes')`,
+      [id, input.series ?? 0, input.attempt ?? 1],
+    );
+  }
   return id;
 }
 

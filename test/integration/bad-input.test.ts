@@ -1,4 +1,5 @@
 import fc from "fast-check";
+import { quote } from "shlex";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
 import { MAX_BODY_BYTES } from "../../functions/http/pipeline.js";
@@ -353,6 +354,31 @@ describe("stored strings", () => {
           });
           expect(patched.body.description).toBe(paramValue);
           expect(patched.body.labels).toEqual({ v: description });
+        },
+      ),
+      { numRuns: 50 },
+    );
+  });
+
+  it("come back byte for byte: name and command, in the task and in the list filtered by that name", async () => {
+    const bytes = (v: string) => Buffer.from(v, "utf8").toString("hex");
+    await fc.assert(
+      fc.asyncProperty(
+        storable.filter((s) => s.length < 190),
+        storable.filter((s) => s.length > 0),
+        async (nameText, commandText) => {
+          // A prefix no plugin mapping matches, so the command's shell plugin takes the task.
+          const name = `x-${nameText}`;
+          // Quoted, so any text is one argument of a command the shell plugin can parse.
+          const command = `echo ${quote(commandText)}`;
+          const created = await t.request("POST", "/task/create", { body: { name, command } });
+          expect(created.status, created.text).toBe(201);
+          const got = await t.request("GET", `/task/${created.body.id}`);
+          expect(bytes(got.body.name)).toBe(bytes(name));
+          expect(bytes(got.body.command)).toBe(bytes(command));
+          const listed = await t.request("GET", `/tasks?name=${encodeURIComponent(name)}`);
+          expect(listed.status, listed.text).toBe(200);
+          expect(listed.body.map((task: { id: string }) => task.id)).toContain(created.body.id);
         },
       ),
       { numRuns: 50 },

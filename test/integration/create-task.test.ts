@@ -48,6 +48,32 @@ describe("createTask", () => {
     ).rejects.toMatchObject({ status: 422, details: [{ path: "params.seconds" }] });
   });
 
+  it("refuses a command the shell plugin could never run with 422 naming command", async () => {
+    const strict = {
+      ...deps(),
+      config: {
+        ...t.app.config.app,
+        shell: { ...t.app.config.app.shell, allowed_commands: ["/opt/jobs/*"] },
+      },
+    };
+    const cases: Array<[Parameters<typeof createTask>[0], string, RegExp]> = [
+      [deps(), 'echo "unbalanced', /command cannot be parsed/],
+      [deps(), "   ", /command is empty/],
+      [strict, "/opt/jobs/../../bin/sh -c id", /matches no pattern of shell.allowed_commands/],
+    ];
+    for (const [d, command, message] of cases) {
+      await expect(createTask(d, "default", { name: "cmd", command })).rejects.toMatchObject({
+        status: 422,
+        message: expect.stringMatching(message),
+        details: [{ path: "command", message: expect.stringMatching(message) }],
+      });
+    }
+    const allowed = await createTask(strict, "default", { name: "cmd", command: "/opt/jobs/run.sh --all" });
+    expect(allowed).toMatchObject({ handler: "shell", command: "/opt/jobs/run.sh --all" });
+    const rows = await t.app.db.rows("SELECT command FROM tasks WHERE name = 'cmd'");
+    expect(rows).toEqual([{ command: "/opt/jobs/run.sh --all" }]);
+  });
+
   it("applies the default timeout and refuses one above max_task_timeout", async () => {
     const task = await createTask(deps(), "default", { name: "noop" });
     expect(task.timeout_seconds).toBe(t.app.config.app.default_task_timeout);

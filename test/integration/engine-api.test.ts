@@ -106,3 +106,65 @@ describe("the engine behind the HTTP API", () => {
     expect((await t.request("GET", `/task/${id}`)).body.status).toBe("cancelled");
   });
 });
+
+describe("flow control through the API, with the engine running", () => {
+  const statusOf = async (id: string) => (await t.request("GET", `/task/${id}`)).body.status;
+
+  it("a type paused with POST /task-types/{name}/pause runs nothing until resumed, then runs it all", async () => {
+    expect((await t.request("POST", "/task-types/noop_gate/pause")).status).toBe(200);
+    const held = [];
+    for (let i = 0; i < 3; i++)
+      held.push((await t.request("POST", "/task/create", { body: { name: "noop_gate" } })).body.id);
+    const other = (await t.request("POST", "/task/create", { body: { name: "noop_free" } })).body.id;
+    await until(
+      async () => ((await statusOf(other)) === "succeeded" ? true : undefined),
+      5000,
+      "the free task",
+    );
+    await new Promise((r) => setTimeout(r, 600)); // three poll intervals
+    for (const id of held) {
+      expect((await t.request("GET", `/task/${id}`)).body).toMatchObject({
+        status: "queued",
+        waiting_reason: "task type paused",
+      });
+    }
+    expect((await t.request("GET", "/tasks?name=noop_gate&status=running,succeeded")).body).toEqual([]);
+
+    expect((await t.request("POST", "/task-types/noop_gate/resume")).status).toBe(200);
+    for (const id of held)
+      await until(async () => ((await statusOf(id)) === "succeeded" ? true : undefined), 5000, `task ${id}`);
+  });
+
+  it("restart of a finished task runs it again as a new series; pause and resume of a delayed one holds it", async () => {
+    const created = await t.request("POST", "/task/create", {
+      body: { name: "api_again", command: "echo again" },
+    });
+    const id = created.body.id;
+    await until(async () => ((await statusOf(id)) === "succeeded" ? true : undefined), 5000, "first run");
+    expect((await t.request("POST", `/task/${id}/restart`)).body.status).toBe("queued");
+    await until(async () => ((await statusOf(id)) === "succeeded" ? true : undefined), 5000, "second run");
+    const runs = (await t.request("GET", `/task/${id}/runs`)).body;
+    expect(
+      runs.map((r: { series: number; attempt: number; status: string }) => [r.series, r.attempt, r.status]),
+    ).toEqual([
+      [0, 1, "succeeded"],
+      [1, 1, "succeeded"],
+    ]);
+
+    const runAt = new Date(Date.now() + 500).toISOString();
+    const delayed = (
+      await t.request("POST", "/task/create", {
+        body: { name: "api_delayed", command: "true", run_at: runAt },
+      })
+    ).body.id;
+    expect((await t.request("POST", `/task/${delayed}/pause`)).body.status).toBe("paused");
+    await new Promise((r) => setTimeout(r, 1000)); // past its run_at
+    expect(await statusOf(delayed)).toBe("paused");
+    expect((await t.request("POST", `/task/${delayed}/resume`)).body.status).toBe("queued");
+    await until(
+      async () => ((await statusOf(delayed)) === "succeeded" ? true : undefined),
+      5000,
+      "the resumed task",
+    );
+  });
+});

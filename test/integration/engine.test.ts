@@ -2,6 +2,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { cancelTask } from "../../functions/core/tasks/control-task.js";
 import { createEngineHarness, type EngineHarness, isAlive } from "../helpers/engine.js";
 
 let h: EngineHarness;
@@ -10,7 +11,10 @@ const scratch = mkdtempSync(path.join(os.tmpdir(), "tme-engine-"));
 beforeAll(async () => {
   h = await createEngineHarness({
     app: { MAX_CONCURRENT_TASKS: 3 },
-    plugins: { "limited_*": { plugin: "sleep", export: "handler", concurrency: 2 } },
+    plugins: {
+      "limited_*": { plugin: "sleep", export: "handler", concurrency: 2 },
+      "single_*": { plugin: "shell", export: "handler", concurrency: 1 },
+    },
   });
   await h.startPool();
 });
@@ -118,10 +122,32 @@ describe("the execution engine (local pool)", () => {
     expect(Date.now() - started).toBeLessThan(3000);
     // timed_out ends the series: no second attempt.
     expect(done.attempt).toBe(1);
-    await h.waitFor(async () => pids.every((p) => !isAlive(p)), 2000, "the process group to die");
+    // Gone by the time the task says timed_out: the attempt ends only once every holder of the
+    // command's output pipes (the grandchildren too) has exited.
+    expect(pids.filter((p) => isAlive(p))).toEqual([]);
     const runs = await h.runs(task.id);
     expect(runs).toMatchObject([{ status: "timed_out", output_tail: "started\n" }]);
     expect(await events(task.id)).toEqual(["task.created", "task.started", "task.timed_out"]);
+  });
+
+  it("kills a command that ignores SIGTERM with SIGKILL after worker.kill_grace_seconds", async () => {
+    const pidFile = path.join(scratch, "stubborn.pids");
+    const script = path.join(scratch, "stubborn.sh");
+    // trap '' TERM: the shell and the children it starts ignore SIGTERM.
+    writeFileSync(
+      script,
+      `#!/bin/sh\ntrap '' TERM\necho $$ > ${pidFile}\nsleep 30 &\necho $! >> ${pidFile}\nsleep 30 &\necho $! >> ${pidFile}\nwait\n`,
+      { mode: 0o755 },
+    );
+    const task = await h.create({ name: "stubborn", command: script, timeout_seconds: 1 });
+    const pids = await pidsOf(pidFile);
+    const done = await h.waitForStatus(task.id, ["timed_out", "failed", "succeeded"], 6000);
+    expect(done.status).toBe("timed_out");
+    // SIGTERM at 1 s is ignored; SIGKILL follows after the grace (1 s in these tests).
+    const ranMs = done.finished_at!.getTime() - done.started_at!.getTime();
+    expect(ranMs).toBeGreaterThanOrEqual(1900);
+    await h.waitFor(async () => pids.every((p) => !isAlive(p)), 2000, "the process group to die");
+    expect(await h.runs(task.id)).toMatchObject([{ status: "timed_out", exit_code: null }]);
   });
 
   it("cancel of a running task (API side: UPDATE + pg_notify) kills its process group within 2 s", async () => {
@@ -145,5 +171,33 @@ describe("the execution engine (local pool)", () => {
     });
     expect(runs).toMatchObject([{ status: "cancelled" }]);
     expect((await h.task(task.id)).status).toBe("cancelled");
+  });
+
+  it("keeps a type's slot taken until a cancelled command's process is really gone", async () => {
+    const pidFile = path.join(scratch, "slow-to-die.pid");
+    const script = path.join(scratch, "slow-to-die.sh");
+    writeFileSync(script, `#!/bin/sh\ntrap '' TERM\necho $$ > ${pidFile}\nsleep 30\n`, { mode: 0o755 });
+    const first = await h.create({ name: "single_job", command: script });
+    const leader = await h.waitFor(async () => {
+      try {
+        return Number(readFileSync(pidFile, "utf8").trim()) || undefined;
+      } catch {
+        return undefined;
+      }
+    });
+    const second = await h.create({ name: "single_job", command: "true" });
+    await cancelTask(
+      { control: h.app.taskControl, config: h.app.config.app, now: () => new Date() },
+      "default",
+      first.id,
+    );
+    await h.waitForStatus(second.id, ["succeeded"], 5000);
+    // The first command ignored SIGTERM and lived until SIGKILL, a grace later: the second
+    // started only after it ended, so one command of this type ran at a time.
+    const [firstRun] = await h.runs(first.id);
+    const [secondRun] = await h.runs(second.id);
+    expect(firstRun).toMatchObject({ status: "cancelled" });
+    expect(secondRun!.started_at.getTime()).toBeGreaterThanOrEqual(firstRun!.finished_at!.getTime());
+    expect(isAlive(leader)).toBe(false);
   });
 });

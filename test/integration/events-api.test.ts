@@ -55,9 +55,9 @@ describe("POST /events", () => {
     [{ ...valid, event_types: [] }, "event_types"],
     [{ ...valid, format: "yaml" }, "format"],
     [{ ...valid, auth: { type: "bearer" } }, "auth.token"],
-    [{ ...valid, auth: { type: "hmac", secret: "mine" } }, "auth"],
-    [{ ...valid, filter: { nme: "x" } }, "filter"],
-    [{ ...valid, extra: 1 }, "(body)"],
+    [{ ...valid, auth: { type: "hmac", secret: "mine" } }, "auth.secret"],
+    [{ ...valid, filter: { nme: "x" } }, "filter.nme"],
+    [{ ...valid, extra: 1 }, "extra"],
   ])("refuses a bad body with 400 naming the field (%#)", async (body, field) => {
     const response = await t.request("POST", "/events", { body });
     expect(response.status).toBe(400);

@@ -96,7 +96,7 @@ describe("POST /schedule", () => {
       /after start_at/,
     ],
     [{ name: "noop", interval: 60, start_at: "tomorrow" }, "start_at", /ISO 8601/],
-    [{ name: "noop", interval: 60, every: 5 }, "(body)", /every/],
+    [{ name: "noop", interval: 60, every: 5 }, "every", /every/],
     [{ name: "noop", interval: 60, priority: 12 }, "priority", /9/],
     // Beyond the interval column (a Postgres integer): was a 500.
     [{ name: "noop", interval: 1e12 }, "interval", /<= 2147483647/],

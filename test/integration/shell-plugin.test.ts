@@ -2,6 +2,7 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createTask } from "../../functions/core/tasks/create-task.js";
 import { createEngineHarness, type EngineHarness } from "../helpers/engine.js";
 
 let h: EngineHarness;
@@ -108,7 +109,7 @@ describe("the shell plugin", () => {
 });
 
 describe("the shell plugin's allowlist and shell mode", () => {
-  it("refuses a command outside shell.allowed_commands, judging the normalised program path", async () => {
+  it("refuses a command outside shell.allowed_commands at create and at run, judging the normalised program path", async () => {
     const strict = await createEngineHarness({
       app: {
         shell: {
@@ -120,10 +121,28 @@ describe("the shell plugin's allowlist and shell mode", () => {
       },
     });
     try {
+      // Refused at create time (422)...
+      await expect(strict.create({ name: "b", command: "/bin/../usr/bin/id" })).rejects.toMatchObject({
+        status: 422,
+        details: [{ path: "command", message: expect.stringContaining("shell.allowed_commands") }],
+      });
+      // ...and at run time, for tasks accepted before the allowlist was tightened.
+      const { shell: _, ...withoutShell } = strict.app.config.app;
+      const acceptedEarlier = (input: { name: string; command: string; max_attempts?: number }) =>
+        createTask(
+          {
+            tasks: strict.app.tasks,
+            plugins: strict.app.plugins,
+            config: withoutShell,
+            now: () => new Date(),
+          },
+          "default",
+          input,
+        );
       await strict.startPool({ slots: 1 });
       const ok = await strict.create({ name: "a", command: "/bin/echo allowed" });
-      const traversal = await strict.create({ name: "b", command: "/bin/../usr/bin/id", max_attempts: 3 });
-      const other = await strict.create({ name: "c", command: "id" });
+      const traversal = await acceptedEarlier({ name: "b", command: "/bin/../usr/bin/id", max_attempts: 3 });
+      const other = await acceptedEarlier({ name: "c", command: "id" });
       expect((await strict.waitForStatus(ok.id, ["succeeded", "failed"])).status).toBe("succeeded");
       const refused = await strict.waitForStatus(traversal.id, ["succeeded", "failed"]);
       expect(refused).toMatchObject({ status: "failed", attempt: 1 });
@@ -152,6 +171,33 @@ describe("the shell plugin's allowlist and shell mode", () => {
       expect((await shelled.runs(task.id))[0]!.output_tail!.trim()).toBe("2");
     } finally {
       await shelled.close();
+    }
+  });
+});
+
+describe("the shell plugin with the shipped 64 KiB tail", () => {
+  it("puts the end of a long output in a failed task's error, where the command says why", async () => {
+    const loud = await createEngineHarness();
+    try {
+      await loud.startPool({ slots: 1 });
+      const script = path.join(scratch, "loud-fail.sh");
+      // About 100 KiB of output: more than the 16 KiB an error keeps, more than the tail.
+      writeFileSync(
+        script,
+        "#!/bin/sh\ni=1\nwhile [ $i -le 10000 ]; do echo line $i; i=$((i+1)); done\necho 'fatal: disk full' >&2\nexit 4\n",
+        { mode: 0o755 },
+      );
+      const task = await loud.create({ name: "loud_fail", command: script, max_attempts: 1 });
+      const done = await loud.waitForStatus(task.id, ["failed", "succeeded"]);
+      expect(done.status).toBe("failed");
+      expect(done.error!.startsWith("exit code 4: ...")).toBe(true);
+      expect(done.error!.endsWith("line 10000\nfatal: disk full\n")).toBe(true);
+      expect(done.error!.length).toBeLessThanOrEqual("exit code 4: ...".length + 4096);
+      // The run keeps the whole tail.
+      const [run] = await loud.runs(task.id);
+      expect(Buffer.byteLength(run!.output_tail!)).toBeGreaterThan(60_000);
+    } finally {
+      await loud.close();
     }
   });
 });

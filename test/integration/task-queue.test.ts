@@ -3,7 +3,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Task } from "../../functions/core/tasks/task.js";
 import { leaseOf } from "../../functions/core/tasks/task-queue.js";
 import { createWorkerHandler } from "../../functions/handlers/worker.js";
-import { createEngineHarness, type EngineHarness, type RunRow } from "../helpers/engine.js";
+import { createEngineHarness, type EngineHarness, maxOverlap, type RunRow } from "../helpers/engine.js";
+import { insertTask } from "../helpers/tasks.js";
 
 let h: EngineHarness;
 
@@ -15,23 +16,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await h.close();
 });
-
-/** The most runs that were open at one instant, from their [started_at, finished_at] intervals. */
-function maxOverlap(runs: Array<Pick<RunRow, "started_at" | "finished_at">>): number {
-  const points = runs.flatMap((r) => [
-    { t: r.started_at.getTime(), d: 1 },
-    { t: (r.finished_at ?? new Date()).getTime(), d: -1 },
-  ]);
-  // An end at the same instant as a start is not an overlap: ends first.
-  points.sort((a, b) => a.t - b.t || a.d - b.d);
-  let open = 0;
-  let max = 0;
-  for (const p of points) {
-    open += p.d;
-    max = Math.max(max, open);
-  }
-  return max;
-}
 
 async function runsOf(ids: string[]): Promise<RunRow[]> {
   return h.database.db.rows<RunRow>(
@@ -89,10 +73,13 @@ describe("claiming", () => {
   it("never runs more than MAX_CONCURRENT_TASKS at once, and does reach it", async () => {
     const tasks: Task[] = [];
     for (let i = 0; i < 12; i++) tasks.push(await h.create({ name: "sleep", params: { seconds: 0.3 } }));
-    const pool = await h.startPool({ slots: 3 });
+    // No slots given: the pool takes its size from the configured MAX_CONCURRENT_TASKS.
+    const limit = h.app.config.app.MAX_CONCURRENT_TASKS;
+    expect(limit).toBeLessThan(12);
+    const pool = await h.startPool();
     await allFinished(tasks.map((t) => t.id));
     await pool.stop();
-    expect(maxOverlap(await runsOf(tasks.map((t) => t.id)))).toBe(3);
+    expect(maxOverlap(await runsOf(tasks.map((t) => t.id)))).toBe(limit);
   });
 
   it("holds per-type concurrency limits across two pools under load", async () => {
@@ -138,6 +125,39 @@ describe("claiming", () => {
     const done = await h.waitForStatus(task.id, ["succeeded"], 5000);
     expect(done.started_at!.getTime()).toBeGreaterThanOrEqual(runAt.getTime() - 5);
     await pool.stop();
+  });
+});
+
+describe("wake-ups", () => {
+  it("runs a task whose notification never came, by the poll", async () => {
+    // Written straight to the table: no NOTIFY at all.
+    const id = await insertTask(h.database.db, { name: "noop" });
+    const pool = await h.startPool({ slots: 1, maintenance: false });
+    const extra = await insertTask(h.database.db, { name: "noop" });
+    await h.waitForStatus(id, ["succeeded"], 3000);
+    await h.waitForStatus(extra, ["succeeded"], 3000);
+    await pool.stop();
+  });
+
+  it("reconnects a dropped listener and catches up, so a task never waits for a slow poll", async () => {
+    const slow = await createEngineHarness({ app: { worker: { poll_interval_ms: 60_000 } } });
+    try {
+      await slow.startPool({ slots: 1, maintenance: false });
+      const first = await slow.create({ name: "noop" });
+      await slow.waitForStatus(first.id, ["succeeded"], 3000);
+      const dropped = await slow.database.db.rows<{ ok: boolean }>(
+        `SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity
+         WHERE application_name = 'tme-listener' AND datname = current_database()`,
+      );
+      expect(dropped).toEqual([{ ok: true }]);
+      // Its NOTIFY may go out while no one listens: the reconnect's catch-up must find it.
+      const second = await slow.create({ name: "noop" });
+      await slow.waitForStatus(second.id, ["succeeded"], 5000);
+      const third = await slow.create({ name: "noop" });
+      await slow.waitForStatus(third.id, ["succeeded"], 3000);
+    } finally {
+      await slow.close();
+    }
   });
 });
 

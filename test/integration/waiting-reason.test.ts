@@ -2,7 +2,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { PluginRegistry } from "../../functions/adapters/plugins/plugin-registry.js";
 import type { Db } from "../../functions/adapters/postgres/database.js";
 import { PostgresTaskControlStore } from "../../functions/adapters/postgres/task-control-repository.js";
-import { insertTask } from "../helpers/tasks.js";
+import { insertRun, insertTask } from "../helpers/tasks.js";
 import { createTestApp, type TestApp } from "../helpers/test-app.js";
 
 let t: TestApp;
@@ -60,6 +60,14 @@ describe("waiting_reason", () => {
     const id = await insertTask(t.app.db, { name: "limited_x" });
     expect(await reasonOf(id)).toBe("next in queue, waiting for a free worker");
     await insertTask(t.app.db, { name: "limited_x", status: "running", namespace: "other" });
+    expect(await reasonOf(id)).toBe("concurrency limit of limited_x reached (2 of 2 running)");
+  });
+
+  it("counts a cancelled task whose command is still dying (its run is open) against the limit", async () => {
+    const dying = await insertTask(t.app.db, { name: "limited_x", status: "cancelled" });
+    await insertRun(t.app.db, dying, { attempt: 1, status: "running" });
+    await insertTask(t.app.db, { name: "limited_x", status: "running" });
+    const id = await insertTask(t.app.db, { name: "limited_x" });
     expect(await reasonOf(id)).toBe("concurrency limit of limited_x reached (2 of 2 running)");
   });
 

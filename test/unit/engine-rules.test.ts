@@ -158,6 +158,20 @@ describe("shell argv and environment", () => {
     ]);
   });
 
+  it("lets a pattern cross newlines inside arguments, but not a newline of a /bin/sh script", () => {
+    const multiLine = "python3 -c 'import os\nprint(os.getpid())'";
+    expect(commandArgv(multiLine, shell)).toEqual(["python3", "-c", "import os\nprint(os.getpid())"]);
+    expect(commandArgv("echo 'a\u2028b'", shell)).toEqual(["echo", "a\u2028b"]);
+    const jobs = { ...shell, allowed_commands: ["/opt/jobs/*"] };
+    expect(commandArgv("/opt/jobs/run.sh 'line one\nline two'", jobs)).toEqual([
+      "/opt/jobs/run.sh",
+      "line one\nline two",
+    ]);
+    expect(() => commandArgv("/opt/jobs/run.sh\nrm -rf /tmp/x", { ...jobs, allow_shell: true })).toThrow(
+      /allowed_commands/,
+    );
+  });
+
   it("passes only allowlisted variables, and never AWS_*, DATABASE_* or TME_* ones", () => {
     const env = {
       PATH: "/bin",

@@ -151,4 +151,24 @@ describe("planUpdate", () => {
       expect.objectContaining({ status: 422 }),
     );
   });
+
+  it("keeps a next attempt for a waiting task: max_attempts must exceed the attempts made", () => {
+    for (const status of ["queued", "paused", "retrying"] as const) {
+      expect(() => planUpdate(task(status, { attempt: 2 }), { max_attempts: 2 }, now, limits)).toThrow(
+        expect.objectContaining({
+          status: 422,
+          details: [{ path: "max_attempts", message: expect.stringContaining("must be >= 3") }],
+        }),
+      );
+      expect(
+        planUpdate(task(status, { attempt: 2 }), { max_attempts: 3 }, now, limits).next.max_attempts,
+      ).toBe(3);
+    }
+    // Running or finished: the attempts made may be all there are.
+    for (const status of ["running", "failed"] as const) {
+      expect(
+        planUpdate(task(status, { attempt: 2 }), { max_attempts: 2 }, now, limits).next.max_attempts,
+      ).toBe(2);
+    }
+  });
 });

@@ -204,10 +204,12 @@ export class PostgresTaskControlStore implements TaskControlStore {
     if (queued.length === 0) return facts;
     const names = [...new Set(queued.map((t) => t.name))];
 
+    // Open runs, as the claim counts slots: a cancelled command still dying holds its slot.
     const [running] = await this.db.rows<{ total: number; by_name: Record<string, number> }>(
-      `SELECT (SELECT count(*) FROM tasks WHERE status = 'running') AS total,
+      `SELECT (SELECT count(*) FROM task_runs WHERE finished_at IS NULL) AS total,
          coalesce((SELECT jsonb_object_agg(name, n) FROM (
-           SELECT name, count(*) AS n FROM tasks WHERE status = 'running' AND name = ANY($1::text[]) GROUP BY name
+           SELECT t.name, count(*) AS n FROM task_runs r JOIN tasks t ON t.id = r.task_id
+           WHERE r.finished_at IS NULL AND t.name = ANY($1::text[]) GROUP BY t.name
          ) r), '{}') AS by_name`,
       [names],
     );

@@ -57,7 +57,8 @@ export class PostgresTaskQueue implements TaskQueue {
   /** Names whose running count has reached their limit: the claim skips them at once. */
   private async namesAtLimit(tx: Queryable): Promise<string[]> {
     const { rows } = await tx.query<{ name: string; running: number }>(
-      `SELECT name, count(*) AS running FROM tasks WHERE status = 'running' GROUP BY name`,
+      `SELECT t.name, count(*) AS running FROM task_runs r JOIN tasks t ON t.id = r.task_id
+       WHERE r.finished_at IS NULL GROUP BY t.name`,
     );
     return rows
       .filter((r) => {
@@ -70,14 +71,16 @@ export class PostgresTaskQueue implements TaskQueue {
   /**
    * Holds the type's slot count still while this transaction claims: claims of one limited name
    * take turns on an advisory lock and count after the previous claim committed, so two workers
-   * never both take the last slot.
+   * never both take the last slot. A slot is an open run, not a task in status running: a
+   * cancelled task's command may take a kill grace to die, and holds its slot until it has.
    */
   private async typeHasRoom(tx: Queryable, name: string): Promise<boolean> {
     const limit = this.options.limitOf(name);
     if (limit === undefined) return true;
     await tx.query("SELECT pg_advisory_xact_lock(hashtext('tme.task_type:' || $1))", [name]);
     const { rows } = await tx.query<{ running: number }>(
-      `SELECT count(*) AS running FROM tasks WHERE status = 'running' AND name = $1`,
+      `SELECT count(*) AS running FROM task_runs r JOIN tasks t ON t.id = r.task_id
+       WHERE r.finished_at IS NULL AND t.name = $1`,
       [name],
     );
     return (rows[0]?.running ?? 0) < limit;
@@ -221,8 +224,9 @@ export class PostgresTaskQueue implements TaskQueue {
       const error = "error" in end ? storableText(end.error, MAX_ERROR_BYTES) : null;
       if (end.status === "cancelled") {
         // The API already moved the task to cancelled (with its event); the worker's part is
-        // to close its run row once the process is dead.
+        // to close its run row once the process is dead, which frees the type's slot.
         await this.closeRun(tx, lease, "cancelled", error, runFields, true);
+        await this.signalNextOfLimitedTypeOf(tx, lease.taskId);
         return true;
       }
       const finished = end.status !== "retrying";
@@ -250,6 +254,7 @@ export class PostgresTaskQueue implements TaskQueue {
         // Lease lost. If the API cancelled the task meanwhile, the run still ends as cancelled.
         if (await this.cancelledUnderUs(tx, lease)) {
           await this.closeRun(tx, lease, "cancelled", "cancelled while running", runFields, true);
+          await this.signalNextOfLimitedTypeOf(tx, lease.taskId);
         }
         return false;
       }
@@ -302,6 +307,11 @@ export class PostgresTaskQueue implements TaskQueue {
       priority: next.priority,
       run_at: new Date().toISOString(),
     });
+  }
+
+  private async signalNextOfLimitedTypeOf(tx: Queryable, taskId: string): Promise<void> {
+    const { rows } = await tx.query<{ name: string }>("SELECT name FROM tasks WHERE id = $1", [taskId]);
+    if (rows[0]) await this.signalNextOfLimitedType(tx, rows[0].name);
   }
 
   private async closeRun(

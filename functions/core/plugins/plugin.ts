@@ -64,6 +64,11 @@ export interface TaskPlugin<P = unknown> {
   name: string;
   description?: string;
   paramsSchema?: z.ZodType<P>;
+  /**
+   * For plugins that run a task's `command`: throws (PermanentTaskError) for a command they
+   * could never run, so POST /task/create answers 422 instead of accepting a task that fails.
+   */
+  checkCommand?(command: string, shell: AppConfig["shell"]): void;
   run(ctx: TaskContext<P>): Promise<TaskOutcome | undefined>;
 }
 

@@ -22,14 +22,17 @@ export interface CreateTaskInput {
 export interface CreateTaskDeps {
   tasks: TaskStore;
   plugins: PluginResolver;
-  config: Pick<AppConfig, "default_task_timeout" | "max_task_timeout" | "default_max_attempts">;
+  /** With `shell`, a command is checked the way its plugin will run it (parse, allowlist). */
+  config: Pick<AppConfig, "default_task_timeout" | "max_task_timeout" | "default_max_attempts"> &
+    Partial<Pick<AppConfig, "shell">>;
   now: () => Date;
 }
 
 /**
  * The checks a task must pass before it is stored: a plugin for its name (or a command for the
- * shell plugin), params that fit the plugin's schema (a bad params object is a 422 now, not a
- * failed task later), a timeout within max_task_timeout. Schedules run it on their task
+ * shell plugin), a command that plugin can run (it parses, the allowlist takes it), params that
+ * fit the plugin's schema (a bad params object is a 422 now, not a failed task later), a
+ * timeout within max_task_timeout. Schedules run it on their task
  * template when they are created, so a bad template is refused then, not at each firing.
  */
 export function prepareTask(
@@ -42,6 +45,15 @@ export function prepareTask(
     throw new Unprocessable(`no plugin is mapped to task name "${input.name}" and the task has no command`, [
       { path: "command", message: "give a command, or map this name to a plugin in task_plugins.yaml" },
     ]);
+  }
+
+  if (command !== null && resolved.plugin.checkCommand && deps.config.shell) {
+    try {
+      resolved.plugin.checkCommand(command, deps.config.shell);
+    } catch (error) {
+      const message = (error as Error).message;
+      throw new Unprocessable(message, [{ path: "command", message }]);
+    }
   }
 
   let params: Record<string, unknown> = input.params ?? {};

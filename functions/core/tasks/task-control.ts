@@ -131,9 +131,15 @@ export function planUpdate(
   if (invalid.length > 0) {
     throw new ValidationFailed(invalid.map((d) => `${d.path} ${d.message}`).join("; "), invalid);
   }
-  if (update.max_attempts !== undefined && update.max_attempts < task.attempt) {
-    throw new Unprocessable(`max_attempts ${update.max_attempts} is below the attempts already made`, [
-      { path: "max_attempts", message: `must be >= ${task.attempt} (attempts made in this series)` },
+  // A waiting task still needs its next attempt: a limit equal to the attempts made would leave
+  // it queued forever, never claimable (the claim requires attempt < max_attempts).
+  const minAttempts = WAITING.includes(task.status) ? task.attempt + 1 : task.attempt;
+  if (update.max_attempts !== undefined && update.max_attempts < minAttempts) {
+    const why = WAITING.includes(task.status)
+      ? `${task.attempt} attempts made and the task waits for its next one; cancel it to give up`
+      : "attempts made in this series";
+    throw new Unprocessable(`max_attempts ${update.max_attempts} leaves task ${task.id} no attempt to make`, [
+      { path: "max_attempts", message: `must be >= ${minAttempts} (${why})` },
     ]);
   }
   if (update.run_at !== undefined && !WAITING.includes(task.status)) {

@@ -24,7 +24,8 @@ export const TaskName = z
 export const Priority = z.number().int().min(0).max(9).meta({ description: "0..9, higher runs first" });
 
 export const Timestamp = z.iso
-  .datetime({ offset: true })
+  // abort: a string that is no date-time at all gets that one message, not the range's too.
+  .datetime({ offset: true, abort: true })
   .refine((s) => {
     const year = new Date(s).getUTCFullYear();
     return year >= 1970 && year <= 9999;

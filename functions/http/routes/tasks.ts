@@ -89,7 +89,9 @@ const createTaskRoute = defineRoute({
       409: error("Idempotency-Key reused with another body"),
       413: error("Body over 256 KiB"),
       415: error("Content-Type is not JSON"),
-      422: error("No plugin for the name and no command, or params that do not fit the plugin"),
+      422: error(
+        "No plugin for the name and no command, params that do not fit the plugin, or a command it cannot run",
+      ),
     },
   },
   async handle(req, app) {
@@ -139,7 +141,9 @@ const updateTaskRoute = defineRoute({
       200: { description: "The updated task", schema: TaskViewSchema },
       404: NOT_FOUND,
       409: ILLEGAL,
-      422: error("max_attempts below the attempts already made"),
+      422: error(
+        "max_attempts that leaves the task no attempt (below those made; for a waiting task, not above)",
+      ),
     },
   },
   async handle(req, app) {
