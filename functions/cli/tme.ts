@@ -28,7 +28,7 @@ function fail(error: unknown): never {
 async function withDatabase<T>(fn: (connectionString: string) => Promise<T>): Promise<T> {
   const config = loadConfig();
   const logger = createLogger(config.app.LOG_LEVEL);
-  const target = await openDatabaseTarget(config, (message) => logger.info(message));
+  const target = await openDatabaseTarget(config, (message) => logger.info(message), { shareRunning: true });
   try {
     return await fn(target.connectionString);
   } finally {

@@ -30,7 +30,7 @@ export const AppConfigSchema = z
         lease_seconds: seconds.default(30),
         heartbeat_seconds: seconds.default(10),
         poll_interval_ms: z.number().int().min(10).default(1000),
-        kill_grace_seconds: z.number().positive().default(5),
+        kill_grace_seconds: z.number().positive().default(1),
       })
       .strict()
       .prefault({}),

@@ -71,6 +71,7 @@ async function checkServer(url: string): Promise<void> {
 export async function openDatabaseTarget(
   config: Config,
   log: (message: string) => void,
+  options: { shareRunning?: boolean } = {},
 ): Promise<DatabaseTarget> {
   if (config.databaseUrl || !config.db.embedded) {
     const url = serverUrl(config);
@@ -81,7 +82,11 @@ export async function openDatabaseTarget(
       stop: async () => {},
     };
   }
-  const embedded = new EmbeddedPostgres({ dataDir: config.dataDir, database: config.db.database, log });
+  const embeddedOptions = { dataDir: config.dataDir, database: config.db.database, log };
+  const running = options.shareRunning ? EmbeddedPostgres.running(embeddedOptions) : undefined;
+  // Another TME owns that server: use it, and leave it running afterwards.
+  if (running) return { ...running, stop: async () => {} };
+  const embedded = new EmbeddedPostgres(embeddedOptions);
   await embedded.start();
   return {
     connectionString: embedded.connectionString,

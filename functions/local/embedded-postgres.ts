@@ -129,6 +129,25 @@ export class EmbeddedPostgres {
     return `embedded PostgreSQL at postgres://postgres@127.0.0.1:${this.port}/${this.options.database} (data in ${this.clusterDir})`;
   }
 
+  /**
+   * The server a running TME started on this data directory, if there is one: the CLI
+   * (`tme keys create`, `tme migrate`) then works beside `npm start` instead of refusing.
+   */
+  static running(
+    options: EmbeddedPostgresOptions,
+  ): { connectionString: string; description: string } | undefined {
+    const probe = new EmbeddedPostgres(options);
+    const pidFile = path.join(probe.clusterDir, "postmaster.pid");
+    if (!existsSync(pidFile) || !existsSync(probe.passwordFile)) return undefined;
+    const lines = readFileSync(pidFile, "utf8").split("\n");
+    const pid = Number(lines[0]);
+    const port = Number(lines[3]);
+    if (!pid || !port || !isRunning(pid) || !processName(pid).includes("postgres")) return undefined;
+    probe.port = port;
+    probe.password = readFileSync(probe.passwordFile, "utf8").trim();
+    return { connectionString: probe.connectionString, description: probe.description };
+  }
+
   async start(): Promise<void> {
     const bins = await loadBinaries();
     mkdirSync(this.options.dataDir, { recursive: true, mode: 0o700 });

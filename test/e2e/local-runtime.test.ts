@@ -224,6 +224,27 @@ describe("tme keys create", () => {
     await tme.stop();
   });
 
+  it("works beside a running npm start on the same data directory, which keeps running", async () => {
+    const dataDir = tempDir("tme-e2e-keys-live-");
+    const tme = await startTme({ TME_DATA_DIR: dataDir });
+    running.push(tme);
+    const result = await runCli(["keys", "create", "--name", "reader", "--scopes", "tasks:read"], {
+      TME_DATA_DIR: dataDir,
+    });
+    expect(result.code, result.stderr).toBe(0);
+    const key = result.stdout.trim().split("\n").at(-1)!;
+    const list = await fetch(`${tme.url}/tasks`, { headers: { authorization: `Bearer ${key}` } });
+    expect(list.status).toBe(200);
+    const write = await fetch(`${tme.url}/task/create`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
+      body: JSON.stringify({ name: "noop" }),
+    });
+    expect(write.status).toBe(403);
+    expect((await fetch(`${tme.url}/health`)).status).toBe(200);
+    expect(await tme.stop()).toBe(0);
+  });
+
   it("refuses an unknown scope, naming the allowed ones", async () => {
     const result = await runCli(["keys", "create", "--name", "x", "--scopes", "tasks:admin"], {
       TME_DATA_DIR: tempDir("tme-e2e-x-"),
