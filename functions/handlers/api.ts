@@ -1,5 +1,5 @@
 import type { APIGatewayProxyEventV2, Context } from "aws-lambda";
-import { cloudContext } from "../adapters/aws/cloud-context.js";
+import { coldStart } from "../adapters/aws/cloud-context.js";
 import { relayAfterChange } from "../adapters/aws/cloud-outbox-sinks.js";
 import type { AppContext } from "../context.js";
 import { type ApiHandler, createApiHandler } from "../http/pipeline.js";
@@ -10,12 +10,11 @@ export function createHandler(app: AppContext): ApiHandler {
   return createApiHandler(app, routes);
 }
 
-let cold: Promise<{ api: ApiHandler; relay: () => Promise<void> }> | undefined;
+const setup = coldStart("api", (app) => ({ api: createHandler(app), relay: relayAfterChange(app) }));
 
 /** Lambda entry: API Gateway HTTP API (payload v2) events. */
 export const handler = async (event: APIGatewayProxyEventV2, context: Context) => {
-  cold ??= cloudContext("api").then((app) => ({ api: createHandler(app), relay: relayAfterChange(app) }));
-  const { api, relay } = await cold;
+  const { api, relay } = await setup();
   const response = await api(event, context);
   if (event.requestContext.http.method !== "GET") await relay();
   return response;

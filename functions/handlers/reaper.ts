@@ -1,5 +1,5 @@
 import { evaluateAlerts } from "../adapters/alerts/evaluate-alerts.js";
-import { cloudContext } from "../adapters/aws/cloud-context.js";
+import { coldStart } from "../adapters/aws/cloud-context.js";
 import { cloudOutboxSinks } from "../adapters/aws/cloud-outbox-sinks.js";
 import { PostgresOutboxStore } from "../adapters/postgres/outbox-repository.js";
 import { runDueDeliveries } from "../adapters/webhooks/delivery-runner.js";
@@ -57,10 +57,9 @@ export function createReaper(app: AppContext, sinks: OutboxSink[]): () => Promis
   };
 }
 
-let cold: Promise<() => Promise<ReaperReport>> | undefined;
+const setup = coldStart("reaper", (app) => createReaper(app, cloudOutboxSinks(app)));
 
 /** Lambda entry: an EventBridge schedule, every minute. */
 export const handler = async (): Promise<ReaperReport> => {
-  cold ??= cloudContext("reaper").then((app) => createReaper(app, cloudOutboxSinks(app)));
-  return (await cold)();
+  return (await setup())();
 };

@@ -1,6 +1,6 @@
 import type { Context } from "aws-lambda";
 import { z } from "zod";
-import { cloudContext } from "../adapters/aws/cloud-context.js";
+import { coldStart } from "../adapters/aws/cloud-context.js";
 import type { AppContext } from "../context.js";
 import { fireDueSchedule } from "../core/schedules/fire-schedule.js";
 
@@ -76,11 +76,10 @@ export function createScheduleTarget(app: AppContext) {
   };
 }
 
-let cold: Promise<ReturnType<typeof createScheduleTarget>> | undefined;
+const setup = coldStart("schedule-target", createScheduleTarget);
 
 /** Lambda entry: invoked by EventBridge Scheduler with the schedule's Input as the event. */
 export const handler = async (event: unknown, _context: Context) => {
-  cold ??= cloudContext("schedule-target").then(createScheduleTarget);
-  const fire = await cold;
+  const fire = await setup();
   return fire(event);
 };

@@ -1,5 +1,5 @@
 import type { EventBridgeEvent, SQSBatchResponse, SQSEvent, SQSRecord } from "aws-lambda";
-import { cloudContext } from "../adapters/aws/cloud-context.js";
+import { coldStart } from "../adapters/aws/cloud-context.js";
 import { type DispatchableEvent, fanOutEvent } from "../adapters/postgres/delivery-repository.js";
 import { runDueDeliveries } from "../adapters/webhooks/delivery-runner.js";
 import type { AppContext } from "../context.js";
@@ -85,7 +85,7 @@ export function sqsEventOf(events: TmeBusEvent[], ids: string[]): SQSEvent {
   };
 }
 
-let cold: Promise<AppContext> | undefined;
+const setup = coldStart("webhook-dispatcher", (app) => app);
 
 /**
  * Lambda entry: SQS records whose bodies are EventBridge events (bus -> rule -> SQS). After the
@@ -97,8 +97,7 @@ export const handler = async (
   event: SQSEvent,
   context?: { getRemainingTimeInMillis?: () => number },
 ): Promise<SQSBatchResponse> => {
-  cold ??= cloudContext("webhook-dispatcher");
-  const app = await cold;
+  const app = await setup();
   const response = await dispatchRecords(app, event);
   const remaining = context?.getRemainingTimeInMillis?.() ?? 60_000;
   await runDueDeliveries(app, { budgetMs: Math.max(0, remaining - 5_000) });

@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import type { SQSBatchResponse, SQSEvent, SQSRecord } from "aws-lambda";
-import { cloudContext } from "../adapters/aws/cloud-context.js";
+import { coldStart } from "../adapters/aws/cloud-context.js";
 import { relayAfterChange } from "../adapters/aws/cloud-outbox-sinks.js";
 import { environmentSecrets, type SecretReader, secretsManagerSecrets } from "../adapters/secrets.js";
 import type { AppContext } from "../context.js";
@@ -135,21 +135,20 @@ export function sqsRecordFor(task: Task, messageId: string): SQSRecord {
   };
 }
 
-let cold: Promise<{ run: WorkerHandler; relay: () => Promise<void> }> | undefined;
+const setup = coldStart("worker", (app) => ({
+  run: createWorkerHandler(app, {
+    workerId: defaultWorkerId("lambda"),
+    secret: process.env.TME_SECRETS_PREFIX
+      ? secretsManagerSecrets(process.env.TME_SECRETS_PREFIX)
+      : environmentSecrets(),
+  }),
+  // A finished task's events (and a retry's queue signal) leave at once, not at the next reaper pass.
+  relay: relayAfterChange(app),
+}));
 
 /** Lambda entry: the SQS event sources of the three priority queues. */
 export const handler = async (event: SQSEvent): Promise<SQSBatchResponse> => {
-  cold ??= cloudContext("worker").then((app) => ({
-    run: createWorkerHandler(app, {
-      workerId: defaultWorkerId("lambda"),
-      secret: process.env.TME_SECRETS_PREFIX
-        ? secretsManagerSecrets(process.env.TME_SECRETS_PREFIX)
-        : environmentSecrets(),
-    }),
-    // A finished task's events (and a retry's queue signal) leave at once, not at the next reaper pass.
-    relay: relayAfterChange(app),
-  }));
-  const { run, relay } = await cold;
+  const { run, relay } = await setup();
   const { batchItemFailures } = await run(event);
   await relay();
   return { batchItemFailures };

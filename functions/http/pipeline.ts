@@ -28,7 +28,9 @@ export const MAX_BODY_BYTES = 256 * 1024;
 type Event = APIGatewayProxyEventV2;
 type Result = APIGatewayProxyStructuredResultV2;
 /** Per-invocation state the middlewares share, kept on the Lambda context object. */
-type TmeContext = Context & { tme?: { requestId: string; logger: Logger; startedAt: number } };
+type TmeContext = Context & {
+  tme?: { requestId: string; logger: Logger; startedAt: number; headers: Record<string, string> };
+};
 
 function validate<T>(schema: z.ZodType<T> | undefined, value: unknown, where: string): T {
   if (!schema) return undefined as T;
@@ -43,8 +45,7 @@ function validate<T>(schema: z.ZodType<T> | undefined, value: unknown, where: st
   );
 }
 
-function parseJsonBody(event: Event, headers: Record<string, string>): unknown {
-  const bytes = rawBody(event);
+function parseJsonBody(bytes: Buffer, headers: Record<string, string>): unknown {
   if (bytes.length === 0) return {};
   const contentType = headers["content-type"];
   if (!contentType || !/^application\/(?:[\w.+-]+\+)?json\s*(;|$)/i.test(contentType)) {
@@ -162,14 +163,14 @@ async function runRoute(
   context: TmeContext,
   app: AppContext,
 ): Promise<Result> {
-  const { requestId, logger } = context.tme!;
-  const headers = lowercaseHeaders(event.headers);
+  const { requestId, logger, headers } = context.tme!;
   // Size first (cheap, and protects the rest), then who is asking, then what they sent.
-  if (rawBody(event).length > MAX_BODY_BYTES) throw new PayloadTooLarge(MAX_BODY_BYTES);
+  const body = rawBody(event);
+  if (body.length > MAX_BODY_BYTES) throw new PayloadTooLarge(MAX_BODY_BYTES);
   const principal = route.scope === "public" ? undefined : await authenticate(app, headers);
   if (principal && route.scope !== "public") requireScope(principal, route.scope);
   const hasBody = route.method !== "GET" && route.method !== "DELETE";
-  const rawJson = hasBody && route.body ? parseJsonBody(event, headers) : undefined;
+  const rawJson = hasBody && route.body ? parseJsonBody(body, headers) : undefined;
 
   const rawQuery = parseQuery(event);
   assertStorableJson(rawQuery, "query");
@@ -283,7 +284,7 @@ export function createApiHandler(app: AppContext, routes: AnyRoute[]) {
             ? incoming
             : (request.event.requestContext?.requestId ?? randomUUID());
         const logger = app.logger.child({ request_id: requestId });
-        (request.context as TmeContext).tme = { requestId, logger, startedAt: Date.now() };
+        (request.context as TmeContext).tme = { requestId, logger, startedAt: Date.now(), headers };
       },
       after: (request) => {
         const { logger, startedAt } = (request.context as TmeContext).tme!;
@@ -303,6 +304,7 @@ export function createApiHandler(app: AppContext, routes: AnyRoute[]) {
           requestId: randomUUID(),
           logger: app.logger,
           startedAt: Date.now(),
+          headers: {},
         };
         request.response = errorResponse(request.error, tme.logger, tme.requestId);
       },

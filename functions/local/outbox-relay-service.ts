@@ -4,6 +4,7 @@ import type { AppContext } from "../context.js";
 import { QUEUE_DISPATCH } from "../core/events/event.js";
 import { type OutboxSink, relayOutboxBatch } from "../core/outbox/outbox.js";
 import type { BackgroundService } from "./runtime.js";
+import { wakeableLoop } from "./wakeable-loop.js";
 
 /**
  * Locally, workers claim straight from Postgres (woken by NOTIFY), so a queue signal has
@@ -23,34 +24,17 @@ export function outboxRelayService(app: AppContext, sinks: OutboxSink[]): Backgr
   const store = new PostgresOutboxStore(app.db);
   const listener = new PostgresListener(app.databaseUrl, app.logger);
   let timer: NodeJS.Timeout | undefined;
-  let running: Promise<void> | undefined;
-  let again = false;
-  let stopped = false;
-
-  const drain = async () => {
-    do {
-      again = false;
-      try {
-        for (;;) {
-          const { published, failed } = await relayOutboxBatch(store, sinks);
-          if (failed > 0) app.logger.warn({ failed }, "outbox messages failed; will retry");
-          if (published + failed === 0 || stopped) break;
-        }
-      } catch (error) {
-        app.logger.error({ err: error }, "outbox relay");
+  const loop = wakeableLoop(
+    async (pass) => {
+      for (;;) {
+        const { published, failed } = await relayOutboxBatch(store, sinks);
+        if (failed > 0) app.logger.warn({ failed }, "outbox messages failed; will retry");
+        if (published + failed === 0 || pass.stopped) break;
       }
-    } while (again && !stopped);
-  };
-  const wake = () => {
-    if (stopped) return;
-    if (running) {
-      again = true;
-      return;
-    }
-    running = drain().finally(() => {
-      running = undefined;
-    });
-  };
+    },
+    (error) => app.logger.error({ err: error }, "outbox relay"),
+  );
+  const wake = () => loop.wake();
 
   return {
     name: "outbox-relay",
@@ -61,10 +45,10 @@ export function outboxRelayService(app: AppContext, sinks: OutboxSink[]): Backgr
       wake();
     },
     async stop() {
-      stopped = true;
+      const stopped = loop.stop();
       clearInterval(timer);
       await listener.stop();
-      await running;
+      await stopped;
     },
   };
 }

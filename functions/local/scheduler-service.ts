@@ -5,6 +5,7 @@ import type { OutboxSink } from "../core/outbox/outbox.js";
 import { type FireOutcome, fireDueSchedules } from "../core/schedules/fire-schedule.js";
 import { SCHEDULER_SYNC } from "../core/schedules/scheduler-port.js";
 import type { BackgroundService } from "./runtime.js";
+import { wakeableLoop } from "./wakeable-loop.js";
 
 /**
  * Locally no timer service holds copies of the schedules (the loop below reads Postgres), so a
@@ -38,11 +39,6 @@ export function schedulerService(app: AppContext, options: SchedulerServiceOptio
   const listener = new PostgresListener(app.databaseUrl, app.logger);
   const fireDeps = { plugins: app.plugins, config: app.config.app, now: app.now, logger: app.logger };
   let timer: NodeJS.Timeout | undefined;
-  let running: Promise<void> | undefined;
-  let again = false;
-  let stopped = false;
-
-  const fireAllDue = () => fireDueSchedules(app.schedules, fireDeps, options.onOutcome, () => stopped);
 
   const sleepMs = async (): Promise<number> => {
     try {
@@ -56,31 +52,26 @@ export function schedulerService(app: AppContext, options: SchedulerServiceOptio
     }
   };
 
-  const cycle = async () => {
-    for (;;) {
-      again = false;
-      await fireAllDue();
-      if (stopped) return;
+  const loop = wakeableLoop(
+    async (pass) => {
+      await fireDueSchedules(app.schedules, fireDeps, options.onOutcome, () => pass.stopped);
+      if (pass.stopped) return;
       const delay = await sleepMs();
-      if (stopped) return;
-      // A change announced while we looked may not be in what we read: look again first.
-      if (again) continue;
+      // A change announced while we looked may not be in what we read: the loop looks again first.
+      if (pass.stopped || pass.wokenSince) return;
       clearTimeout(timer);
       timer = setTimeout(wake, delay);
-      return;
-    }
-  };
-
+    },
+    (error) => {
+      app.logger.error({ err: error }, "scheduler");
+      if (loop.stopped) return;
+      clearTimeout(timer);
+      timer = setTimeout(wake, maxSleepMs);
+    },
+  );
   function wake() {
-    if (stopped) return;
-    if (running) {
-      again = true;
-      return;
-    }
     clearTimeout(timer);
-    running = cycle().finally(() => {
-      running = undefined;
-    });
+    loop.wake();
   }
 
   return {
@@ -91,10 +82,10 @@ export function schedulerService(app: AppContext, options: SchedulerServiceOptio
       wake();
     },
     async stop() {
-      stopped = true;
+      const stopped = loop.stop();
       clearTimeout(timer);
       await listener.stop();
-      await running;
+      await stopped;
     },
   };
 }

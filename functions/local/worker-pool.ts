@@ -11,6 +11,7 @@ import {
   type WorkerOptions,
 } from "../handlers/worker.js";
 import type { BackgroundService } from "./runtime.js";
+import { wakeableLoop } from "./wakeable-loop.js";
 
 export interface WorkerPoolOptions extends Pick<WorkerOptions, "secret" | "random"> {
   /** Slots; default MAX_CONCURRENT_TASKS. */
@@ -43,9 +44,6 @@ export function workerPool(
   const listener = new PostgresListener(app.databaseUrl, app.logger);
   const inFlight = new Set<Promise<void>>();
   let active = 0;
-  let claiming: Promise<void> | undefined;
-  let again = false;
-  let stopped = false;
   let poll: NodeJS.Timeout | undefined;
   let sequence = 0;
 
@@ -68,10 +66,9 @@ export function workerPool(
   };
 
   /** Claims while slots are free and work is there; one claimer at a time per pool. */
-  const fill = async () => {
-    do {
-      again = false;
-      while (!stopped && active < slots) {
+  const claimer = wakeableLoop(
+    async (pass) => {
+      while (!pass.stopped && active < slots) {
         let task: Task | undefined;
         active++; // reserve the slot before the claim, so the count never exceeds slots
         try {
@@ -85,19 +82,10 @@ export function workerPool(
         }
         runClaimed(task);
       }
-    } while (again && !stopped);
-  };
-
-  function wake() {
-    if (stopped) return;
-    if (claiming) {
-      again = true;
-      return;
-    }
-    claiming = fill().finally(() => {
-      claiming = undefined;
-    });
-  }
+    },
+    (error) => app.logger.error({ err: error }, "worker pool"),
+  );
+  const wake = () => claimer.wake();
 
   return {
     name: "worker-pool",
@@ -123,11 +111,11 @@ export function workerPool(
      * the queue with its run row closed as 'lost'), and waits for those writes.
      */
     async stop() {
-      stopped = true;
+      const claimsEnded = claimer.stop();
       clearInterval(poll);
       await listener.stop();
       // A claim in progress completes and its task joins the ones in flight.
-      await claiming;
+      await claimsEnded;
       const graceMs = options.stopGraceMs ?? app.config.app.worker.kill_grace_seconds * 1000;
       const all = () => Promise.allSettled([...inFlight]);
       let timer: NodeJS.Timeout | undefined;

@@ -134,8 +134,12 @@ describe("a signal during start-up", () => {
       stdio: ["ignore", "pipe", "pipe"],
     });
     let out = "";
+    let errOut = "";
     child.stdout.on("data", (c: Buffer) => {
       out += c.toString();
+    });
+    child.stderr.on("data", (c: Buffer) => {
+      errOut += c.toString();
     });
     const exited = new Promise<number | null>((resolve) => child.once("exit", resolve));
     // initdb is running: the slowest part of a first start.
@@ -143,7 +147,7 @@ describe("a signal during start-up", () => {
       await new Promise((r) => setTimeout(r, 20));
     }
     process.kill(-child.pid!, "SIGTERM");
-    expect(await exited).toBe(0);
+    expect(await exited, `${out}\nSTDERR\n${errOut}`).toBe(0);
     expect(out).toContain('"msg":"stopped"');
     expect(processesIn(path.join(dataDir, "pg"))).toEqual([]);
   });

@@ -1,19 +1,18 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { readmeBlocks } from "../helpers/readme.js";
 import { eventually } from "../helpers/receiver.js";
 import { createTestApp, type TestApp } from "../helpers/test-app.js";
 import { REPO_ROOT } from "../helpers/tme-process.js";
 
 /** The ```js block of the README's "Events and webhooks" section: the signature-verifying receiver. */
 function receiverSnippet(): string {
-  const readme = readFileSync(path.join(REPO_ROOT, "README.md"), "utf8");
-  const section = readme.slice(readme.indexOf("\n## Events and webhooks\n"));
-  const block = /```js\n([\s\S]*?)```/.exec(section.slice(0, section.indexOf("\n## ", 5)));
+  const block = readmeBlocks("## Events and webhooks", "js")[0];
   if (!block) throw new Error('README.md "Events and webhooks" has no ```js block');
-  return block[1]!;
+  return block;
 }
 
 async function freePort(): Promise<number> {

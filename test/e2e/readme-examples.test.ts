@@ -1,43 +1,9 @@
-import { spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { curlExamplesScript, readmeBlocks, runBash } from "../helpers/readme.js";
 import { createTestApp, type TestApp } from "../helpers/test-app.js";
-import { REPO_ROOT } from "../helpers/tme-process.js";
-
-/** The ```bash blocks of one README section, in order. */
-function bashBlocks(markdown: string, heading: string): string[] {
-  const start = markdown.indexOf(`\n${heading}\n`);
-  if (start < 0) throw new Error(`README.md has no "${heading}" section`);
-  const rest = markdown.slice(start + heading.length + 2);
-  const end = rest.search(/\n## /);
-  const section = end < 0 ? rest : rest.slice(0, end);
-  return [...section.matchAll(/```bash\n([\s\S]*?)```/g)].map((m) => m[1]!);
-}
-
-function runBash(
-  script: string,
-  options: { cwd: string; env: Record<string, string> },
-): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn("bash", ["-c", script], { ...options, stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (c: Buffer) => {
-      stdout += c.toString();
-    });
-    child.stderr.on("data", (c: Buffer) => {
-      stderr += c.toString();
-    });
-    const timer = setTimeout(() => child.kill("SIGKILL"), 30_000);
-    child.once("error", reject);
-    child.once("close", (status) => {
-      clearTimeout(timer);
-      resolve({ status, stdout, stderr });
-    });
-  });
-}
 
 let t: TestApp;
 let workDir: string;
@@ -51,7 +17,7 @@ afterAll(async () => {
 });
 
 describe("README: Task API", () => {
-  const blocks = bashBlocks(readFileSync(path.join(REPO_ROOT, "README.md"), "utf8"), "## Task API");
+  const blocks = readmeBlocks("## Task API");
 
   it("has curl examples for create, get, list, cancel, restart, bulk action and task types", () => {
     const all = blocks.join("\n");
@@ -69,16 +35,7 @@ describe("README: Task API", () => {
   });
 
   it("runs every example in order against a started TME: each exits 0 and every request is 2xx", async () => {
-    // One shell for all blocks (later ones use variables of earlier ones); curl reports each
-    // response's status on stderr after a marker naming its block.
-    const script = [
-      "set -euo pipefail",
-      `curl() { command curl -w '%{stderr}HTTP_STATUS %{http_code}\\n' "$@"; }`,
-      ...blocks.flatMap((block, i) => [`echo "::block ${i}" >&2`, block]),
-      `echo "::done" >&2`,
-    ].join("\n");
-    // Asynchronously: the API under test answers from this very process.
-    const run = await runBash(script, {
+    const run = await runBash(curlExamplesScript(blocks, { markBlocks: true }), {
       cwd: workDir,
       env: { PATH: process.env.PATH ?? "", HOME: workDir, TME_URL: t.url, TME_KEY: t.adminKey },
     });

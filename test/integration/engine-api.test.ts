@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { isRunning } from "../../functions/local/processes.js";
 import { taskMaintenance, workerPool } from "../../functions/local/worker-pool.js";
 import { createTestApp, type TestApp } from "../helpers/test-app.js";
+import { waitFor } from "../helpers/wait.js";
 
 let t: TestApp;
 let stopEngine: () => Promise<void>;
@@ -30,15 +31,8 @@ afterAll(async () => {
   await t.close();
 });
 
-async function until<T>(fn: () => Promise<T | undefined>, timeoutMs: number, what: string): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await fn();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
+const until = <T>(fn: () => Promise<T | undefined>, timeoutMs: number, what: string): Promise<T> =>
+  waitFor(what, fn, timeoutMs, 25);
 
 describe("the engine behind the HTTP API", () => {
   it("runs a created task to succeeded; /runs shows the attempt with its output", async () => {

@@ -6,6 +6,7 @@ import { createSchedule as createScheduleAt } from "../../functions/core/schedul
 import type { BackgroundService } from "../../functions/local/runtime.js";
 import { schedulerService } from "../../functions/local/scheduler-service.js";
 import { createTestApp, type TestApp } from "../helpers/test-app.js";
+import { sleep, waitFor } from "../helpers/wait.js";
 
 let t: TestApp;
 const running: BackgroundService[] = [];
@@ -59,18 +60,6 @@ async function taskCount(scheduleId: string): Promise<number> {
   ]);
   return rows[0]!.n;
 }
-
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function createSchedule(body: Record<string, unknown>) {
   const res = await t.request("POST", "/schedule", { body });

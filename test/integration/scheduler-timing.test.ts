@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { BackgroundService } from "../../functions/local/runtime.js";
 import { schedulerService } from "../../functions/local/scheduler-service.js";
 import { createTestApp, type TestApp } from "../helpers/test-app.js";
+import { sleep, waitFor } from "../helpers/wait.js";
 
 let t: TestApp;
 let scheduler: BackgroundService;
@@ -33,18 +34,6 @@ async function firings(scheduleId: string): Promise<Firing[]> {
     [scheduleId],
   );
 }
-
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe("the local scheduler loop", () => {
   it("fires a 1 s interval on its own timeline: 20 firings, each under 100 ms after its instant, none twice", async () => {

@@ -52,3 +52,26 @@ export async function cloudContext(
   });
   return createAppContext(config, db, databaseUrl, logger, await PluginRegistry.load(config.plugins));
 }
+
+/**
+ * A Lambda entry's per-container setup: built from the cloud context on the first invocation
+ * and reused by the next ones. A setup that failed (Secrets Manager or the database briefly
+ * unreachable) is tried again by the next invocation instead of failing every invocation until
+ * the container is recycled.
+ */
+export function coldStart<T>(
+  fn: TmeFunctionName,
+  build: (app: AppContext) => T,
+  context: (fn: TmeFunctionName) => Promise<AppContext> = cloudContext,
+): () => Promise<T> {
+  let setup: Promise<T> | undefined;
+  return () => {
+    setup ??= context(fn)
+      .then(build)
+      .catch((error: unknown) => {
+        setup = undefined;
+        throw error;
+      });
+    return setup;
+  };
+}

@@ -4,7 +4,7 @@ import { newEvent } from "../../core/events/event.js";
 import { newId } from "../../core/ids.js";
 import type { Db, Queryable } from "./database.js";
 import { writeEvent } from "./event-writer.js";
-import { type Keyset, type KeysetPage, keysetBefore, keysetMicros, toKeysetPage } from "./keyset.js";
+import { andKeysetBefore, type Keyset, type KeysetPage, keysetMicros, toKeysetPage } from "./keyset.js";
 
 export interface AlertRow {
   id: string;
@@ -203,11 +203,7 @@ export async function listAlerts(
   },
 ): Promise<KeysetPage<AlertRow>> {
   const values: unknown[] = [namespace, options.resolvedSince, options.status ?? null, options.rule ?? null];
-  let keyset = "";
-  if (options.after) {
-    values.push(options.after.micros, options.after.id);
-    keyset = ` AND ${keysetBefore("raised_at", 5)}`;
-  }
+  const keyset = andKeysetBefore(values, "raised_at", options.after);
   values.push(options.limit + 1);
   const { rows } = await db.query<AlertRow & { keyset_us: number }>(
     `SELECT ${COLUMNS}, ${keysetMicros("raised_at")} FROM alerts

@@ -8,7 +8,13 @@ interface ApiKeyRow {
   scopes: Scope[];
 }
 
+/** How stale api_keys.last_used_at may get: it is a hint for finding unused keys, not a log. */
+const LAST_USED_GRANULARITY_MS = 60_000;
+
 export class PostgresApiKeyStore implements ApiKeyStore {
+  /** When this process last stamped each key: spares the UPDATE round trip on most requests. */
+  private readonly stampedAt = new Map<string, number>();
+
   constructor(private readonly db: Queryable) {}
 
   async insert(key: StoredApiKey): Promise<void> {
@@ -34,14 +40,18 @@ export class PostgresApiKeyStore implements ApiKeyStore {
     );
     const row = rows[0];
     if (!row) return undefined;
-    // Coarse on purpose: one write a minute per key, not one per request.
-    this.db
-      .query(
-        `UPDATE api_keys SET last_used_at = now()
+    // Coarse on purpose: one write a minute per key, not one per request (nor one round trip).
+    const now = Date.now();
+    if (now - (this.stampedAt.get(row.id) ?? Number.NEGATIVE_INFINITY) >= LAST_USED_GRANULARITY_MS) {
+      this.stampedAt.set(row.id, now);
+      this.db
+        .query(
+          `UPDATE api_keys SET last_used_at = now()
          WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')`,
-        [row.id],
-      )
-      .catch(() => {});
+          [row.id],
+        )
+        .catch(() => {});
+    }
     return { keyId: row.id, name: row.name, namespace: row.namespace, scopes: row.scopes };
   }
 

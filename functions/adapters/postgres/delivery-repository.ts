@@ -3,7 +3,7 @@ import type { AttemptOutcome, AttemptResult } from "../../core/webhooks/deliver.
 import type { WebhookPayload } from "../../core/webhooks/payload.js";
 import { orderKeyOf, subscriptionMatches } from "../../core/webhooks/subscription.js";
 import type { Db, Queryable } from "./database.js";
-import { type Keyset, type KeysetPage, keysetBefore, keysetMicros, toKeysetPage } from "./keyset.js";
+import { andKeysetBefore, type Keyset, type KeysetPage, keysetMicros, toKeysetPage } from "./keyset.js";
 import { subscriptionsForEvent } from "./subscription-repository.js";
 
 /** NOTIFY channel that wakes local delivery workers when an attempt becomes due. */
@@ -307,11 +307,7 @@ export async function listDeliveries(
 ): Promise<KeysetPage<DeliveryRow>> {
   const statuses = options.statuses?.flatMap((s) => (s === "failed" ? ["failed", "given_up"] : [s]));
   const values: unknown[] = [subscriptionId, statuses ?? null, options.eventId ?? null];
-  let keyset = "";
-  if (options.after) {
-    values.push(options.after.micros, options.after.id);
-    keyset = ` AND ${keysetBefore("created_at", 4)}`;
-  }
+  const keyset = andKeysetBefore(values, "created_at", options.after);
   values.push(options.limit + 1);
   const { rows } = await db.query<DeliveryRow & { keyset_us: number }>(
     `SELECT ${COLUMNS}, ${keysetMicros("created_at")} FROM deliveries

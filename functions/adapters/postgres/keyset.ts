@@ -19,9 +19,15 @@ export function keysetMicros(column: string): string {
   return `(extract(epoch FROM ${column}) * 1000000)::bigint AS keyset_us`;
 }
 
-/** `(column, id) < (after)`, with the two parameters at $micros and $micros+1. */
-export function keysetBefore(column: string, firstParam: number): string {
-  return `(${column}, id) < ('epoch'::timestamptz + $${firstParam}::bigint * interval '1 microsecond', $${firstParam + 1})`;
+/**
+ * ` AND (column, id) < (after)`, its two parameters appended to `values` (so their numbers follow
+ * whatever the query already holds); "" on a first page.
+ */
+export function andKeysetBefore(values: unknown[], column: string, after: Keyset | undefined): string {
+  if (!after) return "";
+  values.push(after.micros, after.id);
+  const micros = values.length - 1;
+  return ` AND (${column}, id) < ('epoch'::timestamptz + $${micros}::bigint * interval '1 microsecond', $${micros + 1})`;
 }
 
 /** Splits the limit+1 rows a query fetched into a page and the cursor of the next one. */

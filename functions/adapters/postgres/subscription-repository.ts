@@ -1,6 +1,6 @@
 import type { SubscriptionFilter } from "../../core/webhooks/subscription.js";
 import type { Queryable } from "./database.js";
-import { type Keyset, type KeysetPage, keysetBefore, keysetMicros, toKeysetPage } from "./keyset.js";
+import { andKeysetBefore, type Keyset, type KeysetPage, keysetMicros, toKeysetPage } from "./keyset.js";
 
 /** A subscriptions row as stored (secrets still sealed). */
 export interface SubscriptionRow {
@@ -86,11 +86,7 @@ export async function listSubscriptions(
   page: { limit: number; after?: Keyset },
 ): Promise<KeysetPage<SubscriptionRow>> {
   const values: unknown[] = [namespace];
-  let keyset = "";
-  if (page.after) {
-    values.push(page.after.micros, page.after.id);
-    keyset = ` AND ${keysetBefore("created_at", 2)}`;
-  }
+  const keyset = andKeysetBefore(values, "created_at", page.after);
   values.push(page.limit + 1);
   const { rows } = await db.query<SubscriptionRow & { keyset_us: number }>(
     `SELECT ${COLUMNS}, ${keysetMicros("created_at")} FROM subscriptions

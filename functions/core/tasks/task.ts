@@ -11,12 +11,6 @@ export const TASK_STATUSES = [
 ] as const;
 export type TaskStatus = (typeof TASK_STATUSES)[number];
 
-export const FINISHED_STATUSES: readonly TaskStatus[] = ["succeeded", "failed", "timed_out", "cancelled"];
-
-export function isFinished(status: TaskStatus): boolean {
-  return FINISHED_STATUSES.includes(status);
-}
-
 export interface TaskProgress {
   percent: number;
   message?: string;
