@@ -1,4 +1,5 @@
 import pg from "pg";
+import { probeConnection } from "../adapters/postgres/database.js";
 import { redactUrl } from "../config/load.js";
 import type { Config } from "../config/schema.js";
 import { EmbeddedPostgres } from "./embedded-postgres.js";
@@ -29,17 +30,8 @@ function serverUrl(config: Config): string {
  * created (a fresh server needs no manual step); anything else becomes one clear line.
  */
 async function checkServer(url: string): Promise<void> {
-  const attempt = async (target: string) => {
-    const client = new pg.Client({ connectionString: target, connectionTimeoutMillis: 5000 });
-    try {
-      await client.connect();
-      await client.query("SELECT 1");
-    } finally {
-      await client.end().catch(() => {});
-    }
-  };
   try {
-    await attempt(url);
+    await probeConnection(url, 5000);
   } catch (error) {
     const err = error as { code?: string; message: string };
     if (err.code === "3D000") {

@@ -12,10 +12,11 @@ import {
   statSync,
   writeFileSync,
 } from "node:fs";
-import { createServer } from "node:net";
 import os from "node:os";
 import path from "node:path";
 import pg from "pg";
+import { probeConnection } from "../adapters/postgres/database.js";
+import { freePort } from "./free-port.js";
 import { isRunning, processesIn, processName, waitUntil } from "./processes.js";
 
 /**
@@ -54,17 +55,6 @@ async function loadBinaries(): Promise<Binaries> {
         "set DATABASE_URL or embedded: false in configurations/db_config.yaml to use a server",
     );
   }
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      server.close(() => (typeof address === "object" && address ? resolve(address.port) : reject()));
-    });
-  });
 }
 
 /** The uid and gid of the "postgres" system user, from /etc/passwd; undefined when there is none. */
@@ -311,17 +301,11 @@ export class EmbeddedPostgres {
     throw new Error(`PostgreSQL did not accept connections within 60 s (log: ${logFile})`);
   }
 
-  private async answers(): Promise<boolean> {
-    const client = new pg.Client({ connectionString: this.adminUrl(), connectionTimeoutMillis: 1000 });
-    try {
-      await client.connect();
-      await client.query("SELECT 1");
-      return true;
-    } catch {
-      return false;
-    } finally {
-      await client.end().catch(() => {});
-    }
+  private answers(): Promise<boolean> {
+    return probeConnection(this.adminUrl(), 1000).then(
+      () => true,
+      () => false,
+    );
   }
 
   private adminUrl(): string {

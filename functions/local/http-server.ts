@@ -90,7 +90,11 @@ export async function startHttpServer(
       if (size > GATEWAY_MAX_BODY_BYTES) {
         if (!refused) {
           refused = true;
-          res.writeHead(413, { "Content-Type": "application/json", Connection: "close" });
+          res.writeHead(413, {
+            "Content-Type": "application/json",
+            Connection: "close",
+            "X-Request-Id": randomUUID(),
+          });
           res.end(
             JSON.stringify({
               error: { code: "payload_too_large", message: "request body exceeds 10 MB", details: [] },
@@ -114,7 +118,8 @@ export async function startHttpServer(
         res.end(body);
       } catch (error) {
         onError(error);
-        res.writeHead(500, { "Content-Type": "application/json" });
+        // API.md: every response carries X-Request-Id, this last-resort one included.
+        res.writeHead(500, { "Content-Type": "application/json", "X-Request-Id": randomUUID() });
         res.end(
           JSON.stringify({ error: { code: "internal_error", message: "internal error", details: [] } }),
         );

@@ -1,8 +1,8 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import net from "node:net";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { freePort } from "../../functions/local/free-port.js";
 import { readmeBlocks } from "../helpers/readme.js";
 import { eventually } from "../helpers/receiver.js";
 import { createTestApp, type TestApp } from "../helpers/test-app.js";
@@ -13,14 +13,6 @@ function receiverSnippet(): string {
   const block = readmeBlocks("## Events and webhooks", "js")[0];
   if (!block) throw new Error('README.md "Events and webhooks" has no ```js block');
   return block;
-}
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
 }
 
 let t: TestApp;

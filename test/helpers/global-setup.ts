@@ -3,6 +3,7 @@ import os from "node:os";
 import path from "node:path";
 import pg from "pg";
 import type { TestProject } from "vitest/node";
+import { probeConnection } from "../../functions/adapters/postgres/database.js";
 import { migrate } from "../../functions/adapters/postgres/migrator.js";
 import { EmbeddedPostgres } from "../../functions/local/embedded-postgres.js";
 
@@ -17,17 +18,11 @@ declare module "vitest" {
 
 const LOCAL_SERVER = "postgres://postgres@127.0.0.1:5432/postgres";
 
-async function reachable(url: string): Promise<boolean> {
-  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 2000 });
-  try {
-    await client.connect();
-    await client.query("SELECT 1");
-    return true;
-  } catch {
-    return false;
-  } finally {
-    await client.end().catch(() => {});
-  }
+function reachable(url: string): Promise<boolean> {
+  return probeConnection(url, 2000).then(
+    () => true,
+    () => false,
+  );
 }
 
 function withDatabase(url: string, database: string): string {

@@ -116,3 +116,14 @@ export class TransactionBoundDb implements Db {
     return fn(this.client);
   }
 }
+
+/** Opens one connection and runs SELECT 1; throws what the connection attempt threw. */
+export async function probeConnection(connectionString: string, timeoutMs: number): Promise<void> {
+  const client = new pg.Client({ connectionString, connectionTimeoutMillis: timeoutMs });
+  try {
+    await client.connect();
+    await client.query("SELECT 1");
+  } finally {
+    await client.end().catch(() => {});
+  }
+}

@@ -4,6 +4,7 @@ import type { WebhookPayload } from "../../core/webhooks/payload.js";
 import { orderKeyOf, subscriptionMatches } from "../../core/webhooks/subscription.js";
 import type { Db, Queryable } from "./database.js";
 import { andKeysetBefore, type Keyset, type KeysetPage, keysetMicros, toKeysetPage } from "./keyset.js";
+import type { SubscriptionRow } from "./subscription-repository.js";
 import { subscriptionsForEvent } from "./subscription-repository.js";
 
 /** NOTIFY channel that wakes local delivery workers when an attempt becomes due. */
@@ -85,28 +86,26 @@ async function storeEvent(tx: Queryable, event: DispatchableEvent): Promise<void
   );
 }
 
-/** Everything one attempt needs, read when it is claimed. */
-export interface ClaimedDelivery {
-  id: string;
-  namespace: string;
-  subscription_id: string;
-  event_id: string;
-  event_type: string;
-  attempt: number;
-  chain_attempt: number;
-  chain_started_at: Date;
-  trigger: DeliveryRow["trigger"];
-  order_key: string | null;
-  occurred_at: Date;
-  payload: WebhookPayload;
-  callback_url: string;
-  format: "json" | "xml";
-  auth_type: "none" | "bearer" | "basic" | "hmac";
-  auth_username: string | null;
-  auth_secret: string | null;
-  previous_secret: string | null;
-  previous_secret_expires_at: Date | null;
-}
+/** Everything one attempt needs, read when it is claimed: the attempt, its event, its endpoint. */
+export type ClaimedDelivery = Pick<
+  DeliveryRow,
+  "id" | "namespace" | "subscription_id" | "event_id" | "event_type" | "attempt" | "chain_attempt" | "trigger"
+> &
+  Pick<
+    SubscriptionRow,
+    | "callback_url"
+    | "format"
+    | "auth_type"
+    | "auth_username"
+    | "auth_secret"
+    | "previous_secret"
+    | "previous_secret_expires_at"
+  > & {
+    chain_started_at: Date;
+    order_key: string | null;
+    occurred_at: Date;
+    payload: WebhookPayload;
+  };
 
 // Any constant: claims from all processes take turns on it, so per-endpoint counts are exact.
 const CLAIM_LOCK_KEY = 7_364_005;

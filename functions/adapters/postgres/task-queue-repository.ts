@@ -1,4 +1,4 @@
-import { type EventType, newEvent } from "../../core/events/event.js";
+import { type EventType, newEvent, type QueueDispatch } from "../../core/events/event.js";
 import { storableText } from "../../core/plugins/output-tail.js";
 import type { TaskOutcome } from "../../core/plugins/plugin.js";
 import { type Task, type TaskProgress, toTaskView } from "../../core/tasks/task.js";
@@ -11,7 +11,7 @@ import type {
   TaskQueue,
 } from "../../core/tasks/task-queue.js";
 import type { Db, Queryable } from "./database.js";
-import { writeEvent, writeQueueSignal } from "./event-writer.js";
+import { writeEvent, writeQueueSignal, writeQueueSignals } from "./event-writer.js";
 import { TASK_COLUMNS } from "./task-repository.js";
 
 export interface PostgresTaskQueueOptions {
@@ -440,14 +440,7 @@ export class PostgresTaskQueue implements TaskQueue {
         [limit],
       );
       // No event: the task.retrying event already announced this moment (its retry_at).
-      for (const row of rows) {
-        await writeQueueSignal(tx, row.namespace, {
-          task_id: row.id,
-          attempt: row.attempt + 1,
-          priority: row.priority,
-          run_at: row.run_at.toISOString(),
-        });
-      }
+      await signalNextAttempts(tx, rows);
       return rows.length;
     });
   }
@@ -474,14 +467,11 @@ export class PostgresTaskQueue implements TaskQueue {
          ORDER BY t.priority DESC, t.run_at LIMIT $2 FOR UPDATE SKIP LOCKED`,
         [olderThanSeconds, limit],
       );
-      for (const row of rows) {
-        await writeQueueSignal(tx, row.namespace, {
-          task_id: row.id,
-          attempt: row.attempt + 1,
-          priority: row.priority,
-          run_at: new Date().toISOString(),
-        });
-      }
+      const now = new Date();
+      await signalNextAttempts(
+        tx,
+        rows.map((row) => ({ ...row, run_at: now })),
+      );
       return rows.length;
     });
   }
@@ -492,4 +482,22 @@ function sanitizeJson(value: unknown): string {
   return JSON.stringify(value ?? null, (_key, v) =>
     typeof v === "string" && v.includes("\u0000") ? v.replaceAll("\u0000", "\uFFFD") : v,
   );
+}
+
+/** Queue signals for the next attempt of each task, one batch per namespace. */
+async function signalNextAttempts(
+  tx: Queryable,
+  rows: ReadonlyArray<{ id: string; namespace: string; attempt: number; priority: number; run_at: Date }>,
+): Promise<void> {
+  const byNamespace = new Map<string, QueueDispatch[]>();
+  for (const row of rows) {
+    const dispatch = {
+      task_id: row.id,
+      attempt: row.attempt + 1,
+      priority: row.priority,
+      run_at: row.run_at.toISOString(),
+    };
+    byNamespace.set(row.namespace, [...(byNamespace.get(row.namespace) ?? []), dispatch]);
+  }
+  for (const [namespace, dispatches] of byNamespace) await writeQueueSignals(tx, namespace, dispatches);
 }
