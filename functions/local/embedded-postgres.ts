@@ -72,6 +72,26 @@ function postgresUserIds(): { uid: number; gid: number } | undefined {
  * group must reach TME (which then finishes its start and stops cleanly), not kill initdb
  * halfway through writing a cluster.
  */
+/** A child that died of SIGTERM or SIGINT before it could have done any work of its own. */
+class KilledBySignal extends Error {
+  override name = "KilledBySignal";
+}
+
+/**
+ * A detached child leaves TME's process group only once it has started: a Ctrl-C or SIGTERM
+ * sent to the group in the instant between fork and setsid still reaches it. TME itself
+ * survives such a signal (it finishes starting, then stops), so the child is started once more.
+ */
+async function retryIfCaughtInFork<T>(start: () => Promise<T>, log: (message: string) => void): Promise<T> {
+  try {
+    return await start();
+  } catch (error) {
+    if (!(error instanceof KilledBySignal)) throw error;
+    log(`${error.message} as it was starting (a signal to TME's process group); starting it again`);
+    return start();
+  }
+}
+
 function runDetached(file: string, args: string[], runAs: { uid?: number; gid?: number }): Promise<void> {
   return new Promise((resolve, reject) => {
     const child = spawn(file, args, {
@@ -87,7 +107,9 @@ function runDetached(file: string, args: string[], runAs: { uid?: number; gid?: 
     child.once("error", reject);
     child.once("exit", (code, signal) => {
       if (code === 0) resolve();
-      else reject(new Error(stderr.trim() || `exited with ${signal ?? `code ${code}`}`));
+      else if (signal === "SIGTERM" || signal === "SIGINT")
+        reject(new KilledBySignal(`exited with ${signal}`));
+      else reject(new Error(stderr.trim() || `exited with code ${code}`));
     });
   });
 }
@@ -144,12 +166,12 @@ export class EmbeddedPostgres {
     this.claimDataDir();
     const runAs = this.runAsIds(bins);
     if (!existsSync(path.join(this.clusterDir, "PG_VERSION"))) {
-      await this.initialise(bins, runAs);
+      await retryIfCaughtInFork(() => this.initialise(bins, runAs), this.log);
     }
     this.password = readFileSync(this.passwordFile, "utf8").trim();
     await this.stopLeftoverServer();
     this.port = this.options.port || (await freePort());
-    await this.launch(bins, runAs);
+    await retryIfCaughtInFork(() => this.launch(bins, runAs), this.log);
     await this.ensureDatabase();
   }
 
@@ -220,6 +242,7 @@ export class EmbeddedPostgres {
       );
     } catch (error) {
       rmSync(this.clusterDir, { recursive: true, force: true });
+      if (error instanceof KilledBySignal) throw new KilledBySignal(`initdb ${error.message}`);
       throw new Error(`initdb failed: ${(error as Error).message}`);
     } finally {
       rmSync(pwfile, { force: true });
@@ -288,6 +311,7 @@ export class EmbeddedPostgres {
     child.unref();
     const deadline = Date.now() + 60_000;
     while (Date.now() < deadline) {
+      if (exit === "SIGTERM" || exit === "SIGINT") throw new KilledBySignal(`PostgreSQL exited with ${exit}`);
       if (exit !== undefined) {
         const log = readFileSync(logFile, "utf8").slice(logStart).split("\n");
         const reason =
