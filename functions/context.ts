@@ -85,6 +85,7 @@ export function createAppContext(
       limitOf: (name) => plugins.concurrencyOf(name),
       leaseSeconds: config.app.worker.lease_seconds,
       outputTailBytes: config.app.shell.output_tail_bytes,
+      maxInfraRetries: config.app.worker.max_infra_retries,
     }),
     pluginServices: { history: new PostgresHistoryPruner(db) },
   };

@@ -3,18 +3,18 @@ import middy from "@middy/core";
 import httpRouterHandler from "@middy/http-router";
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from "aws-lambda";
 import type { z } from "zod";
-import { TransactionBoundDb } from "../adapters/postgres/database.js";
+import { isConnectionLoss, TransactionBoundDb } from "../adapters/postgres/database.js";
 import { type AppContext, withDb } from "../context.js";
 import { effectiveNamespace, hashApiKey, requireScope } from "../core/auth/api-keys.js";
 import {
   Conflict,
+  DatabaseUnavailable,
   issuesToDetails,
   MethodNotAllowed,
   PayloadTooLarge,
   RouteNotFound,
   TmeError,
   Unauthenticated,
-  Unavailable,
   UnsupportedMediaType,
   ValidationFailed,
 } from "../core/errors.js";
@@ -224,15 +224,13 @@ async function runRoute(
   return toResult(response, requestId);
 }
 
-const CONNECTION_ERRORS = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "57P01", "57P03", "53300"]);
-
 function errorResponse(error: unknown, logger: Logger, requestId: string): Result {
   let tmeError: TmeError;
-  if (error instanceof TmeError) {
+  if (error instanceof DatabaseUnavailable || isConnectionLoss(error)) {
+    logger.warn({ err: (error as Error).cause ?? error }, "database unavailable");
+    tmeError = error instanceof DatabaseUnavailable ? error : new DatabaseUnavailable(error);
+  } else if (error instanceof TmeError) {
     tmeError = error;
-  } else if (CONNECTION_ERRORS.has((error as { code?: string })?.code ?? "")) {
-    logger.error({ err: error }, "database unavailable");
-    tmeError = new Unavailable("the database is unavailable; try again shortly");
   } else {
     logger.error({ err: error }, "unhandled error");
     tmeError = new TmeError(500, "internal_error", `internal error (request id ${requestId})`);

@@ -79,6 +79,7 @@ export async function startLocalRuntime(options: StartOptions): Promise<RunningT
       max: config.db.pool.max,
       idleTimeoutMillis: config.db.pool.idle_timeout_ms,
       connectionTimeoutMillis: config.db.pool.connection_timeout_ms,
+      onConnectionError: (error) => logger.warn({ err: error.message }, "database connection lost"),
     });
     cleanups.push(() => db.close());
     const app = createAppContext(config, db, target.connectionString, logger, plugins);

@@ -291,9 +291,11 @@ describe("leases and fencing", () => {
   });
 
   it("keeps a long task alive by heartbeat well past its lease", async () => {
-    const short = await createEngineHarness({ app: { worker: { lease_seconds: 2, heartbeat_seconds: 1 } } });
+    const short = await createEngineHarness({
+      app: { worker: { lease_seconds: 3, heartbeat_seconds: 1, kill_grace_seconds: 0.5 } },
+    });
     try {
-      const task = await short.create({ name: "sleep", params: { seconds: 4 } });
+      const task = await short.create({ name: "sleep", params: { seconds: 7 } });
       await short.startPool({ slots: 1 });
       const done = await short.waitForStatus(task.id, ["succeeded", "failed"], 10_000);
       expect(done.status).toBe("succeeded");
