@@ -41,6 +41,8 @@ export interface AppContext {
   taskQueue: PostgresTaskQueue;
   /** What plugins may use beyond their context (clean_logs prunes history through it). */
   pluginServices: PluginServices;
+  /** Locally, the embedded server's supervisor state ("recovering" while it restarts). */
+  databaseState?: () => string;
 }
 
 /** The ports that talk to the database, built on one Db. */

@@ -14,7 +14,9 @@ const scratch = mkdtempSync(path.join(os.tmpdir(), "tme-lease-loss-"));
 
 beforeAll(async () => {
   h = await createEngineHarness({
-    app: { worker: { lease_seconds: 4, heartbeat_seconds: 1, kill_grace_seconds: 0.5, max_infra_retries: 2 } },
+    app: {
+      worker: { lease_seconds: 4, heartbeat_seconds: 1, kill_grace_seconds: 0.5, max_infra_retries: 2 },
+    },
   });
 });
 afterAll(async () => {
@@ -79,7 +81,12 @@ describe("a worker that cannot renew its lease", () => {
       expect(events).toMatchObject([{ data: { lost_to_infrastructure: true, infra_retries: 1 } }]);
       const now = new Date();
       const facts = await h.app.taskControl.waitingFacts([requeued], now);
-      const reason = waitingReason(requeued, facts, { maxConcurrent: 4, concurrencyOf: () => undefined }, now);
+      const reason = waitingReason(
+        requeued,
+        facts,
+        { maxConcurrent: 4, concurrencyOf: () => undefined },
+        now,
+      );
       expect(reason).toContain("handed back after its worker was lost");
       await pool.stop();
     } finally {

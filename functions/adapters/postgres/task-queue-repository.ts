@@ -446,6 +446,35 @@ export class PostgresTaskQueue implements TaskQueue {
     return counts;
   }
 
+  /**
+   * Takes back every running task and closes every open run at once, whatever its lease says:
+   * for a process that knows it is the only worker (the embedded server's one owner at start),
+   * everything still running belonged to an instance that is gone.
+   */
+  async reclaimAll(reason: string, batch = 500): Promise<number> {
+    let total = 0;
+    for (;;) {
+      const taken = await this.db.transaction(async (tx) => {
+        const { rows } = await tx.query<{ id: string }>(
+          `SELECT id FROM tasks WHERE status = 'running' ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED`,
+          [batch],
+        );
+        for (const { id } of rows) await this.takeBack(tx, id, reason);
+        return rows.length;
+      });
+      total += taken;
+      if (taken < batch) break;
+    }
+    await this.db.query(
+      `UPDATE task_runs r SET finished_at = clock_timestamp(),
+         status = CASE WHEN t.status = 'cancelled' AND t.series = r.series THEN 'cancelled' ELSE 'lost' END,
+         error = COALESCE(r.error, $1)
+       FROM tasks t WHERE r.task_id = t.id AND r.finished_at IS NULL`,
+      [reason],
+    );
+    return total;
+  }
+
   async promoteDueRetries(limit = 500): Promise<number> {
     return this.db.transaction(async (tx) => {
       const { rows } = await tx.query<{
