@@ -10,6 +10,19 @@ export interface PluginLogger {
   error(obj: object | string, msg?: string): void;
 }
 
+/**
+ * The attempt's lease as this process sees it, on the local clock. Work must be stopped before
+ * `deadlineMs` unless the lease is renewed first: after that instant another worker may take the
+ * task over. A plugin that hands work to another process (the shell plugin's supervisor) passes
+ * each new deadline on, so that process can stop the work even if TME itself is frozen or gone.
+ */
+export interface AttemptLease {
+  /** Date.now() instant by which the attempt must have stopped unless renewed. */
+  readonly deadlineMs: number;
+  /** Called after each renewal with the new deadline; returns a function that unsubscribes. */
+  onRenew(listener: (deadlineMs: number) => void): () => void;
+}
+
 /** What a plugin's run() receives for one attempt of one task. */
 export interface TaskContext<P = unknown> {
   taskId: string;
@@ -24,6 +37,8 @@ export interface TaskContext<P = unknown> {
   timeoutSeconds: number;
   /** Fires on timeout and on cancel; a plugin must stop promptly when it does. */
   signal: AbortSignal;
+  /** The lease deadline, renewed by the heartbeat (see AttemptLease). */
+  lease: AttemptLease;
   logger: PluginLogger;
   /** Reports progress; TME stores it on the task and throttles the task.progress events. */
   progress(percent: number, message?: string): void;
