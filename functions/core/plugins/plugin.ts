@@ -1,5 +1,6 @@
 import type { z } from "zod";
 import type { AppConfig } from "../../config/schema.js";
+import type { Scope } from "../auth/api-keys.js";
 
 /** The logger a plugin gets: structured, already tagged with the task id and attempt. */
 export interface PluginLogger {
@@ -49,9 +50,15 @@ export interface TaskContext<P = unknown> {
   services: PluginServices;
 }
 
-/** Port: deletes history older than the given instants; returns how many rows went. */
+/**
+ * Port: deletes history older than the given instants, of one namespace or (null) of every
+ * namespace; returns how many rows went.
+ */
 export interface HistoryPruner {
-  prune(before: { taskEvents: Date; taskRuns: Date; deliveries: Date }): Promise<{
+  prune(
+    before: { taskEvents: Date; taskRuns: Date; deliveries: Date },
+    namespace: string | null,
+  ): Promise<{
     task_events: number;
     task_runs: number;
     deliveries: number;
@@ -84,6 +91,12 @@ export interface TaskPlugin<P = unknown> {
    * could never run, so POST /task/create answers 422 instead of accepting a task that fails.
    */
   checkCommand?(command: string, shell: AppConfig["shell"]): void;
+  /**
+   * A scope the creator of such a task (or of a schedule that makes them) must hold beyond the
+   * route's own, given its params: clean_logs across all namespaces needs admin. Checked when
+   * the task or schedule is created or changed, never again when it runs.
+   */
+  requiredScope?(params: P, command: string | null): Scope | undefined;
   run(ctx: TaskContext<P>): Promise<TaskOutcome | undefined>;
 }
 
