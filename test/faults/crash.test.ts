@@ -78,7 +78,9 @@ describe("kill -9 of TME", () => {
     );
     const recoveredMs = Date.now() - upAt;
     const statuses = (
-      await db2.query<{ status: string; n: number }>("SELECT status, count(*)::int AS n FROM tasks GROUP BY status")
+      await db2.query<{ status: string; n: number }>(
+        "SELECT status, count(*)::int AS n FROM tasks GROUP BY status",
+      )
     ).rows;
     const counted = (
       await db2.query<{ over: number }>(
