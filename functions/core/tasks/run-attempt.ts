@@ -1,4 +1,5 @@
 import type { AppConfig } from "../../config/schema.js";
+import { DatabaseUnavailable } from "../errors.js";
 import {
   PermanentTaskError,
   type PluginLogger,
@@ -187,7 +188,13 @@ export async function runAttempt(
       recordLostEnd(deps, lease, workEndedAt, logger);
       return "lost";
     }
-    const written = await withRetries(() => deps.queue.finish(lease, end, outcome, progress.latest), 3);
+    // While the database is out of reach (a restart, a cut connection) the result is kept and
+    // retried until the lease would have expired: the work is done and must not run again.
+    const written = await withRetries(
+      () => deps.queue.finish(lease, end, outcome, progress.latest),
+      3,
+      leaseDeadline.deadlineMs + leaseMarginMs(deps.config.worker.kill_grace_seconds),
+    );
     if (!written) {
       logger.warn({ ended: end.status }, "attempt ended after its lease was lost; nothing written");
       recordLostEnd(deps, lease, workEndedAt, logger);
@@ -284,13 +291,16 @@ async function untilSettledOrAbandoned(
   }
 }
 
-async function withRetries<T>(fn: () => Promise<T>, tries: number): Promise<T> {
+/** fn, tried `tries` times; an unreachable database is tried on until `unavailableUntilMs`. */
+async function withRetries<T>(fn: () => Promise<T>, tries: number, unavailableUntilMs = 0): Promise<T> {
   for (let i = 1; ; i++) {
     try {
       return await fn();
     } catch (error) {
-      if (i >= tries) throw error;
-      await new Promise((r) => setTimeout(r, 200 * i));
+      const waitMs = Math.min(200 * i, 2000);
+      const outage = error instanceof DatabaseUnavailable && Date.now() + waitMs < unavailableUntilMs;
+      if (i >= tries && !outage) throw error;
+      await new Promise((r) => setTimeout(r, waitMs));
     }
   }
 }
