@@ -1,7 +1,14 @@
 import { createHash, randomBytes } from "node:crypto";
 import { Forbidden } from "../errors.js";
 
-export const SCOPES = ["tasks:read", "tasks:write", "schedules:write", "events:write", "admin"] as const;
+export const SCOPES = [
+  "tasks:read",
+  "tasks:write",
+  "schedules:write",
+  "events:write",
+  "metrics:read",
+  "admin",
+] as const;
 export type Scope = (typeof SCOPES)[number];
 
 /** The caller behind a request, as its API key says. */

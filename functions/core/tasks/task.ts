@@ -45,6 +45,8 @@ export interface Task {
   finished_at: Date | null;
   lease_owner: string | null;
   lease_expires_at: Date | null;
+  /** The traceparent of the request that created the task, when tracing was on. */
+  trace_context?: string | null;
 }
 
 /** The task as the API shows it (API.md "Task object fields"). */

@@ -1,6 +1,7 @@
 import type { AnyRoute } from "../route.js";
 import { alertRoutes } from "./alerts.js";
 import { eventRoutes } from "./events.js";
+import { metricsRoute } from "./metrics.js";
 import { scheduleRoutes } from "./schedules.js";
 import { documentationRoutes, healthRoute } from "./system.js";
 import { taskTypeRoutes } from "./task-types.js";
@@ -12,6 +13,7 @@ import { taskRoutes } from "./tasks.js";
  */
 export const routes: AnyRoute[] = [
   healthRoute,
+  metricsRoute,
   ...taskRoutes,
   ...taskTypeRoutes,
   ...scheduleRoutes,
