@@ -1,5 +1,6 @@
 import type { PluginRegistry } from "./adapters/plugins/plugin-registry.js";
 import { PostgresApiKeyStore } from "./adapters/postgres/api-keys-repository.js";
+import { BatchingAuditWriter } from "./adapters/postgres/audit-repository.js";
 import type { Db } from "./adapters/postgres/database.js";
 import { PostgresHistoryPruner } from "./adapters/postgres/history-repository.js";
 import { PostgresScheduleStore } from "./adapters/postgres/schedule-repository.js";
@@ -8,6 +9,7 @@ import { PostgresTaskQueue } from "./adapters/postgres/task-queue-repository.js"
 import { PostgresTaskStore } from "./adapters/postgres/task-repository.js";
 import { cloudEncryptionKey, localEncryptionKey } from "./adapters/secrets/encryption-key.js";
 import type { Config } from "./config/schema.js";
+import type { AuditSink } from "./core/audit/audit.js";
 import type { ApiKeyStore } from "./core/auth/api-keys.js";
 import { type SecretBox, secretBox } from "./core/crypto/secret-box.js";
 import { noObserver, type Observer } from "./core/observability/observer.js";
@@ -31,6 +33,8 @@ export interface AppContext {
   /** Injected so rules that depend on time can be tested without sleeping. */
   now: () => Date;
   apiKeys: ApiKeyStore;
+  /** Audit rows written outside a request's transaction, batched (inside one, see pipeline.ts). */
+  audit: AuditSink;
   tasks: TaskStore;
   /** The task API beyond create/get: control actions, lists, runs, events, task types. */
   taskControl: TaskControlStore;
@@ -87,6 +91,7 @@ export function createAppContext(
     now: () => new Date(),
     ...databasePorts(db, observer),
     observer,
+    audit: new BatchingAuditWriter(db),
     plugins,
     // The key is loaded on first use, so a process that never touches a secret needs none.
     secrets: secretBox(() =>

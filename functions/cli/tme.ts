@@ -1,10 +1,17 @@
 import { Command, Option } from "commander";
 import { PluginConfigError } from "../adapters/plugins/plugin-registry.js";
 import { PostgresApiKeyStore } from "../adapters/postgres/api-keys-repository.js";
+import { archiveAudit, verifyAudit } from "../adapters/postgres/audit-repository.js";
 import { Database } from "../adapters/postgres/database.js";
 import { migrate } from "../adapters/postgres/migrator.js";
 import { ConfigError, loadConfig } from "../config/load.js";
-import { createApiKey, parseScopes } from "../core/auth/api-keys.js";
+import {
+  createApiKey,
+  isValidNamespace,
+  NAMESPACE_RULE,
+  parseScopes,
+  SCOPES,
+} from "../core/auth/api-keys.js";
 import { newId } from "../core/ids.js";
 import { DatabaseUnreachable, openDatabaseTarget } from "../local/database-target.js";
 import { type RunningTme, startLocalRuntime } from "../local/runtime.js";
@@ -86,41 +93,133 @@ program
     );
   });
 
+/** Runs fn on a one-connection pool of the configured (migrated) database. */
+function withDb<T>(fn: (db: Database) => Promise<T>): Promise<T> {
+  return withDatabase(async (url) => {
+    await migrate(url);
+    const db = new Database({ connectionString: url, max: 1 });
+    try {
+      return await fn(db);
+    } finally {
+      await db.close();
+    }
+  });
+}
+
 const keys = program.command("keys").description("manage API keys");
 keys
   .command("create")
   .description("create an API key; the key is printed once, as the last line of stdout")
   .requiredOption("--name <name>", "a name to recognise the key by")
-  .addOption(
-    new Option(
-      "--scopes <list>",
-      "comma list of tasks:read, tasks:write, schedules:write, events:write, admin",
-    ).makeOptionMandatory(),
-  )
+  .addOption(new Option("--scopes <list>", `comma list of ${SCOPES.join(", ")}`).makeOptionMandatory())
   .option("--namespace <namespace>", "the namespace the key acts in", "default")
-  .action(async (options: { name: string; scopes: string; namespace: string }) => {
+  .option("--expires-in-days <days>", "the key is refused after this many days")
+  .action(async (options: { name: string; scopes: string; namespace: string; expiresInDays?: string }) => {
     const scopes = parseScopes(options.scopes);
-    if (!/^[a-z0-9][a-z0-9_-]{0,62}$/.test(options.namespace)) {
-      throw new Error("--namespace: use 1-63 lowercase letters, digits, _ or -");
+    if (!isValidNamespace(options.namespace)) throw new Error(`--namespace: use ${NAMESPACE_RULE}`);
+    let expiresAt: Date | null = null;
+    if (options.expiresInDays !== undefined) {
+      const days = Number(options.expiresInDays);
+      if (!Number.isFinite(days) || days <= 0)
+        throw new Error("--expires-in-days: a positive number of days");
+      expiresAt = new Date(Date.now() + days * 86_400_000);
     }
-    const created = await withDatabase(async (url) => {
-      await migrate(url);
-      const db = new Database({ connectionString: url, max: 1 });
-      try {
-        return await createApiKey(new PostgresApiKeyStore(db), {
-          name: options.name,
-          scopes,
-          namespace: options.namespace,
-          newId: () => newId("key"),
-        });
-      } finally {
-        await db.close();
-      }
-    });
+    const created = await withDb((db) =>
+      createApiKey(new PostgresApiKeyStore(db), {
+        name: options.name,
+        scopes,
+        namespace: options.namespace,
+        expiresAt,
+        newId: () => newId("key"),
+      }),
+    );
     process.stdout.write(
-      `created key ${created.id} (${options.name}, scopes ${scopes.join(",")}, namespace ${options.namespace})\n`,
+      `created key ${created.id} (${options.name}, scopes ${scopes.join(",")}, namespace ${options.namespace}${
+        expiresAt ? `, expires ${expiresAt.toISOString()}` : ""
+      })\n`,
     );
     process.stdout.write(`${created.key}\n`);
+  });
+
+keys
+  .command("list")
+  .description("list API keys (never the keys themselves), newest first")
+  .option("--json", "one JSON object per line")
+  .action(async (options: { json?: boolean }) => {
+    const all = await withDb(async (db) => {
+      const store = new PostgresApiKeyStore(db);
+      const rows = [];
+      let after: { micros: number; id: string } | undefined;
+      do {
+        const page = await store.list({ limit: 500, after });
+        rows.push(...page.keys);
+        after = page.next;
+      } while (after);
+      return rows;
+    });
+    const now = new Date();
+    const status = (k: (typeof all)[number]) =>
+      k.revoked_at ? "revoked" : k.expires_at && k.expires_at <= now ? "expired" : "active";
+    for (const k of all) {
+      if (options.json) {
+        process.stdout.write(`${JSON.stringify({ ...k, status: status(k) })}\n`);
+        continue;
+      }
+      const used = k.last_used_at ? k.last_used_at.toISOString() : "never";
+      process.stdout.write(
+        `${k.id}\t${status(k)}\t${k.namespace}\t${k.scopes.join(",")}\t${k.name}\tprefix ${k.prefix}\tlast used ${used}${
+          k.expires_at ? `\texpires ${k.expires_at.toISOString()}` : ""
+        }\n`,
+      );
+    }
+  });
+
+keys
+  .command("revoke")
+  .description("revoke an API key: refused from the next request on, in every TME process")
+  .argument("<key_id>", "the key's id (tme keys list)")
+  .action(async (keyId: string) => {
+    const revoked = await withDb((db) => new PostgresApiKeyStore(db).revoke(keyId));
+    if (!revoked) throw new Error(`no API key ${keyId}`);
+    process.stdout.write(`revoked key ${keyId}\n`);
+  });
+
+const audit = program.command("audit").description("the hash-chained audit log");
+audit
+  .command("verify")
+  .description("recompute the audit chain; exit code 1 naming the first broken row")
+  .action(async () => {
+    const result = await withDb((db) => verifyAudit(db));
+    if (result.ok) {
+      process.stdout.write(
+        `audit chain ok: ${result.checked} row(s) verified (seq ${result.fromSeq}..${result.headSeq})\n`,
+      );
+      return;
+    }
+    const broken = result.broken!;
+    process.stdout.write(
+      `audit chain BROKEN at row seq ${broken.seq}${broken.id ? ` (id ${broken.id})` : ""}: ${broken.reason}\n`,
+    );
+    process.exitCode = 1;
+  });
+audit
+  .command("archive")
+  .description("retention: move rows older than N days to a JSON Lines file, keeping the chain verifiable")
+  .option("--older-than-days <days>", "default: security.audit_retention_days of app_config.yaml")
+  .requiredOption("--out <file>", "the archive file to write (must not exist)")
+  .action(async (options: { olderThanDays?: string; out: string }) => {
+    const days = Number(options.olderThanDays ?? loadConfig().app.security.audit_retention_days);
+    if (!Number.isFinite(days) || days <= 0) {
+      throw new Error("--older-than-days: a positive number (or set security.audit_retention_days)");
+    }
+    const result = await withDb((db) =>
+      archiveAudit(db, new Date(Date.now() - days * 86_400_000), options.out),
+    );
+    process.stdout.write(
+      result
+        ? `archived ${result.archived} row(s) through seq ${result.throughSeq} to ${result.file} (sha256 ${result.sha256})\n`
+        : "nothing to archive\n",
+    );
   });
 
 program

@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import path from "node:path";
 import { parseDocument } from "yaml";
 import type { z } from "zod";
+import { MIN_BOOTSTRAP_KEY_LENGTH } from "../core/auth/api-keys.js";
 import { AppConfigSchema, type Config, DbConfigSchema, TaskPluginsSchema } from "./schema.js";
 
 /** A configuration problem, reported as one line: where, which key, what value, what is allowed. */
@@ -198,8 +199,10 @@ export function loadConfig(options: LoadOptions = {}): Config {
     throw new ConfigError(`environment variable TME_RUNTIME: value "${runtime}": allowed: local, cloud`);
   }
   const bootstrapApiKey = env.TME_BOOTSTRAP_API_KEY || undefined;
-  if (bootstrapApiKey !== undefined && bootstrapApiKey.length < 16) {
-    throw new ConfigError("environment variable TME_BOOTSTRAP_API_KEY: must be at least 16 characters");
+  if (bootstrapApiKey !== undefined && bootstrapApiKey.length < MIN_BOOTSTRAP_KEY_LENGTH) {
+    throw new ConfigError(
+      `environment variable TME_BOOTSTRAP_API_KEY: must be at least ${MIN_BOOTSTRAP_KEY_LENGTH} characters (got ${bootstrapApiKey.length})`,
+    );
   }
   return {
     app,

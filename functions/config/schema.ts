@@ -77,6 +77,23 @@ export const AppConfigSchema = z
       })
       .strict()
       .prefault({}),
+    security: z
+      .object({
+        /** Refused authentications a source address may make per minute before 429s. */
+        auth_failures_per_minute: z.number().int().min(1).default(20),
+        /** Per-key token bucket: requests per second refilled, and the bucket's size (0: off). */
+        key_requests_per_second: z.number().min(0).default(100),
+        key_burst: z.number().int().min(1).default(200),
+        /** The local HTTP edge (API Gateway has its own limits in the cloud). */
+        max_connections: z.number().int().min(1).default(512),
+        max_connections_per_source: z.number().int().min(1).default(64),
+        header_timeout_seconds: z.number().positive().default(10),
+        body_timeout_seconds: z.number().positive().default(30),
+        /** Audit rows older than this are archived to a file by `tme audit archive` (0: never). */
+        audit_retention_days: z.number().int().min(0).default(0),
+      })
+      .strict()
+      .prefault({}),
     alerts: z
       .object({
         task_failed: z.boolean().default(true),

@@ -1,6 +1,7 @@
 import { evaluateAlerts } from "../adapters/alerts/evaluate-alerts.js";
 import { coldStart } from "../adapters/aws/cloud-context.js";
 import { cloudOutboxSinks } from "../adapters/aws/cloud-outbox-sinks.js";
+import { pruneExpiredIdempotencyKeys } from "../adapters/postgres/idempotency-repository.js";
 import { PostgresOutboxStore } from "../adapters/postgres/outbox-repository.js";
 import { runDueDeliveries } from "../adapters/webhooks/delivery-runner.js";
 import type { AppContext } from "../context.js";
@@ -16,6 +17,8 @@ export interface ReaperReport {
   schedulesFired: number;
   webhookAttempts: number;
   alerts: { raised: number; resolved: number };
+  /** Idempotency-Key records past their 24 hours, deleted. */
+  idempotencyKeysPruned: number;
 }
 
 /** Batches the outbox relay does per run, so one run stays well inside the Lambda's timeout. */
@@ -51,7 +54,17 @@ export function createReaper(app: AppContext, sinks: OutboxSink[]): () => Promis
     }
     const { attempts: webhookAttempts } = await runDueDeliveries(app, { budgetMs: WEBHOOK_BUDGET_MS });
     const alerts = await evaluateAlerts(app);
-    const report = { reaped, promoted, redispatched, relayed, schedulesFired, webhookAttempts, alerts };
+    const idempotencyKeysPruned = await pruneExpiredIdempotencyKeys(app.db);
+    const report = {
+      reaped,
+      promoted,
+      redispatched,
+      relayed,
+      schedulesFired,
+      webhookAttempts,
+      alerts,
+      idempotencyKeysPruned,
+    };
     app.logger.info(report, "reaper pass");
     return report;
   };

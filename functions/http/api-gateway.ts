@@ -42,3 +42,34 @@ export function toResult(response: ApiResponse, requestId: string): APIGatewayPr
     body: JSON.stringify(response.body),
   };
 }
+
+/**
+ * What every response says about itself, whatever route made it: never sniff a type, never
+ * frame it, never leak the URL in a Referer. JSON gets a CSP that allows nothing at all; an
+ * HTML page (/docs, the dashboard) sets its own CSP, and gets this strict one if it forgot.
+ */
+const ALWAYS: Record<string, string> = {
+  "X-Content-Type-Options": "nosniff",
+  "X-Frame-Options": "DENY",
+  "Referrer-Policy": "no-referrer",
+};
+export const STRICT_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
+
+export function securityHeaders(): Record<string, string> {
+  return { ...ALWAYS, "Content-Security-Policy": STRICT_CSP };
+}
+
+/**
+ * Adds the headers above, and `Cache-Control: no-store` to authenticated responses (what a
+ * key can read must not stay in a shared or browser cache), unless the route chose its own.
+ */
+export function withSecurityHeaders(
+  result: APIGatewayProxyStructuredResultV2,
+  authenticated: boolean,
+): APIGatewayProxyStructuredResultV2 {
+  const headers: Record<string, string | number | boolean> = { ...result.headers };
+  const has = (name: string) => Object.keys(headers).some((k) => k.toLowerCase() === name.toLowerCase());
+  for (const [name, value] of Object.entries(securityHeaders())) if (!has(name)) headers[name] = value;
+  if (authenticated && !has("Cache-Control")) headers["Cache-Control"] = "no-store";
+  return { ...result, headers };
+}

@@ -3,25 +3,30 @@ import middy from "@middy/core";
 import httpRouterHandler from "@middy/http-router";
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from "aws-lambda";
 import type { z } from "zod";
+import { appendAudit } from "../adapters/postgres/audit-repository.js";
 import { TransactionBoundDb } from "../adapters/postgres/database.js";
 import { type AppContext, withDb } from "../context.js";
-import { effectiveNamespace, hashApiKey, requireScope } from "../core/auth/api-keys.js";
+import { type AuditEntry, type AuditOutcome, GLOBAL_NAMESPACE } from "../core/audit/audit.js";
+import { effectiveNamespace, hashApiKey, type Principal, requireScope } from "../core/auth/api-keys.js";
+import { RequestLimits } from "../core/auth/rate-limit.js";
 import {
   Conflict,
+  Forbidden,
   issuesToDetails,
   MethodNotAllowed,
   PayloadTooLarge,
   RouteNotFound,
   TmeError,
+  TooManyRequests,
   Unauthenticated,
   Unavailable,
   UnsupportedMediaType,
   ValidationFailed,
 } from "../core/errors.js";
 import type { Logger } from "../logging/logger.js";
-import { lowercaseHeaders, parseQuery, rawBody, toResult } from "./api-gateway.js";
+import { lowercaseHeaders, parseQuery, rawBody, toResult, withSecurityHeaders } from "./api-gateway.js";
 import type { AnyRoute, ApiRequest, ApiResponse, Method } from "./route.js";
-import { assertStorableJson } from "./safe-input.js";
+import { assertStorableJson, assertUtf8Query, decodeUtf8Body } from "./safe-input.js";
 
 export const MAX_BODY_BYTES = 256 * 1024;
 
@@ -55,8 +60,9 @@ function parseJsonBody(bytes: Buffer, headers: Record<string, string>): unknown 
   }
   let parsed: unknown;
   try {
-    parsed = JSON.parse(bytes.toString("utf8"));
+    parsed = JSON.parse(decodeUtf8Body(bytes));
   } catch (error) {
+    if (error instanceof ValidationFailed) throw error;
     throw new ValidationFailed(`body is not valid JSON: ${(error as Error).message}`, [
       { path: "(body)", message: "not valid JSON" },
     ]);
@@ -65,12 +71,60 @@ function parseJsonBody(bytes: Buffer, headers: Record<string, string>): unknown 
   return parsed;
 }
 
-async function authenticate(app: AppContext, headers: Record<string, string>) {
-  const match = /^Bearer\s+(\S+)\s*$/i.exec(headers.authorization ?? "");
-  if (!match) throw new Unauthenticated("missing API key: send Authorization: Bearer <key>");
-  const principal = await app.apiKeys.findByHash(hashApiKey(match[1]!));
-  if (!principal) throw new Unauthenticated("invalid or revoked API key");
-  return principal;
+/** What the local edge found when it authenticated a request before reading its body. */
+interface EdgeAuthorizer {
+  lambda?: { tmePrincipal?: Principal };
+}
+
+/** Who is asking: the key in Authorization, checked against the store on every request. */
+class Authenticator {
+  private readonly limits: RequestLimits;
+
+  constructor(private readonly app: AppContext) {
+    this.limits = new RequestLimits(app.config.app.security);
+  }
+
+  /**
+   * A source that spent its refused authentications gets 429 whatever it sends (so guessing
+   * cannot go on at full speed, reading 429 as "wrong"); each refusal is an audit row.
+   */
+  async authenticate(
+    headers: Record<string, string>,
+    context: { sourceIp: string; requestId: string; route: string },
+  ): Promise<Principal> {
+    const blocked = this.limits.sourceBlockedFor(context.sourceIp);
+    if (blocked > 0) {
+      throw new TooManyRequests(
+        `too many refused authentications from ${context.sourceIp}; retry in ${blocked} s`,
+        blocked,
+      );
+    }
+    const match = /^Bearer\s+(\S+)\s*$/i.exec(headers.authorization ?? "");
+    const principal = match ? await this.app.apiKeys.findByHash(hashApiKey(match[1]!)) : undefined;
+    if (!principal) {
+      const reason = match ? "invalid, revoked or expired API key" : "missing API key";
+      this.limits.recordFailure(context.sourceIp);
+      await this.app.audit.append({
+        actor: null,
+        actor_name: null,
+        namespace: GLOBAL_NAMESPACE,
+        action: "auth.refused",
+        target: context.route,
+        request_id: context.requestId,
+        source_ip: context.sourceIp,
+        outcome: "refused",
+        status: 401,
+        details: { reason },
+      });
+      throw new Unauthenticated(
+        match ? "invalid, revoked or expired API key" : "missing API key: send Authorization: Bearer <key>",
+      );
+    }
+    const wait = this.limits.takeRequest(principal.keyId);
+    if (wait > 0)
+      throw new TooManyRequests(`this API key is over its request rate; retry in ${wait} s`, wait);
+    return principal;
+  }
 }
 
 function decodePathParameter(name: string, value: string): string {
@@ -102,7 +156,7 @@ async function runIdempotent(
   req: ApiRequest,
   app: AppContext,
   key: string,
-  audit: (db: AppContext["db"], response: ApiResponse) => Promise<void>,
+  audit: (db: AppContext["db"] | undefined, response: ApiResponse) => Promise<void>,
 ): Promise<ApiResponse> {
   if (key.length > 255) {
     throw new ValidationFailed("Idempotency-Key is longer than 255 characters", [
@@ -134,7 +188,13 @@ async function runIdempotent(
           [{ path: "headers.idempotency-key", message: "reuse a key only with the identical body" }],
         );
       }
-      return { status: 200, body: previous.response_body, headers: { "Idempotent-Replayed": "true" } };
+      const replay = {
+        status: 200,
+        body: previous.response_body,
+        headers: { "Idempotent-Replayed": "true" },
+      };
+      await audit(new TransactionBoundDb(tx), replay);
+      return replay;
     }
     const bound = new TransactionBoundDb(tx);
     const response = await route.handle(req, withDb(app, bound));
@@ -144,12 +204,35 @@ async function runIdempotent(
          VALUES ($1, $2, $3, $4, $5, $6)
          ON CONFLICT (namespace, route, key) DO UPDATE SET request_hash = EXCLUDED.request_hash,
            response_status = EXCLUDED.response_status, response_body = EXCLUDED.response_body, created_at = now()`,
-        [req.namespace, routeKey, key, requestHash, response.status, JSON.stringify(response.body ?? null)],
+        [
+          req.namespace,
+          routeKey,
+          key,
+          requestHash,
+          response.status,
+          JSON.stringify(withoutSecrets(response.body, route.secretFields) ?? null),
+        ],
       );
       await audit(bound, response);
     }
     return response;
   });
+}
+
+/**
+ * The response as an Idempotency-Key replay may show it: each secret field (shown once, in the
+ * original response) null, with a note saying so. The secret itself is never stored.
+ */
+export function withoutSecrets(body: unknown, fields: readonly string[] | undefined): unknown {
+  if (!fields || fields.length === 0 || !body || typeof body !== "object" || Array.isArray(body)) return body;
+  const copy: Record<string, unknown> = { ...(body as Record<string, unknown>) };
+  for (const field of fields) {
+    if (copy[field] === undefined) continue;
+    copy[field] = null;
+    copy[`${field}_note`] =
+      "shown once, in the response that created it; it is not stored, so this replay cannot repeat it";
+  }
+  return copy;
 }
 
 function targetOf(params: unknown, response: ApiResponse): string | null {
@@ -164,66 +247,102 @@ async function runRoute(
   event: Event,
   context: TmeContext,
   app: AppContext,
+  auth: Authenticator,
 ): Promise<Result> {
   const { requestId, logger, headers } = context.tme!;
-  // Size first (cheap, and protects the rest), then who is asking, then what they sent.
+  const sourceIp = event.requestContext?.http?.sourceIp ?? "unknown";
+  const action = route.auditAction ?? `${route.method} ${route.path}`;
+  const mutating = route.method !== "GET";
+  // Size first (cheap, and protects the rest), then who is asking, then what they sent. The
+  // local edge has done both before reading the body; API Gateway buffers it for us.
   const body = rawBody(event);
   if (body.length > MAX_BODY_BYTES) throw new PayloadTooLarge(MAX_BODY_BYTES);
-  const principal = route.scope === "public" ? undefined : await authenticate(app, headers);
-  if (principal && route.scope !== "public") requireScope(principal, route.scope);
-  const hasBody = route.method !== "GET" && route.method !== "DELETE";
-  const rawJson = hasBody && route.body ? parseJsonBody(body, headers) : undefined;
+  const fromEdge = (event.requestContext as { authorizer?: EdgeAuthorizer } | undefined)?.authorizer?.lambda
+    ?.tmePrincipal;
+  const principal =
+    route.scope === "public"
+      ? undefined
+      : (fromEdge ?? (await auth.authenticate(headers, { sourceIp, requestId, route: action })));
 
-  const rawQuery = parseQuery(event);
-  assertStorableJson(rawQuery, "query");
-  const { namespace: requestedNamespace, ...query } = rawQuery;
-  const namespace = principal ? effectiveNamespace(principal, requestedNamespace) : "default";
-  const decodedParams = Object.fromEntries(
-    Object.entries(event.pathParameters ?? {}).map(([k, v]) => [k, decodePathParameter(k, v ?? "")]),
-  );
-  assertStorableJson(decodedParams, "path");
-
-  const req: ApiRequest = {
-    method: route.method,
-    path: event.rawPath,
-    body: validate(route.body, rawJson, "body"),
-    query: validate(route.query, query, "query") ?? query,
-    params: validate(route.params, decodedParams, "path") ?? decodedParams,
-    headers,
-    principal,
-    namespace,
-    requestId,
-    sourceIp: event.requestContext?.http?.sourceIp ?? "unknown",
-    logger,
+  let namespace = principal?.namespace ?? "default";
+  let target: string | null = null;
+  const audit = async (
+    db: AppContext["db"] | undefined,
+    outcome: AuditOutcome,
+    status: number,
+    code?: string,
+  ) => {
+    if (!principal || (!mutating && outcome !== "forbidden")) return;
+    const entry: AuditEntry = {
+      actor: principal.keyId,
+      actor_name: principal.name,
+      namespace,
+      action,
+      target,
+      request_id: requestId,
+      source_ip: sourceIp,
+      outcome,
+      status,
+      details: code ? { error: code } : {},
+    };
+    if (db) await appendAudit(db, [entry]);
+    else await app.audit.append(entry);
   };
 
-  const mutating = route.method !== "GET";
-  const audit = async (db: AppContext["db"], response: ApiResponse) => {
-    if (!mutating || !principal) return;
-    await db.query(
-      `INSERT INTO audit_log (actor, namespace, action, target, request_id, source_ip, details)
-       VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-      [
-        principal.keyId,
-        namespace,
-        route.auditAction ?? `${route.method} ${route.path}`,
-        targetOf(req.params, response),
-        requestId,
-        req.sourceIp,
-        JSON.stringify({ status: response.status, key_name: principal.name }),
-      ],
+  try {
+    const rawQuery = parseQuery(event);
+    assertUtf8Query(event.rawQueryString);
+    assertStorableJson(rawQuery, "query");
+    const { namespace: requestedNamespace, ...query } = rawQuery;
+    if (principal && route.scope !== "public") {
+      namespace = effectiveNamespace(principal, requestedNamespace);
+      requireScope(principal, route.scope);
+    }
+    const hasBody = route.method !== "GET" && route.method !== "DELETE";
+    const rawJson = hasBody && route.body ? parseJsonBody(body, headers) : undefined;
+    const decodedParams = Object.fromEntries(
+      Object.entries(event.pathParameters ?? {}).map(([k, v]) => [k, decodePathParameter(k, v ?? "")]),
     );
-  };
+    assertStorableJson(decodedParams, "path");
+    target = targetOf(decodedParams, { status: 0 });
 
-  const idempotencyKey = headers["idempotency-key"];
-  let response: ApiResponse;
-  if (route.idempotent && idempotencyKey !== undefined) {
-    response = await runIdempotent(route, req, app, idempotencyKey, audit);
-  } else {
-    response = await route.handle(req, app);
-    if (response.status < 400) await audit(app.db, response);
+    const req: ApiRequest = {
+      method: route.method,
+      path: event.rawPath,
+      body: validate(route.body, rawJson, "body"),
+      query: validate(route.query, query, "query") ?? query,
+      params: validate(route.params, decodedParams, "path") ?? decodedParams,
+      headers,
+      principal,
+      namespace,
+      requestedNamespace: principal ? requestedNamespace : undefined,
+      requestId,
+      sourceIp,
+      logger,
+    };
+
+    const idempotencyKey = headers["idempotency-key"];
+    let response: ApiResponse;
+    if (route.idempotent && idempotencyKey !== undefined) {
+      response = await runIdempotent(route, req, app, idempotencyKey, (db, r) => {
+        target = targetOf(req.params, r);
+        return audit(db, "ok", r.status);
+      });
+    } else {
+      response = await route.handle(req, app);
+      target = targetOf(req.params, response);
+      if (response.status < 400) await audit(undefined, "ok", response.status);
+    }
+    return withSecurityHeaders(toResult(response, requestId), route.scope !== "public");
+  } catch (error) {
+    const status = error instanceof TmeError ? error.status : 500;
+    const code = error instanceof TmeError ? error.code : "internal_error";
+    // The change did not happen; the row says who tried what and why it was refused.
+    await audit(undefined, error instanceof Forbidden ? "forbidden" : "failed", status, code).catch(
+      (auditError) => logger.error({ err: auditError }, "audit write failed"),
+    );
+    throw error;
   }
-  return toResult(response, requestId);
 }
 
 const CONNECTION_ERRORS = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "57P01", "57P03", "53300"]);
@@ -240,7 +359,7 @@ function errorResponse(error: unknown, logger: Logger, requestId: string): Resul
     tmeError = new TmeError(500, "internal_error", `internal error (request id ${requestId})`);
   }
   if (tmeError.status < 500) logger.info({ code: tmeError.code, status: tmeError.status }, tmeError.message);
-  return toResult(
+  const result = toResult(
     {
       status: tmeError.status,
       headers: tmeError.headers,
@@ -248,6 +367,7 @@ function errorResponse(error: unknown, logger: Logger, requestId: string): Resul
     },
     requestId,
   );
+  return withSecurityHeaders(result, true);
 }
 
 /** Path templates compiled once, to tell a wrong method (405) from an unknown path (404). */
@@ -262,13 +382,14 @@ function methodsForPath(routes: AnyRoute[]): (path: string) => Method[] {
 /** The API Lambda: middy, a router over TME's routes, and one error shape for everything. */
 export function createApiHandler(app: AppContext, routes: AnyRoute[]) {
   const allowedMethods = methodsForPath(routes);
+  const auth = new Authenticator(app);
   const router = httpRouterHandler<Event, Result>({
     routes: routes.map((route) => ({
       method: route.method,
       path: route.path,
       handler: (event: Event, context: Context) => {
         (context as TmeContext).tmeRoute = route.path;
-        return runRoute(route, event, context as TmeContext, app);
+        return runRoute(route, event, context as TmeContext, app, auth);
       },
     })),
     notFoundResponse: ({ method, path }) => {
@@ -279,7 +400,7 @@ export function createApiHandler(app: AppContext, routes: AnyRoute[]) {
     },
   });
 
-  const handler = middy<Event, Result, Error, Context>()
+  const middyHandler = middy<Event, Result, Error, Context>()
     .use({
       before: (request) => {
         const headers = lowercaseHeaders(request.event.headers);
@@ -316,16 +437,53 @@ export function createApiHandler(app: AppContext, routes: AnyRoute[]) {
     })
     .handler(router as unknown as (event: Event, context: Context) => Promise<Result>);
 
-  return (event: Event, context: Context): Promise<Result> =>
+  const handler = (event: Event, context: Context): Promise<Result> =>
     app.observer.request(
       event.requestContext?.http?.method ?? "GET",
       lowercaseHeaders(event.headers),
       async () => {
-        const value = await handler(event, context);
+        const value = await middyHandler(event, context);
         const route = (context as TmeContext).tmeRoute ?? "unmatched";
         return { value, end: { route, status: value?.statusCode ?? 200 } };
       },
     );
+  const routeOf = routeMatcher(routes);
+  /**
+   * For the local edge: authenticates a request from its headers alone, before a byte of its
+   * body is read. Undefined principal: a public or unknown route (the handler answers it).
+   * A refusal comes back as the response to send, exactly as the handler would send it.
+   */
+  const authorize = async (event: Event): Promise<{ principal?: Principal } | { response: Result }> => {
+    const route = routeOf(event.requestContext.http.method, event.rawPath);
+    if (!route || route.scope === "public") return {};
+    const headers = lowercaseHeaders(event.headers);
+    const incoming = headers["x-request-id"];
+    const requestId =
+      incoming && /^[\w.:-]{1,128}$/.test(incoming) ? incoming : event.requestContext.requestId;
+    try {
+      const principal = await auth.authenticate(headers, {
+        sourceIp: event.requestContext.http.sourceIp,
+        requestId,
+        route: route.auditAction ?? `${route.method} ${route.path}`,
+      });
+      return { principal };
+    } catch (error) {
+      return { response: errorResponse(error, app.logger.child({ request_id: requestId }), requestId) };
+    }
+  };
+  return Object.assign(handler, { authorize });
+}
+
+/** The route a method and path reach, as the router would pick it (literal paths first). */
+function routeMatcher(routes: AnyRoute[]): (method: string, path: string) => AnyRoute | undefined {
+  const compiled = routes
+    .map((route) => ({
+      route,
+      literal: !route.path.includes("{"),
+      pattern: new RegExp(`^${route.path.replace(/\{[^}]+\}/g, "[^/]+")}/?$`),
+    }))
+    .sort((a, b) => Number(b.literal) - Number(a.literal));
+  return (method, path) => compiled.find((c) => c.route.method === method && c.pattern.test(path))?.route;
 }
 
 export type ApiHandler = ReturnType<typeof createApiHandler>;

@@ -18,6 +18,8 @@ export interface ApiRequest<B = unknown, Q = unknown, P = unknown> {
   principal: Principal | undefined;
   /** The namespace the request acts in (the key's, or ?namespace= for admins). */
   namespace: string;
+  /** ?namespace= as the caller sent it (validated), for routes that span namespaces (GET /audit). */
+  requestedNamespace: string | undefined;
   requestId: string;
   sourceIp: string;
   logger: Logger;
@@ -52,6 +54,11 @@ export interface Route<B = unknown, Q = unknown, P = unknown> {
   params?: z.ZodType<P>;
   /** Honour the Idempotency-Key header (creating POSTs). */
   idempotent?: boolean;
+  /**
+   * Response fields holding a secret shown once (a signing secret, a new API key): an
+   * Idempotency-Key replay answers them as null with a note, and they are never stored.
+   */
+  secretFields?: readonly string[];
   /** Audit action recorded for a successful call, e.g. "task.create"; default for POST/PATCH/DELETE is method + path. */
   auditAction?: string;
   docs: RouteDocs;

@@ -15,6 +15,7 @@ import { openDatabaseTarget } from "./database-target.js";
 import { type LocalHttpServer, startHttpServer } from "./http-server.js";
 import { localQueueSink, outboxRelayService } from "./outbox-relay-service.js";
 import { localSchedulerSink, schedulerService } from "./scheduler-service.js";
+import { securityMaintenance } from "./security-maintenance.js";
 import { startLocalTelemetry, startMetricsServer } from "./telemetry.js";
 import { alertEvaluatorService, deliveryWorkerService, localEventBusSink } from "./webhook-services.js";
 import { taskMaintenance, workerPool } from "./worker-pool.js";
@@ -34,6 +35,7 @@ const serviceFactories: ServiceFactory[] = [
   (app) => [deliveryWorkerService(app), alertEvaluatorService(app)],
   (app) => [schedulerService(app)],
   (app) => [taskMaintenance(app), workerPool(app)],
+  (app) => [securityMaintenance(app)],
 ];
 
 /** Where outbox messages go in the local runtime; each area adds the sink for its messages. */
@@ -138,7 +140,14 @@ export async function startLocalRuntime(options: StartOptions): Promise<RunningT
 
 /** The bootstrap key from the environment; on an empty database, a first admin key. */
 async function provisionKeys(app: AppContext): Promise<string | undefined> {
-  if (app.config.bootstrapApiKey) await ensureBootstrapKey(app.apiKeys, app.config.bootstrapApiKey);
+  if (app.config.bootstrapApiKey) {
+    const state = await ensureBootstrapKey(app.apiKeys, app.config.bootstrapApiKey);
+    if (state === "revoked") {
+      app.logger.warn(
+        "TME_BOOTSTRAP_API_KEY names a key that was revoked: it stays revoked (set another value)",
+      );
+    }
+  }
   if ((await app.apiKeys.countActive()) > 0) return undefined;
   const { key } = await createApiKey(app.apiKeys, {
     name: "admin",

@@ -38,7 +38,17 @@ export async function createTestApp(
   // Files TME writes (the encryption key, the admin key) go to a directory of this app's own.
   const dataDir = mkdtempSync(path.join(os.tmpdir(), "tme-test-app-"));
   const base = loadConfig({ configDir: "configurations", env: { TME_DATA_DIR: dataDir, ...overrides.env } });
-  const config: Config = { ...base, app: { ...base.app, LOG_LEVEL: "ERROR", ...overrides.app } };
+  // Tests send many wrong keys from one address: the refused-authentication limit is lifted
+  // unless a test sets it (test/integration/rate-limits.test.ts does).
+  const config: Config = {
+    ...base,
+    app: {
+      ...base.app,
+      LOG_LEVEL: "ERROR",
+      ...overrides.app,
+      security: { ...base.app.security, auth_failures_per_minute: 1_000_000, ...overrides.app?.security },
+    },
+  };
   const logger = createLogger(process.env.TEST_LOG_LEVEL === "DEBUG" ? "DEBUG" : "ERROR");
   const app: AppContext = createAppContext(
     config,

@@ -158,7 +158,10 @@ describe("the clean_logs plugin", () => {
     const pool = await h.startPool({ slots: 1, maintenance: false });
     const done = await h.waitForStatus(clean.id, ["succeeded", "failed"]);
     await pool.stop();
-    expect(done.result).toEqual({ deleted: { task_events: 1, task_runs: 1, deliveries: 1 } });
+    expect(done.result).toEqual({
+      deleted: { task_events: 1, task_runs: 1, deliveries: 1 },
+      namespace: "default",
+    });
     expect(
       await db.rows("SELECT task_id FROM task_runs WHERE task_id IN ($1, $2)", [old.id, active.id]),
     ).toEqual([{ task_id: active.id }]);

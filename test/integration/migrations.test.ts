@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
 import type pg from "pg";
 import { afterAll, describe, expect, it } from "vitest";
 import { migrate, readMigrations } from "../../functions/adapters/postgres/migrator.js";
@@ -58,10 +61,54 @@ describe("migrations", () => {
   it("keep the audit log append-only", async () => {
     const { url, db } = await emptyDatabase();
     await migrate(url);
-    await db.query("INSERT INTO audit_log (actor, namespace, action) VALUES ('k', 'default', 'x')");
+    await db.query(`SELECT audit_append('[{"actor": "k", "namespace": "default", "action": "x"}]')`);
     await expect(db.query("UPDATE audit_log SET action = 'y'")).rejects.toThrow(/append-only/);
     await expect(db.query("DELETE FROM audit_log")).rejects.toThrow(/append-only/);
     await expect(db.query("TRUNCATE audit_log")).rejects.toThrow(/append-only/);
+  });
+
+  it("0035 and 0036 clean what earlier versions stored: secrets in idempotency records, unchained audit rows", async () => {
+    const { url, db } = await emptyDatabase();
+    const dir = mkdtempSync(path.join(os.tmpdir(), "tme-migrations-"));
+    for (const m of readMigrations().filter((m) => m.id < 35)) {
+      writeFileSync(path.join(dir, `${String(m.id).padStart(4, "0")}_${m.name}.sql`), m.sql);
+    }
+    await migrate(url, dir);
+    // As TME stored them before: a subscription's create response with its signing secret,
+    // an expired record, and audit rows with no chain.
+    await db.query(
+      `INSERT INTO idempotency_keys (namespace, key, route, request_hash, response_status, response_body, created_at) VALUES
+       ('default', 'k1', 'POST /events', 'h', 201, '{"id": "sub_1", "signing_secret": "whsec_planted_secret"}', now()),
+       ('default', 'k2', 'POST /task/create', 'h', 201, '{"id": "tsk_1"}', now() - interval '25 hours')`,
+    );
+    await db.query(
+      `INSERT INTO audit_log (actor, namespace, action, target) VALUES ('k', 'default', 'task.create', 'tsk_1'),
+       ('k', 'default', 'task.cancel', 'tsk_1')`,
+    );
+    await migrate(url);
+    const kept = await db.rows<{ key: string; response_body: Record<string, unknown> }>(
+      "SELECT key, response_body FROM idempotency_keys ORDER BY key",
+    );
+    expect(kept).toEqual([
+      {
+        key: "k1",
+        response_body: {
+          id: "sub_1",
+          signing_secret: null,
+          signing_secret_note: expect.stringContaining("shown once"),
+        },
+      },
+    ]);
+    expect(JSON.stringify(await db.rows("SELECT * FROM idempotency_keys"))).not.toContain(
+      "whsec_planted_secret",
+    );
+    const chained = await db.rows<{ seq: number; prev_hash: Buffer | null; hash: Buffer }>(
+      "SELECT seq, prev_hash, hash FROM audit_log ORDER BY seq",
+    );
+    expect(chained.map((r) => r.seq)).toEqual([1, 2]);
+    expect(chained[0]!.prev_hash).toBeNull();
+    expect(chained[1]!.prev_hash).toEqual(chained[0]!.hash);
+    rmSync(dir, { recursive: true, force: true });
   });
 
   it("refuse a running task without a lease", async () => {

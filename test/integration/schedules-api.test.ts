@@ -351,13 +351,17 @@ describe("pause, resume, trigger, delete", () => {
     expect(tasks).toEqual([{ id: fired.body.task_id }]);
     const syncs = (await outboxOf(made.id)).filter((o) => o.type === "scheduler.sync");
     expect(syncs.at(-1)?.payload).toEqual({ schedule_id: made.id, namespace: "default", state: "absent" });
-    const audit = await t.app.db.rows("SELECT action FROM audit_log WHERE target = $1 ORDER BY id", [
-      made.id,
-    ]);
-    expect(audit.map((a: any) => a.action)).toEqual([
-      "schedule.create",
-      "schedule.trigger",
-      "schedule.delete",
+    const audit = await t.app.db.rows(
+      "SELECT action, outcome, status FROM audit_log WHERE target = $1 ORDER BY seq",
+      [made.id],
+    );
+    // The refused calls are recorded too: who tried what, and the answer.
+    expect(audit).toEqual([
+      { action: "schedule.create", outcome: "ok", status: 201 },
+      { action: "schedule.trigger", outcome: "ok", status: 201 },
+      { action: "schedule.delete", outcome: "ok", status: 204 },
+      { action: "schedule.delete", outcome: "failed", status: 404 },
+      { action: "schedule.trigger", outcome: "failed", status: 404 },
     ]);
   });
 });

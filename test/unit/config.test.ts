@@ -60,7 +60,7 @@ describe("loadConfig", () => {
         LOG_LEVEL: "debug",
         PORT: "9123",
         TME_DATA_DIR: "/var/lib/tme",
-        TME_BOOTSTRAP_API_KEY: "0123456789abcdef0123",
+        TME_BOOTSTRAP_API_KEY: "0123456789abcdef0123456789abcdef",
         ALLOW_PRIVATE_CALLBACKS: "true",
       },
     });
@@ -70,7 +70,7 @@ describe("loadConfig", () => {
     expect(config.app.LOG_LEVEL).toBe("DEBUG");
     expect(config.app.port).toBe(9123);
     expect(config.dataDir).toBe("/var/lib/tme");
-    expect(config.bootstrapApiKey).toBe("0123456789abcdef0123");
+    expect(config.bootstrapApiKey).toBe("0123456789abcdef0123456789abcdef");
     expect(config.app.allow_private_callbacks).toBe(true);
   });
 
@@ -130,7 +130,7 @@ describe("loadConfig", () => {
       'environment variable DATABASE_URL: must be a postgres:// or postgresql:// URL, got "mysql://x:***@h/db"',
     );
     expect(errorOf({}, { TME_BOOTSTRAP_API_KEY: "short" })).toBe(
-      "environment variable TME_BOOTSTRAP_API_KEY: must be at least 16 characters",
+      "environment variable TME_BOOTSTRAP_API_KEY: must be at least 32 characters (got 5)",
     );
   });
 

@@ -1,5 +1,13 @@
-import type { ApiKeyStore, Principal, Scope, StoredApiKey } from "../../core/auth/api-keys.js";
+import type {
+  ApiKeyPage,
+  ApiKeyRecord,
+  ApiKeyStore,
+  Principal,
+  Scope,
+  StoredApiKey,
+} from "../../core/auth/api-keys.js";
 import type { Queryable } from "./database.js";
+import { andKeysetBefore, keysetMicros, toKeysetPage } from "./keyset.js";
 
 interface ApiKeyRow {
   id: string;
@@ -11,31 +19,51 @@ interface ApiKeyRow {
 /** How stale api_keys.last_used_at may get: it is a hint for finding unused keys, not a log. */
 const LAST_USED_GRANULARITY_MS = 60_000;
 
+const RECORD_COLUMNS = `id, name, namespace, scopes, prefix, created_at, expires_at, last_used_at, revoked_at, bootstrap`;
+
 export class PostgresApiKeyStore implements ApiKeyStore {
-  /** When this process last stamped each key: spares the UPDATE round trip on most requests. */
+  /**
+   * When this process last stamped each key's last_used_at: spares the UPDATE on most requests.
+   * It throttles a write only; it never answers "is this key valid" (that is read every time).
+   */
   private readonly stampedAt = new Map<string, number>();
 
   constructor(private readonly db: Queryable) {}
 
   async insert(key: StoredApiKey): Promise<void> {
     await this.db.query(
-      `INSERT INTO api_keys (id, name, namespace, scopes, key_hash, prefix) VALUES ($1, $2, $3, $4, $5, $6)`,
-      [key.id, key.name, key.namespace, key.scopes, key.hash, key.prefix],
+      `INSERT INTO api_keys (id, name, namespace, scopes, key_hash, prefix, expires_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+      [key.id, key.name, key.namespace, key.scopes, key.hash, key.prefix, key.expiresAt ?? null],
     );
   }
 
-  async upsert(key: StoredApiKey): Promise<void> {
-    await this.db.query(
-      `INSERT INTO api_keys (id, name, namespace, scopes, key_hash, prefix) VALUES ($1, $2, $3, $4, $5, $6)
-       ON CONFLICT (id) DO UPDATE SET key_hash = EXCLUDED.key_hash, prefix = EXCLUDED.prefix,
-         scopes = EXCLUDED.scopes, revoked_at = NULL`,
+  async ensureBootstrap(key: StoredApiKey): Promise<"created" | "exists" | "revoked"> {
+    // One statement: a key with this hash is left as it is (revoked stays revoked); otherwise
+    // the new bootstrap key is inserted and any earlier bootstrap key, now replaced, revoked.
+    const { rows } = await this.db.query<{ state: "created" | "exists" | "revoked" }>(
+      `WITH found AS (SELECT revoked_at FROM api_keys WHERE key_hash = $5),
+       inserted AS (
+         INSERT INTO api_keys (id, name, namespace, scopes, key_hash, prefix, bootstrap)
+         SELECT $1, $2, $3, $4, $5, $6, true WHERE NOT EXISTS (SELECT 1 FROM found)
+         RETURNING id),
+       retired AS (
+         UPDATE api_keys SET revoked_at = now()
+         WHERE bootstrap AND revoked_at IS NULL AND key_hash <> $5 AND EXISTS (SELECT 1 FROM inserted)
+         RETURNING id)
+       SELECT CASE WHEN EXISTS (SELECT 1 FROM inserted) THEN 'created'
+                   WHEN (SELECT revoked_at FROM found) IS NOT NULL THEN 'revoked'
+                   ELSE 'exists' END AS state,
+              (SELECT count(*) FROM retired) AS retired`,
       [key.id, key.name, key.namespace, key.scopes, key.hash, key.prefix],
     );
+    return rows[0]!.state;
   }
 
   async findByHash(hash: Buffer): Promise<Principal | undefined> {
     const { rows } = await this.db.query<ApiKeyRow>(
-      `SELECT id, name, namespace, scopes FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL`,
+      `SELECT id, name, namespace, scopes FROM api_keys
+       WHERE key_hash = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())`,
       [hash],
     );
     const row = rows[0];
@@ -57,8 +85,38 @@ export class PostgresApiKeyStore implements ApiKeyStore {
 
   async countActive(): Promise<number> {
     const { rows } = await this.db.query<{ n: number }>(
-      `SELECT count(*) AS n FROM api_keys WHERE revoked_at IS NULL`,
+      `SELECT count(*)::int AS n FROM api_keys
+       WHERE revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())`,
     );
     return rows[0]?.n ?? 0;
+  }
+
+  async list(options: { limit: number; after?: { micros: number; id: string } }): Promise<ApiKeyPage> {
+    const values: unknown[] = [];
+    const where = andKeysetBefore(values, "created_at", options.after);
+    values.push(options.limit + 1);
+    const { rows } = await this.db.query<ApiKeyRecord & { keyset_us: number }>(
+      `SELECT ${RECORD_COLUMNS}, ${keysetMicros("created_at")} FROM api_keys
+       WHERE true${where} ORDER BY created_at DESC, id DESC LIMIT $${values.length}`,
+      values,
+    );
+    const page = toKeysetPage(rows, options.limit);
+    return { keys: page.rows, next: page.next };
+  }
+
+  async get(id: string): Promise<ApiKeyRecord | undefined> {
+    const { rows } = await this.db.query<ApiKeyRecord>(
+      `SELECT ${RECORD_COLUMNS} FROM api_keys WHERE id = $1`,
+      [id],
+    );
+    return rows[0];
+  }
+
+  async revoke(id: string): Promise<boolean> {
+    const { rowCount } = await this.db.query(
+      `UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1`,
+      [id],
+    );
+    return (rowCount ?? 0) > 0;
   }
 }

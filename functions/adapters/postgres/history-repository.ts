@@ -8,20 +8,23 @@ const BATCH = 5000;
 export class PostgresHistoryPruner implements HistoryPruner {
   constructor(private readonly db: Db) {}
 
-  private async deleteInBatches(sql: string, before: Date): Promise<number> {
+  private async deleteInBatches(sql: string, before: Date, namespace: string | null): Promise<number> {
     let total = 0;
     for (;;) {
-      const { rowCount } = await this.db.query(sql, [before, BATCH]);
+      const { rowCount } = await this.db.query(sql, [before, BATCH, namespace]);
       total += rowCount ?? 0;
       if ((rowCount ?? 0) < BATCH) return total;
     }
   }
 
-  async prune(before: { taskEvents: Date; taskRuns: Date; deliveries: Date }) {
+  /** $3 is the namespace to prune, or null for every namespace (only an admin's task asks that). */
+  async prune(before: { taskEvents: Date; taskRuns: Date; deliveries: Date }, namespace: string | null) {
     const task_events = await this.deleteInBatches(
       `DELETE FROM task_events WHERE id IN (
-         SELECT id FROM task_events WHERE occurred_at < $1 ORDER BY id LIMIT $2)`,
+         SELECT id FROM task_events WHERE occurred_at < $1 AND ($3::text IS NULL OR namespace = $3)
+         ORDER BY id LIMIT $2)`,
       before.taskEvents,
+      namespace,
     );
     // A task still queued, running or retrying keeps its whole history: its earlier attempts
     // explain what it is doing now.
@@ -29,15 +32,20 @@ export class PostgresHistoryPruner implements HistoryPruner {
       `DELETE FROM task_runs WHERE id IN (
          SELECT r.id FROM task_runs r JOIN tasks t ON t.id = r.task_id
          WHERE r.finished_at < $1 AND t.status IN ('succeeded', 'failed', 'timed_out', 'cancelled')
+           AND ($3::text IS NULL OR t.namespace = $3)
          ORDER BY r.id LIMIT $2)`,
       before.taskRuns,
+      namespace,
     );
     // Deliveries still pending or waiting for a retry are work in progress, not history.
     const deliveries = await this.deleteInBatches(
       `DELETE FROM deliveries WHERE id IN (
-         SELECT id FROM deliveries WHERE created_at < $1 AND status NOT IN ('pending', 'retrying')
+         SELECT d.id FROM deliveries d JOIN subscriptions s ON s.id = d.subscription_id
+         WHERE d.created_at < $1 AND d.status NOT IN ('pending', 'retrying')
+           AND ($3::text IS NULL OR s.namespace = $3)
          LIMIT $2)`,
       before.deliveries,
+      namespace,
     );
     return { task_events, task_runs, deliveries };
   }

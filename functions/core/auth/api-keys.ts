@@ -1,6 +1,11 @@
 import { createHash, randomBytes } from "node:crypto";
-import { Forbidden } from "../errors.js";
+import { Forbidden, ValidationFailed } from "../errors.js";
 
+/**
+ * Every scope a key may hold, in one list: the API routes, the key routes, the CLI and the
+ * database all read it from here. Add a scope by adding it to this list (and to the table in
+ * docs/security.md); nothing else enumerates them.
+ */
 export const SCOPES = [
   "tasks:read",
   "tasks:write",
@@ -21,6 +26,28 @@ export interface Principal {
 
 export const DEFAULT_NAMESPACE = "default";
 
+/**
+ * What a namespace name may be: the CLI's rule, applied everywhere a name comes in (keys,
+ * an admin's ?namespace=). Lower case only, so "NSB" and "nsb" cannot be two tenants that
+ * look alike; no dots, slashes or invisible characters, so a name is safe in a path or a log.
+ */
+export const NAMESPACE_PATTERN = /^[a-z0-9][a-z0-9_-]{0,62}$/;
+export const NAMESPACE_RULE =
+  "1-63 characters: lowercase letters, digits, _ or -, starting with a letter or digit";
+
+export function isValidNamespace(name: string): boolean {
+  return NAMESPACE_PATTERN.test(name);
+}
+
+/** A 400 naming the field when a namespace name breaks the rule. */
+export function assertValidNamespace(name: string, field: string): void {
+  if (!isValidNamespace(name)) {
+    throw new ValidationFailed(`invalid ${field}: use ${NAMESPACE_RULE}`, [
+      { path: field, message: `must match ${NAMESPACE_PATTERN.source} (${NAMESPACE_RULE})` },
+    ]);
+  }
+}
+
 /** A new key: 32 random bytes, prefixed so it is recognisable in a leaked-secret scan. */
 export function generateApiKey(): { key: string; prefix: string } {
   const key = `tme_${randomBytes(32).toString("base64url")}`;
@@ -31,6 +58,9 @@ export function generateApiKey(): { key: string; prefix: string } {
 export function hashApiKey(key: string): Buffer {
   return createHash("sha256").update(key, "utf8").digest();
 }
+
+/** TME_BOOTSTRAP_API_KEY must be at least this long: a guessable admin key is no key. */
+export const MIN_BOOTSTRAP_KEY_LENGTH = 32;
 
 export function hasScope(principal: Principal, scope: Scope): boolean {
   return principal.scopes.includes("admin") || principal.scopes.includes(scope);
@@ -44,21 +74,54 @@ export function requireScope(principal: Principal, scope: Scope | readonly Scope
 
 /**
  * The namespace a request acts in: the key's own, or for admin keys the one asked for.
- * A non-admin key asking for another namespace is refused rather than silently narrowed.
+ * A non-admin key asking for another namespace is refused rather than silently narrowed, and
+ * a name that breaks the namespace rule is a 400 whoever asks.
  */
 export function effectiveNamespace(principal: Principal, requested: string | undefined): string {
+  if (requested !== undefined) assertValidNamespace(requested, "query.namespace");
   if (requested === undefined || requested === principal.namespace) return principal.namespace;
   if (!principal.scopes.includes("admin")) throw new Forbidden("admin");
   return requested;
 }
 
+/** A key as GET /keys shows it: everything but the key (which is never stored). */
+export interface ApiKeyRecord {
+  id: string;
+  name: string;
+  namespace: string;
+  scopes: Scope[];
+  prefix: string;
+  created_at: Date;
+  expires_at: Date | null;
+  last_used_at: Date | null;
+  revoked_at: Date | null;
+  /** The key made from TME_BOOTSTRAP_API_KEY. */
+  bootstrap: boolean;
+}
+
+export interface ApiKeyPage {
+  keys: ApiKeyRecord[];
+  next?: { micros: number; id: string };
+}
+
 /** Port: where keys are kept. Only hashes go in. */
 export interface ApiKeyStore {
   insert(key: StoredApiKey): Promise<void>;
-  /** Creates or re-points the key with this id. */
-  upsert(key: StoredApiKey): Promise<void>;
+  /**
+   * Makes the bootstrap key exist: "created" (and any earlier bootstrap key revoked), "exists",
+   * or "revoked" when this very key was revoked once: then it stays revoked.
+   */
+  ensureBootstrap(key: StoredApiKey): Promise<"created" | "exists" | "revoked">;
+  /**
+   * The live key with this hash (not revoked, not expired), read from the database on every
+   * call: no cache, so a revocation holds from the next request in every process.
+   */
   findByHash(hash: Buffer): Promise<Principal | undefined>;
   countActive(): Promise<number>;
+  list(options: { limit: number; after?: { micros: number; id: string } }): Promise<ApiKeyPage>;
+  get(id: string): Promise<ApiKeyRecord | undefined>;
+  /** Sets revoked_at (once); false when no such key. */
+  revoke(id: string): Promise<boolean>;
 }
 
 export interface StoredApiKey {
@@ -68,6 +131,7 @@ export interface StoredApiKey {
   scopes: Scope[];
   hash: Buffer;
   prefix: string;
+  expiresAt?: Date | null;
 }
 
 export function parseScopes(list: string): Scope[] {
@@ -85,29 +149,45 @@ export function parseScopes(list: string): Scope[] {
 /** Makes a key, stores its hash, and returns the only copy of the secret. */
 export async function createApiKey(
   store: ApiKeyStore,
-  input: { name: string; scopes: Scope[]; namespace?: string; newId: () => string },
-): Promise<{ id: string; key: string }> {
+  input: {
+    name: string;
+    scopes: Scope[];
+    namespace?: string;
+    expiresAt?: Date | null;
+    newId: () => string;
+  },
+): Promise<{ id: string; key: string; prefix: string }> {
+  const namespace = input.namespace ?? DEFAULT_NAMESPACE;
+  assertValidNamespace(namespace, "namespace");
   const { key, prefix } = generateApiKey();
   const id = input.newId();
   await store.insert({
     id,
     name: input.name,
-    namespace: input.namespace ?? DEFAULT_NAMESPACE,
+    namespace,
     scopes: input.scopes,
     hash: hashApiKey(key),
     prefix,
+    expiresAt: input.expiresAt ?? null,
   });
-  return { id, key };
+  return { id, key, prefix };
 }
 
-/** TME_BOOTSTRAP_API_KEY: that exact key exists as an admin key of the default namespace. */
-export async function ensureBootstrapKey(store: ApiKeyStore, key: string): Promise<void> {
-  await store.upsert({
-    id: "key_bootstrap",
+/**
+ * TME_BOOTSTRAP_API_KEY: that exact key exists as an admin key of the default namespace,
+ * unless it was revoked: a restart with the variable still set never brings it back.
+ */
+export async function ensureBootstrapKey(
+  store: ApiKeyStore,
+  key: string,
+  newId: () => string = () => `key_bootstrap_${randomBytes(8).toString("hex")}`,
+): Promise<"created" | "exists" | "revoked"> {
+  return store.ensureBootstrap({
+    id: newId(),
     name: "bootstrap (TME_BOOTSTRAP_API_KEY)",
     namespace: DEFAULT_NAMESPACE,
     scopes: ["admin"],
     hash: hashApiKey(key),
-    prefix: key.slice(0, 10),
+    prefix: key.slice(0, 4),
   });
 }

@@ -26,13 +26,30 @@ function parseAddress(ip: string): ipaddr.IPv4 | ipaddr.IPv6 | undefined {
   }
 }
 
+/**
+ * IPv6 ranges that carry an IPv4 address inside them, or tunnel to one, and are refused
+ * outright: IPv4-compatible (::/96, deprecated by RFC 4291; the WHATWG parser turns
+ * "[::127.0.0.1]" into "::7f00:1", which ipaddr.js calls plain unicast), 6to4 (2002::/16),
+ * Teredo (2001::/32), the local-use NAT64 prefix (64:ff9b:1::/48) and SIIT (::ffff:0:0:0/96).
+ * A webhook has no business on any of them, and each can reach an IPv4 network TME cannot judge.
+ */
+const TUNNELLED_IPV6: Array<[ipaddr.IPv6, number]> = [
+  ["::", 96],
+  ["2002::", 16],
+  ["2001::", 32],
+  ["64:ff9b:1::", 48],
+  ["::ffff:0:0:0", 96],
+].map(([text, bits]) => [ipaddr.IPv6.parse(text as string), bits as number]);
+
 function isPublic(address: ipaddr.IPv4 | ipaddr.IPv6): boolean {
   if (address.kind() === "ipv4") return address.range() === "unicast";
   const v6 = address as ipaddr.IPv6;
   const range = v6.range();
+  // IPv4-mapped (::ffff:a.b.c.d) is how dual-stack sockets write an IPv4 peer: judge the IPv4.
   if (range === "ipv4Mapped") return isPublic(v6.toIPv4Address());
-  if (range === "rfc6052" || range === "rfc6145") {
-    // NAT64 embeds an IPv4 address in the last 32 bits: judge that address.
+  if (TUNNELLED_IPV6.some(([prefix, bits]) => v6.match(prefix, bits))) return false;
+  if (range === "rfc6052") {
+    // Well-known NAT64 (64:ff9b::/96) embeds an IPv4 address in the last 32 bits: judge that.
     const parts = v6.parts;
     const embedded = new ipaddr.IPv4([parts[6]! >> 8, parts[6]! & 255, parts[7]! >> 8, parts[7]! & 255]);
     return isPublic(embedded);

@@ -1,5 +1,6 @@
 import type { z } from "zod";
 import type { AppConfig } from "../../config/schema.js";
+import type { Scope } from "../auth/api-keys.js";
 
 /** The logger a plugin gets: structured, already tagged with the task id and attempt. */
 export interface PluginLogger {
@@ -7,6 +8,19 @@ export interface PluginLogger {
   info(obj: object | string, msg?: string): void;
   warn(obj: object | string, msg?: string): void;
   error(obj: object | string, msg?: string): void;
+}
+
+/**
+ * The attempt's lease as this process sees it, on the local clock. Work must be stopped before
+ * `deadlineMs` unless the lease is renewed first: after that instant another worker may take the
+ * task over. A plugin that hands work to another process (the shell plugin's supervisor) passes
+ * each new deadline on, so that process can stop the work even if TME itself is frozen or gone.
+ */
+export interface AttemptLease {
+  /** Date.now() instant by which the attempt must have stopped unless renewed. */
+  readonly deadlineMs: number;
+  /** Called after each renewal with the new deadline; returns a function that unsubscribes. */
+  onRenew(listener: (deadlineMs: number) => void): () => void;
 }
 
 /** What a plugin's run() receives for one attempt of one task. */
@@ -23,6 +37,8 @@ export interface TaskContext<P = unknown> {
   timeoutSeconds: number;
   /** Fires on timeout and on cancel; a plugin must stop promptly when it does. */
   signal: AbortSignal;
+  /** The lease deadline, renewed by the heartbeat (see AttemptLease). */
+  lease: AttemptLease;
   logger: PluginLogger;
   /** Reports progress; TME stores it on the task and throttles the task.progress events. */
   progress(percent: number, message?: string): void;
@@ -34,9 +50,15 @@ export interface TaskContext<P = unknown> {
   services: PluginServices;
 }
 
-/** Port: deletes history older than the given instants; returns how many rows went. */
+/**
+ * Port: deletes history older than the given instants, of one namespace or (null) of every
+ * namespace; returns how many rows went.
+ */
 export interface HistoryPruner {
-  prune(before: { taskEvents: Date; taskRuns: Date; deliveries: Date }): Promise<{
+  prune(
+    before: { taskEvents: Date; taskRuns: Date; deliveries: Date },
+    namespace: string | null,
+  ): Promise<{
     task_events: number;
     task_runs: number;
     deliveries: number;
@@ -69,6 +91,12 @@ export interface TaskPlugin<P = unknown> {
    * could never run, so POST /task/create answers 422 instead of accepting a task that fails.
    */
   checkCommand?(command: string, shell: AppConfig["shell"]): void;
+  /**
+   * A scope the creator of such a task (or of a schedule that makes them) must hold beyond the
+   * route's own, given its params: clean_logs across all namespaces needs admin. Checked when
+   * the task or schedule is created or changed, never again when it runs.
+   */
+  requiredScope?(params: P, command: string | null): Scope | undefined;
   run(ctx: TaskContext<P>): Promise<TaskOutcome | undefined>;
 }
 

@@ -1,9 +1,10 @@
 import type { AppConfig } from "../../config/schema.js";
+import type { Principal } from "../auth/api-keys.js";
 import { NotFound, ValidationFailed } from "../errors.js";
 import { newEvent } from "../events/event.js";
 import { newId } from "../ids.js";
 import type { PluginResolver } from "../plugins/plugin.js";
-import { prepareTask } from "../tasks/create-task.js";
+import { assertCallerMayRun, prepareTask } from "../tasks/create-task.js";
 import { type OverlapPolicy, type Schedule, type TaskTemplate, type Timing, timingOf } from "./schedule.js";
 import type { LockedSchedule, ScheduleChanges, ScheduleStore } from "./schedule-store.js";
 import { nextOccurrence } from "./timeline.js";
@@ -35,6 +36,8 @@ export interface ManageDeps {
   config: Pick<AppConfig, "default_task_timeout" | "max_task_timeout" | "default_max_attempts">;
   runtime: "local" | "cloud";
   now: () => Date;
+  /** Who asks: a template some plugin guards (clean_logs of all namespaces) needs its scope. */
+  caller?: Principal;
 }
 
 const TEMPLATE_FIELDS = [
@@ -242,6 +245,9 @@ export function updateSchedule(
       const template = templateOf(merged);
       validateTemplate(deps, changes.name ?? current.name, template);
       changes.task_template = template;
+    } else if (deps.caller) {
+      // Changing only the timing of a guarded schedule still needs what creating it needed.
+      assertCallerMayRun(deps.plugins, deps.caller, { name: current.name, ...current.task_template });
     }
 
     if (patch.enabled === false && current.enabled) return pauseLocked(l, deps, changes);

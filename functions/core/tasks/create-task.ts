@@ -1,8 +1,9 @@
 import type { AppConfig } from "../../config/schema.js";
+import { type Principal, requireScope } from "../auth/api-keys.js";
 import { type ErrorDetail, issuesToDetails, Unprocessable, ValidationFailed } from "../errors.js";
 import { newEvent } from "../events/event.js";
 import { newId } from "../ids.js";
-import type { PluginResolver } from "../plugins/plugin.js";
+import type { PluginResolver, ResolvedPlugin } from "../plugins/plugin.js";
 import { type Task, toTaskView } from "./task.js";
 import type { NewTask, TaskStore } from "./task-store.js";
 
@@ -21,6 +22,8 @@ export interface CreateTaskInput {
 
 export interface CreateTaskDeps {
   tasks: TaskStore;
+  /** Who asks (an API call); absent for a schedule's firing, checked when the schedule was made. */
+  caller?: Principal;
   plugins: PluginResolver;
   /** With `shell`, a command is checked the way its plugin will run it (parse, allowlist). */
   config: Pick<AppConfig, "default_task_timeout" | "max_task_timeout" | "default_max_attempts"> &
@@ -36,7 +39,7 @@ export interface CreateTaskDeps {
  * template when they are created, so a bad template is refused then, not at each firing.
  */
 export function prepareTask(
-  deps: Pick<CreateTaskDeps, "plugins" | "config">,
+  deps: Pick<CreateTaskDeps, "plugins" | "config"> & { caller?: Principal },
   input: Pick<CreateTaskInput, "name" | "command" | "params" | "timeout_seconds">,
 ): { handler: string; params: Record<string, unknown>; timeout_seconds: number } {
   const command = input.command ?? null;
@@ -71,6 +74,7 @@ export function prepareTask(
     }
     params = parsed.data as Record<string, unknown>;
   }
+  if (deps.caller) requirePluginScope(resolved.plugin, deps.caller, params, command);
 
   const timeout =
     input.timeout_seconds ?? Math.min(deps.config.default_task_timeout, deps.config.max_task_timeout);
@@ -80,6 +84,31 @@ export function prepareTask(
     ]);
   }
   return { handler: resolved.module, params, timeout_seconds: timeout };
+}
+
+/** A plugin may ask more of the caller for some params (clean_logs of every namespace: admin). */
+function requirePluginScope(
+  plugin: ResolvedPlugin["plugin"],
+  caller: Principal,
+  params: Record<string, unknown>,
+  command: string | null,
+): void {
+  const needed = plugin.requiredScope?.(params, command);
+  if (needed) requireScope(caller, needed);
+}
+
+/**
+ * The caller may create or change what makes such a task (a schedule's template): the scope its
+ * plugin asks for these params. A name no plugin takes needs nothing more here.
+ */
+export function assertCallerMayRun(
+  plugins: PluginResolver,
+  caller: Principal,
+  task: { name: string; command?: string | null; params?: Record<string, unknown> },
+): void {
+  const command = task.command ?? null;
+  const resolved = plugins.resolve(task.name, command !== null);
+  if (resolved) requirePluginScope(resolved.plugin, caller, task.params ?? {}, command);
 }
 
 /**

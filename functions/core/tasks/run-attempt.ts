@@ -8,6 +8,7 @@ import {
   type TaskOutcome,
   TaskRunError,
 } from "../plugins/plugin.js";
+import { LeaseDeadline, leaseMarginMs } from "./lease-deadline.js";
 import { retryDelayMs } from "./retry-policy.js";
 import type { Task, TaskProgress } from "./task.js";
 import { type AttemptEnd, type Lease, leaseOf, type TaskQueue } from "./task-queue.js";
@@ -81,8 +82,19 @@ export const PROGRESS_EVENT_INTERVAL_MS = 1000;
  * a timeout ends the series (timed_out is final, as the lifecycle says: running --deadline-->
  * timed_out), and so does a cancel.
  */
-export async function runAttempt(deps: AttemptDeps, task: Task, workerId: string): Promise<AttemptResult> {
+export async function runAttempt(
+  deps: AttemptDeps,
+  task: Task,
+  workerId: string,
+  /** Local-clock instant the claim that took this attempt was sent; default now. */
+  claimRequestedAtMs = Date.now(),
+): Promise<AttemptResult> {
   const lease = leaseOf(task, workerId);
+  const leaseDeadline = new LeaseDeadline(
+    deps.config.worker.lease_seconds * 1000,
+    leaseMarginMs(deps.config.worker.kill_grace_seconds),
+    claimRequestedAtMs,
+  );
   const logger = deps.logger.child({ task_id: task.id, attempt: task.attempt, series: task.series });
   const controller = new AbortController();
   deps.running.register(task.id, controller);
@@ -93,9 +105,11 @@ export async function runAttempt(deps: AttemptDeps, task: Task, workerId: string
 
   const deadline = setTimeout(() => abort("timeout"), task.timeout_seconds * 1000);
   const heartbeat = setInterval(() => {
+    const requestedAt = Date.now();
     deps.queue.heartbeat(lease).then(
       (state) => {
-        if (state !== "ok") abort(state);
+        if (state === "ok") leaseDeadline.renewed(requestedAt);
+        else abort(state);
       },
       // A database blip: the next beat tries again; if the lease runs out meanwhile the
       // reaper takes the task back and the next beat answers "lost".
@@ -127,6 +141,7 @@ export async function runAttempt(deps: AttemptDeps, task: Task, workerId: string
       maxAttempts: task.max_attempts,
       timeoutSeconds: task.timeout_seconds,
       signal,
+      lease: leaseDeadline,
       logger,
       progress: (percent, message) => progress.report(percent, message),
       secret: (name) => deps.secret(name),

@@ -282,6 +282,7 @@ export const eventRoutes = [
     path: "/events",
     scope: "events:write",
     idempotent: true,
+    secretFields: ["signing_secret"],
     auditAction: "subscription.create",
     body: CreateSubscription,
     docs: {

@@ -1,6 +1,8 @@
 import type { AnyRoute } from "../route.js";
 import { alertRoutes } from "./alerts.js";
+import { auditRoutes } from "./audit.js";
 import { eventRoutes } from "./events.js";
+import { keyRoutes } from "./keys.js";
 import { metricsRoute } from "./metrics.js";
 import { scheduleRoutes } from "./schedules.js";
 import { documentationRoutes, healthRoute } from "./system.js";
@@ -19,5 +21,7 @@ export const routes: AnyRoute[] = [
   ...scheduleRoutes,
   ...eventRoutes,
   ...alertRoutes,
+  ...keyRoutes,
+  ...auditRoutes,
 ];
 routes.push(...documentationRoutes(() => routes));

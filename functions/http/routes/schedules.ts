@@ -1,6 +1,6 @@
 import { z } from "zod";
 import type { AppContext } from "../../context.js";
-import type { Scope } from "../../core/auth/api-keys.js";
+import type { Principal, Scope } from "../../core/auth/api-keys.js";
 import { NotFound } from "../../core/errors.js";
 import { triggerSchedule } from "../../core/schedules/fire-schedule.js";
 import {
@@ -161,8 +161,14 @@ function store(app: AppContext) {
   return app.schedules;
 }
 
-function deps(app: AppContext): ManageDeps {
-  return { plugins: app.plugins, config: app.config.app, runtime: app.config.runtime, now: app.now };
+function deps(app: AppContext, req?: { principal?: Principal }): ManageDeps {
+  return {
+    plugins: app.plugins,
+    config: app.config.app,
+    runtime: app.config.runtime,
+    now: app.now,
+    caller: req?.principal,
+  };
 }
 
 const toDate = (value: string | null | undefined) =>
@@ -196,7 +202,7 @@ export const scheduleRoutes = [
     },
     async handle(req, app) {
       const body = req.body;
-      const schedule = await createSchedule(store(app), deps(app), req.namespace, {
+      const schedule = await createSchedule(store(app), deps(app, req), req.namespace, {
         ...body,
         start_at: toDate(body.start_at),
         end_at: toDate(body.end_at),
@@ -269,7 +275,7 @@ export const scheduleRoutes = [
       const patch: SchedulePatch = { ...body, start_at: toDate(body.start_at), end_at: toDate(body.end_at) };
       const schedule = await updateSchedule(
         store(app),
-        deps(app),
+        deps(app, req),
         req.namespace,
         req.params.schedule_id,
         patch,
@@ -359,6 +365,7 @@ export const scheduleRoutes = [
           config: app.config.app,
           now: app.now,
           logger: req.logger,
+          caller: req.principal,
         }),
       );
       if (!task) throw new NotFound("schedule", req.params.schedule_id);

@@ -45,6 +45,35 @@ export const healthRoute = defineRoute({
   },
 });
 
+/**
+ * /docs: Swagger UI from the package, started by a script file rather than an inline script so
+ * the CSP can refuse every inline script. The key typed into "Authorize" lives in the page's
+ * memory only: persistAuthorization off, and whatever an older page stored is removed.
+ */
+const DOCS_HTML = `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>TME API</title>
+<meta name="referrer" content="no-referrer">
+<link rel="stylesheet" href="/docs/assets/swagger-ui.css"></head><body><div id="swagger-ui"></div>
+<script src="/docs/assets/swagger-ui-bundle.js"></script>
+<script src="/docs/assets/init.js"></script>
+</body></html>`;
+
+const DOCS_INIT_JS = `try { window.localStorage.removeItem("authorized"); } catch (e) {}
+window.ui = SwaggerUIBundle({ url: "/openapi.json", dom_id: "#swagger-ui", persistAuthorization: false });
+`;
+
+/** Scripts and styles from TME itself only; the page may call only TME; nobody may frame it. */
+export const DOCS_CSP = [
+  "default-src 'none'",
+  "script-src 'self'",
+  "style-src 'self' 'unsafe-inline'",
+  "img-src 'self' data:",
+  "font-src 'self'",
+  "connect-src 'self'",
+  "frame-ancestors 'none'",
+  "base-uri 'none'",
+  "form-action 'none'",
+].join("; ");
+
 /** Routes that describe the API itself; they need the full route list to document it. */
 export function documentationRoutes(allRoutes: () => AnyRoute[]): AnyRoute[] {
   let document: object | undefined;
@@ -58,6 +87,7 @@ export function documentationRoutes(allRoutes: () => AnyRoute[]): AnyRoute[] {
     "swagger-ui.css": "text/css; charset=utf-8",
     "swagger-ui-bundle.js": "application/javascript; charset=utf-8",
     "swagger-ui-standalone-preset.js": "application/javascript; charset=utf-8",
+    "init.js": "application/javascript; charset=utf-8",
   };
   return [
     defineRoute({
@@ -84,12 +114,12 @@ export function documentationRoutes(allRoutes: () => AnyRoute[]): AnyRoute[] {
         responses: { 200: { description: "HTML" } },
       },
       async handle() {
-        const html = `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>TME API</title>
-<link rel="stylesheet" href="/docs/assets/swagger-ui.css"></head><body><div id="swagger-ui"></div>
-<script src="/docs/assets/swagger-ui-bundle.js"></script>
-<script>window.ui = SwaggerUIBundle({ url: "/openapi.json", dom_id: "#swagger-ui", persistAuthorization: true });</script>
-</body></html>`;
-        return { status: 200, text: html, contentType: "text/html; charset=utf-8" };
+        return {
+          status: 200,
+          text: DOCS_HTML,
+          contentType: "text/html; charset=utf-8",
+          headers: { "Content-Security-Policy": DOCS_CSP, "Cache-Control": "no-store" },
+        };
       },
     }),
     defineRoute({
@@ -106,7 +136,7 @@ export function documentationRoutes(allRoutes: () => AnyRoute[]): AnyRoute[] {
         const file = req.params.file;
         return {
           status: 200,
-          text: readFileSync(assetPath(file), "utf8"),
+          text: file === "init.js" ? DOCS_INIT_JS : readFileSync(assetPath(file), "utf8"),
           contentType: assets[file],
           headers: { "Cache-Control": "public, max-age=86400" },
         };

@@ -97,7 +97,7 @@ const createTaskRoute = defineRoute({
   async handle(req, app) {
     const { run_at, ...body } = req.body;
     const task = await createTask(
-      { tasks: app.tasks, plugins: app.plugins, config: app.config.app, now: app.now },
+      { tasks: app.tasks, plugins: app.plugins, config: app.config.app, now: app.now, caller: req.principal },
       req.namespace,
       { ...body, run_at: run_at === undefined ? undefined : new Date(run_at) },
     );

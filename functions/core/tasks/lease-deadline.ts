@@ -1,0 +1,42 @@
+import type { AttemptLease } from "../plugins/plugin.js";
+
+/**
+ * The local view of an attempt's lease. The database sets `lease_expires_at` to its own now()
+ * plus the lease length when it runs the claim or the heartbeat, which is after this process
+ * sent the request; so "sent at + lease length" is never later than the real expiry. The
+ * margin leaves time to kill the work (the kill grace) before another worker may take over.
+ */
+export class LeaseDeadline implements AttemptLease {
+  private deadline: number;
+  private readonly listeners = new Set<(deadlineMs: number) => void>();
+
+  constructor(
+    private readonly leaseMs: number,
+    private readonly marginMs: number,
+    requestedAtMs: number,
+  ) {
+    this.deadline = requestedAtMs + leaseMs - marginMs;
+  }
+
+  get deadlineMs(): number {
+    return this.deadline;
+  }
+
+  /** The database confirmed a renewal that was requested at `requestedAtMs` (local clock). */
+  renewed(requestedAtMs: number): void {
+    const next = requestedAtMs + this.leaseMs - this.marginMs;
+    if (next <= this.deadline) return;
+    this.deadline = next;
+    for (const listener of this.listeners) listener(next);
+  }
+
+  onRenew(listener: (deadlineMs: number) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+}
+
+/** Time kept between the local deadline and the lease's real expiry: the kill grace plus 1 s. */
+export function leaseMarginMs(killGraceSeconds: number): number {
+  return killGraceSeconds * 1000 + 1000;
+}
