@@ -54,9 +54,7 @@ describe("GET /metrics access", () => {
     const keyless = await fetch(tme.tme.metricsUrl!);
     expect(tme.tme.metricsUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/metrics$/);
     expect(keyless.status).toBe(200);
-    expect(parsePrometheus(await keyless.text()).some((s) => s.name === "tme_worker_slots")).toBe(
-      true,
-    );
+    expect(parsePrometheus(await keyless.text()).some((s) => s.name === "tme_worker_slots")).toBe(true);
     const other = await fetch(tme.tme.metricsUrl!.replace("/metrics", "/task/x"));
     expect(other.status).toBe(404);
   });
