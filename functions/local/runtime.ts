@@ -98,6 +98,7 @@ export async function startLocalRuntime(options: StartOptions): Promise<RunningT
       config.app.port,
       (error) => logger.error({ err: error }, "http server"),
       config.app.host,
+      config.app.security,
     );
     cleanups.push(() => server.close());
 
