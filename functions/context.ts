@@ -45,6 +45,8 @@ export interface AppContext {
   taskQueue: PostgresTaskQueue;
   /** What plugins may use beyond their context (clean_logs prunes history through it). */
   pluginServices: PluginServices;
+  /** Locally, the embedded server's supervisor state ("recovering" while it restarts). */
+  databaseState?: () => string;
 }
 
 /** The ports that talk to the database, built on one Db. */
@@ -90,6 +92,7 @@ export function createAppContext(
       limitOf: (name) => plugins.concurrencyOf(name),
       leaseSeconds: config.app.worker.lease_seconds,
       outputTailBytes: config.app.shell.output_tail_bytes,
+      maxInfraRetries: config.app.worker.max_infra_retries,
     }),
     pluginServices: { history: new PostgresHistoryPruner(db) },
   };

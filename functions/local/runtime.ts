@@ -55,6 +55,8 @@ export interface StartOptions {
   logger?: Logger;
   /** Human-facing lines (URL, database, first admin key). */
   print?: (line: string) => void;
+  /** The database died for good (the embedded server could not be restarted). Default: logged. */
+  onFatal?: (message: string) => void;
 }
 
 /** npm start: database, migrations, keys, the HTTP edge and the background loops, in one process. */
@@ -65,7 +67,9 @@ export async function startLocalRuntime(options: StartOptions): Promise<RunningT
 
   // Plugin mappings are checked before anything starts: a typo costs nothing to report.
   const plugins = await PluginRegistry.load(config.plugins, path.join(config.configDir, "task_plugins.yaml"));
-  const target = await openDatabaseTarget(config, (message) => logger.info(message));
+  const target = await openDatabaseTarget(config, (message) => logger.info(message), {
+    onFatal: options.onFatal ?? ((message) => logger.error(message)),
+  });
   const cleanups: Array<() => Promise<void>> = [() => target.stop()];
   const stopAll = async () => {
     for (const cleanup of cleanups.reverse())
@@ -81,9 +85,22 @@ export async function startLocalRuntime(options: StartOptions): Promise<RunningT
       max: config.db.pool.max,
       idleTimeoutMillis: config.db.pool.idle_timeout_ms,
       connectionTimeoutMillis: config.db.pool.connection_timeout_ms,
+      onConnectionError: (error) => logger.warn({ err: error.message }, "database connection lost"),
     });
     cleanups.push(() => db.close());
-    const app = createAppContext(config, db, target.connectionString, logger, plugins);
+    const app = {
+      ...createAppContext(config, db, target.connectionString, logger, plugins),
+      databaseState: target.state,
+    };
+
+    // One owner per embedded data directory: tasks still running belong to an instance that
+    // was killed, so they are taken back now rather than when their leases run out.
+    if (target.exclusive) {
+      const reclaimed = await app.taskQueue.reclaimAll(
+        "worker lost: the previous TME on this data directory stopped",
+      );
+      if (reclaimed > 0) logger.warn({ reclaimed }, "took back the tasks of the previous instance");
+    }
 
     const adminKey = await provisionKeys(app);
 

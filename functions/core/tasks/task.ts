@@ -32,6 +32,8 @@ export interface Task {
   /** How many times the task was restarted; each restart begins a new series of attempts. */
   series: number;
   max_attempts: number;
+  /** Runs of this series lost to infrastructure (not counted against max_attempts). */
+  infra_retries: number;
   timeout_seconds: number;
   progress: TaskProgress | null;
   result: unknown;
@@ -45,6 +47,11 @@ export interface Task {
   finished_at: Date | null;
   lease_owner: string | null;
   lease_expires_at: Date | null;
+}
+
+/** Attempts that count against max_attempts: runs lost to infrastructure do not. */
+export function countedAttempts(task: Pick<Task, "attempt" | "infra_retries">): number {
+  return task.attempt - (task.infra_retries ?? 0);
 }
 
 /** The task as the API shows it (API.md "Task object fields"). */
@@ -61,6 +68,7 @@ export interface TaskView {
   priority: number;
   attempt: number;
   max_attempts: number;
+  infra_retries: number;
   timeout_seconds: number;
   progress: TaskProgress | null;
   result: unknown;
@@ -90,6 +98,7 @@ export function toTaskView(task: Task): TaskView {
     priority: task.priority,
     attempt: task.attempt,
     max_attempts: task.max_attempts,
+    infra_retries: task.infra_retries ?? 0,
     timeout_seconds: task.timeout_seconds,
     progress: task.progress,
     result: task.result ?? null,
