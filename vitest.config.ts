@@ -3,6 +3,8 @@ import { defineConfig } from "vitest/config";
 export default defineConfig({
   test: {
     include: ["test/**/*.test.ts"],
+    // Fault tests kill and freeze processes for minutes: npm run test:faults runs them.
+    exclude: ["test/faults/**", "**/node_modules/**"],
     globalSetup: ["test/helpers/global-setup.ts"],
     // Files run in parallel, each on its own database copied from a migrated template.
     pool: "forks",

@@ -46,6 +46,8 @@ export interface AppContext {
   taskQueue: PostgresTaskQueue;
   /** What plugins may use beyond their context (clean_logs prunes history through it). */
   pluginServices: PluginServices;
+  /** Locally, the embedded server's supervisor state ("recovering" while it restarts). */
+  databaseState?: () => string;
   /** Metrics and traces of TME's own work; noObserver unless the runtime plugs one in. */
   observer: Observer;
   /** The Prometheus text of GET /metrics; the local runtime sets it, the cloud uses CloudWatch. */
@@ -101,6 +103,7 @@ export function createAppContext(
       limitOf: (name) => plugins.concurrencyOf(name),
       leaseSeconds: config.app.worker.lease_seconds,
       outputTailBytes: config.app.shell.output_tail_bytes,
+      maxInfraRetries: config.app.worker.max_infra_retries,
     }),
     pluginServices: { history: new PostgresHistoryPruner(db) },
   };

@@ -43,6 +43,24 @@ async function withDatabase<T>(fn: (connectionString: string) => Promise<T>): Pr
   }
 }
 
+/**
+ * Under `npm start` TME runs below npm (and the shell npm starts scripts with). A SIGTERM to
+ * npm's pid (Docker, systemd, a supervisor) can end npm or that shell without reaching TME,
+ * which then lives on as an orphan holding the data directory; so TME stops when its parent
+ * goes away. Only under npm: `tme start &` from a shell that then exits keeps running.
+ */
+function watchParent(onGone: () => void): void {
+  if (!process.env.npm_lifecycle_event) return;
+  const parent = process.ppid;
+  const timer = setInterval(() => {
+    if (process.ppid !== parent) {
+      clearInterval(timer);
+      onGone();
+    }
+  }, 500);
+  timer.unref();
+}
+
 const program = new Command()
   .name("tme")
   .description("TME, the Task Management Engine")
@@ -73,7 +91,17 @@ program
     };
     process.on("SIGINT", () => void shutdown("SIGINT"));
     process.on("SIGTERM", () => void shutdown("SIGTERM"));
-    running = await startLocalRuntime({ config, logger });
+    // A server keeps serving through a bug in one code path; the error is logged, not fatal.
+    process.on("unhandledRejection", (error) => logger.error({ err: error }, "unhandled rejection"));
+    watchParent(() => void shutdown("parent exited"));
+    running = await startLocalRuntime({
+      config,
+      logger,
+      onFatal: (message) => {
+        process.stderr.write(`tme: ${message}\n`);
+        process.exit(1);
+      },
+    });
     if (stopping) {
       await running.stop();
       logger.info("stopped");

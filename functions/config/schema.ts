@@ -31,8 +31,22 @@ export const AppConfigSchema = z
         heartbeat_seconds: seconds.default(10),
         poll_interval_ms: z.number().int().min(10).default(1000),
         kill_grace_seconds: z.number().positive().default(1),
+        /** SIGTERM: running attempts get this long to finish before they are handed back. */
+        shutdown_grace_seconds: z.number().min(0).default(30),
+        /** Runs of one task lost to infrastructure before it fails anyway (a task that kills its worker). */
+        max_infra_retries: z.number().int().min(0).default(5),
       })
       .strict()
+      .superRefine((worker, ctx) => {
+        // A worker stops its attempt kill_grace + 1 s before its lease ends unless a heartbeat
+        // renewed it; a lease shorter than that plus one heartbeat would stop every attempt.
+        if (worker.lease_seconds <= worker.heartbeat_seconds + worker.kill_grace_seconds + 1)
+          ctx.addIssue({
+            code: "custom",
+            path: ["lease_seconds"],
+            message: `must exceed heartbeat_seconds + kill_grace_seconds + 1 (${worker.heartbeat_seconds + worker.kill_grace_seconds + 1})`,
+          });
+      })
       .prefault({}),
     shell: z
       .object({

@@ -99,8 +99,21 @@ export class TooManyRequests extends TmeError {
 }
 
 export class Unavailable extends TmeError {
-  constructor(message: string) {
-    super(503, "unavailable", message);
+  constructor(message: string, retryAfterSeconds?: number) {
+    super(503, "unavailable", message, {
+      headers: retryAfterSeconds === undefined ? {} : { "Retry-After": String(retryAfterSeconds) },
+    });
+  }
+}
+
+/**
+ * The database cannot be reached (it restarts, a connection was cut, the pool cannot connect):
+ * a passing condition, so the caller is told when to try again rather than shown a failure.
+ */
+export class DatabaseUnavailable extends Unavailable {
+  constructor(cause?: unknown) {
+    super("the database is unavailable; try again shortly", 2);
+    if (cause !== undefined) this.cause = cause;
   }
 }
 

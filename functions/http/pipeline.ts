@@ -4,13 +4,14 @@ import httpRouterHandler from "@middy/http-router";
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from "aws-lambda";
 import type { z } from "zod";
 import { appendAudit } from "../adapters/postgres/audit-repository.js";
-import { TransactionBoundDb } from "../adapters/postgres/database.js";
+import { isConnectionLoss, TransactionBoundDb } from "../adapters/postgres/database.js";
 import { type AppContext, withDb } from "../context.js";
 import { type AuditEntry, type AuditOutcome, GLOBAL_NAMESPACE } from "../core/audit/audit.js";
 import { effectiveNamespace, hashApiKey, type Principal, requireScope } from "../core/auth/api-keys.js";
 import { RequestLimits } from "../core/auth/rate-limit.js";
 import {
   Conflict,
+  DatabaseUnavailable,
   Forbidden,
   issuesToDetails,
   MethodNotAllowed,
@@ -19,7 +20,6 @@ import {
   TmeError,
   TooManyRequests,
   Unauthenticated,
-  Unavailable,
   UnsupportedMediaType,
   ValidationFailed,
 } from "../core/errors.js";
@@ -345,15 +345,13 @@ async function runRoute(
   }
 }
 
-const CONNECTION_ERRORS = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "57P01", "57P03", "53300"]);
-
 function errorResponse(error: unknown, logger: Logger, requestId: string): Result {
   let tmeError: TmeError;
-  if (error instanceof TmeError) {
+  if (error instanceof DatabaseUnavailable || isConnectionLoss(error)) {
+    logger.warn({ err: (error as Error).cause ?? error }, "database unavailable");
+    tmeError = error instanceof DatabaseUnavailable ? error : new DatabaseUnavailable(error);
+  } else if (error instanceof TmeError) {
     tmeError = error;
-  } else if (CONNECTION_ERRORS.has((error as { code?: string })?.code ?? "")) {
-    logger.error({ err: error }, "database unavailable");
-    tmeError = new Unavailable("the database is unavailable; try again shortly");
   } else {
     logger.error({ err: error }, "unhandled error");
     tmeError = new TmeError(500, "internal_error", `internal error (request id ${requestId})`);

@@ -9,6 +9,13 @@ export interface DatabaseTarget {
   connectionString: string;
   /** For logs: never contains the password. */
   description: string;
+  /**
+   * True for the embedded server this process started: nobody else owns its data directory,
+   * so whatever it finds running at start belonged to a previous instance that is gone.
+   */
+  exclusive: boolean;
+  /** The embedded server's supervisor state ("recovering" while it restarts); undefined for a server. */
+  state?: () => string;
   stop(): Promise<void>;
 }
 
@@ -63,7 +70,7 @@ async function checkServer(url: string): Promise<void> {
 export async function openDatabaseTarget(
   config: Config,
   log: (message: string) => void,
-  options: { shareRunning?: boolean } = {},
+  options: { shareRunning?: boolean; onFatal?: (message: string) => void } = {},
 ): Promise<DatabaseTarget> {
   if (config.databaseUrl || !config.db.embedded) {
     const url = serverUrl(config);
@@ -71,18 +78,26 @@ export async function openDatabaseTarget(
     return {
       connectionString: url,
       description: `PostgreSQL server at ${redactUrl(url)}`,
+      exclusive: false,
       stop: async () => {},
     };
   }
-  const embeddedOptions = { dataDir: config.dataDir, database: config.db.database, log };
+  const embeddedOptions = {
+    dataDir: config.dataDir,
+    database: config.db.database,
+    log,
+    onFatal: options.onFatal,
+  };
   const running = options.shareRunning ? EmbeddedPostgres.running(embeddedOptions) : undefined;
   // Another TME owns that server: use it, and leave it running afterwards.
-  if (running) return { ...running, stop: async () => {} };
+  if (running) return { ...running, exclusive: false, stop: async () => {} };
   const embedded = new EmbeddedPostgres(embeddedOptions);
   await embedded.start();
   return {
     connectionString: embedded.connectionString,
     description: embedded.description,
+    exclusive: true,
+    state: () => embedded.state,
     stop: () => embedded.stop(),
   };
 }

@@ -37,7 +37,18 @@ export interface EmbeddedPostgresOptions {
   /** 0 picks a free loopback port. */
   port?: number;
   log?: (message: string) => void;
+  /**
+   * The server died and could not be brought back (after restarts with backoff): the owner
+   * should stop. Without it, a failed restart is only logged.
+   */
+  onFatal?: (message: string) => void;
 }
+
+/** The server as its supervisor sees it. */
+export type EmbeddedState = "starting" | "running" | "recovering" | "failed" | "stopped";
+
+/** Restarts after an unexpected exit, with these pauses; then the server is given up. */
+const RESTART_BACKOFF_MS = [250, 1000, 2000, 5000, 10_000, 20_000];
 
 interface Binaries {
   initdb: string;
@@ -122,8 +133,14 @@ export class EmbeddedPostgres {
   private readonly ownerFile: string;
   private readonly log: (message: string) => void;
   private child: ChildProcess | undefined;
+  private bins: Binaries | undefined;
+  private runAs: { uid?: number; gid?: number } = {};
+  private stopping = false;
   port = 0;
   password = "";
+  state: EmbeddedState = "starting";
+  /** Unexpected exits survived (a restart each). */
+  restarts = 0;
 
   constructor(private readonly options: EmbeddedPostgresOptions) {
     this.clusterDir = path.join(options.dataDir, "pg");
@@ -173,6 +190,40 @@ export class EmbeddedPostgres {
     this.port = this.options.port || (await freePort());
     await retryIfCaughtInFork(() => this.launch(bins, runAs), this.log);
     await this.ensureDatabase();
+    this.bins = bins;
+    this.runAs = runAs;
+    this.state = "running";
+  }
+
+  /**
+   * The postmaster exited while TME still needs it (killed, crashed, OOM): start it again on
+   * the same port and files, so every connection string stays valid; PostgreSQL's own crash
+   * recovery replays the WAL. Pauses grow between tries; when none succeeds the owner is told.
+   */
+  private async supervise(exit: string): Promise<void> {
+    if (this.stopping || this.state === "recovering") return;
+    this.state = "recovering";
+    this.log(`PostgreSQL exited unexpectedly (${exit}); restarting it`);
+    let lastError = "";
+    for (const pauseMs of RESTART_BACKOFF_MS) {
+      await sleep(pauseMs);
+      if (this.stopping) return;
+      try {
+        await this.stopLeftoverServer();
+        await this.launch(this.bins!, this.runAs);
+        this.restarts++;
+        this.state = "running";
+        this.log(`PostgreSQL is back (restart ${this.restarts}, after crash recovery)`);
+        return;
+      } catch (error) {
+        lastError = (error as Error).message;
+        this.log(`PostgreSQL restart failed: ${lastError}`);
+      }
+    }
+    this.state = "failed";
+    const message = `the embedded PostgreSQL died (${exit}) and could not be restarted: ${lastError}`;
+    if (this.options.onFatal) this.options.onFatal(message);
+    else this.log(message);
   }
 
   /** One TME per data directory: a second one would fight over the same server. */
@@ -301,9 +352,11 @@ export class EmbeddedPostgres {
     closeSync(logFd);
     this.child = child;
     let exit: string | undefined;
+    let started = false;
     child.once("exit", (code, signal) => {
       exit = signal ?? `code ${code}`;
-      this.child = undefined;
+      if (this.child === child) this.child = undefined;
+      if (started) void this.supervise(exit);
     });
     child.once("error", (error) => {
       exit = error.message;
@@ -318,7 +371,10 @@ export class EmbeddedPostgres {
           log.filter((l) => /FATAL|PANIC|ERROR/.test(l)).join(" | ") || log.slice(-5).join(" | ");
         throw new Error(`PostgreSQL exited during start (${exit}): ${reason.trim()} (log: ${logFile})`);
       }
-      if (await this.answers()) return;
+      if (await this.answers()) {
+        started = true;
+        return;
+      }
       await sleep(100);
     }
     child.kill("SIGKILL");
@@ -352,6 +408,8 @@ export class EmbeddedPostgres {
 
   /** Fast shutdown: open transactions roll back, committed data is on disk. */
   async stop(): Promise<void> {
+    this.stopping = true;
+    this.state = "stopped";
     const child = this.child;
     if (child?.pid && isRunning(child.pid)) {
       const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));

@@ -61,6 +61,8 @@ export interface StartOptions {
   print?: (line: string) => void;
   /** Where spans go instead of OTLP (tests use an in-memory exporter). */
   spanExporter?: SpanExporter;
+  /** The database died for good (the embedded server could not be restarted). Default: logged. */
+  onFatal?: (message: string) => void;
 }
 
 /** npm start: database, migrations, keys, the HTTP edge and the background loops, in one process. */
@@ -71,7 +73,9 @@ export async function startLocalRuntime(options: StartOptions): Promise<RunningT
 
   // Plugin mappings are checked before anything starts: a typo costs nothing to report.
   const plugins = await PluginRegistry.load(config.plugins, path.join(config.configDir, "task_plugins.yaml"));
-  const target = await openDatabaseTarget(config, (message) => logger.info(message));
+  const target = await openDatabaseTarget(config, (message) => logger.info(message), {
+    onFatal: options.onFatal ?? ((message) => logger.error(message)),
+  });
   const cleanups: Array<() => Promise<void>> = [() => target.stop()];
   const stopAll = async () => {
     for (const cleanup of cleanups.reverse())
@@ -87,12 +91,25 @@ export async function startLocalRuntime(options: StartOptions): Promise<RunningT
       max: config.db.pool.max,
       idleTimeoutMillis: config.db.pool.idle_timeout_ms,
       connectionTimeoutMillis: config.db.pool.connection_timeout_ms,
+      onConnectionError: (error) => logger.warn({ err: error.message }, "database connection lost"),
     });
     cleanups.push(() => db.close());
     const telemetry = startLocalTelemetry({ config, db, logger, spanExporter: options.spanExporter });
     cleanups.push(() => telemetry.stop());
-    const app = createAppContext(config, db, target.connectionString, logger, plugins, telemetry.observer);
-    app.metrics = telemetry.metrics;
+    const app = {
+      ...createAppContext(config, db, target.connectionString, logger, plugins, telemetry.observer),
+      databaseState: target.state,
+      metrics: telemetry.metrics,
+    };
+
+    // One owner per embedded data directory: tasks still running belong to an instance that
+    // was killed, so they are taken back now rather than when their leases run out.
+    if (target.exclusive) {
+      const reclaimed = await app.taskQueue.reclaimAll(
+        "worker lost: the previous TME on this data directory stopped",
+      );
+      if (reclaimed > 0) logger.warn({ reclaimed }, "took back the tasks of the previous instance");
+    }
 
     const adminKey = await provisionKeys(app);
 
@@ -107,6 +124,7 @@ export async function startLocalRuntime(options: StartOptions): Promise<RunningT
       config.app.port,
       (error) => logger.error({ err: error }, "http server"),
       config.app.host,
+      config.app.security,
     );
     cleanups.push(() => server.close());
 

@@ -16,7 +16,7 @@ import { wakeableLoop } from "./wakeable-loop.js";
 export interface WorkerPoolOptions extends Pick<WorkerOptions, "secret" | "random"> {
   /** Slots; default MAX_CONCURRENT_TASKS. */
   slots?: number;
-  /** How long stop() lets running attempts finish before aborting them; default kill_grace_seconds. */
+  /** How long stop() lets running attempts finish before handing them back; default worker.shutdown_grace_seconds. */
   stopGraceMs?: number;
   workerId?: string;
 }
@@ -116,7 +116,12 @@ export function workerPool(
       await listener.stop();
       // A claim in progress completes and its task joins the ones in flight.
       await claimsEnded;
-      const graceMs = options.stopGraceMs ?? app.config.app.worker.kill_grace_seconds * 1000;
+      const graceMs = options.stopGraceMs ?? app.config.app.worker.shutdown_grace_seconds * 1000;
+      if (inFlight.size > 0)
+        app.logger.info(
+          { running: inFlight.size, grace_seconds: graceMs / 1000 },
+          "shutdown: letting running attempts finish",
+        );
       const all = () => Promise.allSettled([...inFlight]);
       let timer: NodeJS.Timeout | undefined;
       const timedOut = await Promise.race([

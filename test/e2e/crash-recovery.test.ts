@@ -19,7 +19,13 @@ beforeAll(async () => {
   cpSync(path.join(REPO_ROOT, "configurations"), configDir, { recursive: true });
   const appFile = path.join(configDir, "app_config.yaml");
   const app = parse(readFileSync(appFile, "utf8"));
-  app.worker = { ...app.worker, lease_seconds: 2, heartbeat_seconds: 1, poll_interval_ms: 200 };
+  app.worker = {
+    ...app.worker,
+    lease_seconds: 3,
+    heartbeat_seconds: 1,
+    kill_grace_seconds: 0.5,
+    poll_interval_ms: 200,
+  };
   writeFileSync(appFile, stringify(app));
 });
 afterAll(async () => {

@@ -45,7 +45,13 @@ export interface RunRow {
 /** Engine settings fast enough for tests: short leases, quick retries, a quick kill. */
 export const FAST_ENGINE: DeepPartialApp = {
   retry: { base_delay_seconds: 0.05, max_delay_seconds: 0.2 },
-  worker: { lease_seconds: 30, heartbeat_seconds: 1, poll_interval_ms: 200, kill_grace_seconds: 1 },
+  worker: {
+    lease_seconds: 30,
+    heartbeat_seconds: 1,
+    poll_interval_ms: 200,
+    kill_grace_seconds: 1,
+    shutdown_grace_seconds: 1,
+  },
 };
 
 /**

@@ -32,7 +32,10 @@ export interface TestApp {
  * requests go through the local edge as API Gateway v2 events, as in production.
  */
 export async function createTestApp(
-  overrides: { app?: Partial<Config["app"]>; env?: Record<string, string> } = {},
+  overrides: {
+    app?: Omit<Partial<Config["app"]>, "worker"> & { worker?: Partial<Config["app"]["worker"]> };
+    env?: Record<string, string>;
+  } = {},
 ): Promise<TestApp> {
   const database = await createTestDatabase();
   // Files TME writes (the encryption key, the admin key) go to a directory of this app's own.
@@ -46,6 +49,8 @@ export async function createTestApp(
       ...base.app,
       LOG_LEVEL: "ERROR",
       ...overrides.app,
+      // Worker settings merge one level deep: a test names the ones it changes.
+      worker: { ...base.app.worker, ...overrides.app?.worker },
       security: { ...base.app.security, auth_failures_per_minute: 1_000_000, ...overrides.app?.security },
     },
   };
@@ -57,7 +62,13 @@ export async function createTestApp(
     logger,
     await PluginRegistry.load(config.plugins),
   );
-  const server = await startHttpServer(createHandler(app), 0, (error) => logger.error({ err: error }));
+  const server = await startHttpServer(
+    createHandler(app),
+    0,
+    (error) => logger.error({ err: error }),
+    "127.0.0.1",
+    config.app.security,
+  );
   const url = `http://127.0.0.1:${server.port}`;
   const keyWith = async (scopes: Scope[], namespace = "default") =>
     (

@@ -14,7 +14,14 @@ const scratch = mkdtempSync(path.join(os.tmpdir(), "tme-engine-api-"));
 beforeAll(async () => {
   t = await createTestApp({
     app: {
-      worker: { lease_seconds: 30, heartbeat_seconds: 1, poll_interval_ms: 200, kill_grace_seconds: 1 },
+      worker: {
+        lease_seconds: 30,
+        heartbeat_seconds: 1,
+        poll_interval_ms: 200,
+        kill_grace_seconds: 1,
+        shutdown_grace_seconds: 1,
+        max_infra_retries: 5,
+      },
     },
   });
   const pool = workerPool(t.app, { slots: 2 });

@@ -277,23 +277,29 @@ describe("leases and fencing", () => {
     expect(types).toEqual(["task.created", "task.started", "task.retrying", "task.started"]);
   });
 
-  it("fails a task whose lease expired on its last attempt", async () => {
+  it("requeues a task whose lease expired on its last attempt: a lost worker does not spend it", async () => {
     const task = await h.create({ name: "noop", max_attempts: 1 });
     await h.app.taskQueue.claim(task.id, 1, "worker-dead");
     await h.database.db.query("UPDATE tasks SET lease_expires_at = now() - interval '1 s' WHERE id = $1", [
       task.id,
     ]);
-    expect(await h.app.taskQueue.reapExpired()).toMatchObject({ requeued: 0, failed: 1 });
+    expect(await h.app.taskQueue.reapExpired()).toMatchObject({ requeued: 1, failed: 0 });
     const reaped = await h.task(task.id);
-    expect(reaped.status).toBe("failed");
+    expect(reaped).toMatchObject({ status: "queued", attempt: 1, infra_retries: 1, finished_at: null });
     expect(reaped.error).toContain("lease expired");
-    expect(reaped.finished_at).not.toBeNull();
+    // Its next attempt is claimable although attempt = max_attempts: the lost run did not count.
+    expect(await h.app.taskQueue.claim(task.id, 2, "worker-next")).toHaveProperty("claimed");
+    await h.database.db.query("UPDATE tasks SET status = 'cancelled', finished_at = now() WHERE id = $1", [
+      task.id,
+    ]);
   });
 
   it("keeps a long task alive by heartbeat well past its lease", async () => {
-    const short = await createEngineHarness({ app: { worker: { lease_seconds: 2, heartbeat_seconds: 1 } } });
+    const short = await createEngineHarness({
+      app: { worker: { lease_seconds: 3, heartbeat_seconds: 1, kill_grace_seconds: 0.5 } },
+    });
     try {
-      const task = await short.create({ name: "sleep", params: { seconds: 4 } });
+      const task = await short.create({ name: "sleep", params: { seconds: 7 } });
       await short.startPool({ slots: 1 });
       const done = await short.waitForStatus(task.id, ["succeeded", "failed"], 10_000);
       expect(done.status).toBe("succeeded");
@@ -330,7 +336,12 @@ describe("progress and shutdown", () => {
     const pool = await h.startPool({ slots: 1, maintenance: false, stopGraceMs: 100 });
     await h.waitForStatus(task.id, ["running"]);
     await pool.stop();
-    expect(await h.task(task.id)).toMatchObject({ status: "queued", attempt: 1, lease_owner: null });
+    expect(await h.task(task.id)).toMatchObject({
+      status: "queued",
+      attempt: 1,
+      infra_retries: 1,
+      lease_owner: null,
+    });
     expect(await h.runs(task.id)).toMatchObject([
       { status: "lost", error: "worker shut down during the attempt" },
     ]);

@@ -21,6 +21,7 @@ function task(status: TaskStatus, overrides: Partial<Task> = {}): Task {
     attempt: status === "queued" ? 0 : 2,
     series: 1,
     max_attempts: 3,
+    infra_retries: 0,
     timeout_seconds: 60,
     progress: status === "running" || finished ? { percent: 50 } : null,
     result: status === "succeeded" ? { ok: true } : null,

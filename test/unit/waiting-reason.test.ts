@@ -23,6 +23,7 @@ function task(overrides: Partial<Task> = {}): Task {
     attempt: 0,
     series: 0,
     max_attempts: 3,
+    infra_retries: 0,
     timeout_seconds: 60,
     progress: null,
     result: null,

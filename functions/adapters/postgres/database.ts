@@ -1,4 +1,5 @@
 import pg from "pg";
+import { DatabaseUnavailable } from "../../core/errors.js";
 
 /** The part of a pg client that repositories use: a parameterised query. */
 export interface Queryable {
@@ -25,6 +26,54 @@ export interface DatabaseOptions {
   idleTimeoutMillis?: number;
   connectionTimeoutMillis?: number;
   applicationName?: string;
+  /**
+   * A query without an answer for this long fails and its connection is dropped: a server cut
+   * off by the network (no RST, no FIN) would otherwise hold a pool slot forever. Default 60 s.
+   */
+  queryTimeoutMillis?: number;
+  /** Told about every connection that breaks (default: nothing; the caller gets the error). */
+  onConnectionError?: (error: Error) => void;
+}
+
+/** SQLSTATEs of a server that went away or refuses connections for now (class 08 and friends). */
+const UNAVAILABLE_STATES = new Set([
+  "57P01",
+  "57P02",
+  "57P03",
+  "53300",
+  "08000",
+  "08001",
+  "08003",
+  "08004",
+  "08006",
+]);
+const UNAVAILABLE_ERRNOS = new Set([
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "ETIMEDOUT",
+  "EPIPE",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "EAI_AGAIN",
+]);
+/** pg reports some losses with a message only. */
+const UNAVAILABLE_MESSAGES =
+  /^(Connection terminated|timeout exceeded when trying to connect|Query read timeout|Client has encountered a connection error|Client was closed and is not queryable)/;
+
+/** True when an error means the database could not be reached, not that the query was wrong. */
+export function isConnectionLoss(error: unknown): boolean {
+  if (error instanceof DatabaseUnavailable) return true;
+  if (!(error instanceof Error)) return false;
+  const code = (error as { code?: string }).code;
+  if (code && (UNAVAILABLE_STATES.has(code) || UNAVAILABLE_ERRNOS.has(code))) return true;
+  return UNAVAILABLE_MESSAGES.test(error.message);
+}
+
+/** Connection losses become DatabaseUnavailable (503 with Retry-After); anything else passes. */
+function typed(error: unknown): unknown {
+  return isConnectionLoss(error) && !(error instanceof DatabaseUnavailable)
+    ? new DatabaseUnavailable(error)
+    : error;
 }
 
 /**
@@ -42,22 +91,37 @@ export class Database implements Db {
       idleTimeoutMillis: options.idleTimeoutMillis ?? 30000,
       connectionTimeoutMillis: options.connectionTimeoutMillis ?? 5000,
       application_name: options.applicationName ?? "tme",
+      query_timeout: options.queryTimeoutMillis ?? 60_000,
+      // The kernel notices a peer that vanished (host down, cable cut) within about a minute.
+      keepAlive: true,
+      keepAliveInitialDelayMillis: 10_000,
     });
-    // An idle client losing its server (restart, failover) must not crash the process;
-    // the pool drops it and the next query opens a new one.
+    const onConnectionError = options.onConnectionError ?? (() => {});
+    // A client whose server goes away (restart, crash, pg_terminate_backend, failover) emits
+    // 'error'; without a listener that ends the process. The pool listens only while a client
+    // is idle, so every client gets its own listener for its whole life, checked out or not;
+    // the query in flight fails with the error, and a broken client is not reused.
+    this.pool.on("connect", (client) => {
+      client.on("error", onConnectionError);
+    });
+    // The pool also reports an idle client's error; the client's own listener has logged it.
     this.pool.on("error", () => {});
   }
 
-  query<R extends pg.QueryResultRow = pg.QueryResultRow>(
+  async query<R extends pg.QueryResultRow = pg.QueryResultRow>(
     text: string,
     values?: unknown[],
   ): Promise<pg.QueryResult<R>> {
-    return this.pool.query<R>(text, values);
+    try {
+      return await this.pool.query<R>(text, values);
+    } catch (error) {
+      throw typed(error);
+    }
   }
 
   /** Rows of a query. */
   async rows<R extends pg.QueryResultRow>(text: string, values?: unknown[]): Promise<R[]> {
-    return (await this.pool.query<R>(text, values)).rows;
+    return (await this.query<R>(text, values)).rows;
   }
 
   /**
@@ -65,17 +129,25 @@ export class Database implements Db {
    * Everything that must be atomic with a state change (its event, its outbox row) goes here.
    */
   async transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
-    const client = await this.pool.connect();
+    let client: pg.PoolClient;
+    try {
+      client = await this.pool.connect();
+    } catch (error) {
+      throw typed(error);
+    }
+    let broken: unknown;
     try {
       await client.query("BEGIN");
       const result = await fn(client);
       await client.query("COMMIT");
       return result;
     } catch (error) {
-      await client.query("ROLLBACK").catch(() => {});
-      throw error;
+      if (isConnectionLoss(error)) broken = error;
+      else await client.query("ROLLBACK").catch((rollbackError) => (broken = rollbackError));
+      throw typed(error);
     } finally {
-      client.release();
+      // A client that lost its connection is destroyed, not handed to the next caller.
+      client.release(broken instanceof Error ? broken : undefined);
     }
   }
 
@@ -120,6 +192,7 @@ export class TransactionBoundDb implements Db {
 /** Opens one connection and runs SELECT 1; throws what the connection attempt threw. */
 export async function probeConnection(connectionString: string, timeoutMs: number): Promise<void> {
   const client = new pg.Client({ connectionString, connectionTimeoutMillis: timeoutMs });
+  client.on("error", () => {});
   try {
     await client.connect();
     await client.query("SELECT 1");

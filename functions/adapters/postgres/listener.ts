@@ -1,6 +1,9 @@
 import pg from "pg";
 import type { Logger } from "../../logging/logger.js";
 
+const LIVENESS_INTERVAL_MS = 15_000;
+const LIVENESS_TIMEOUT_MS = 10_000;
+
 /**
  * One dedicated connection that LISTENs on channels and calls back on NOTIFY. When the
  * connection drops it reconnects with backoff, and calls onReconnect so the owner can catch
@@ -10,6 +13,7 @@ export class PostgresListener {
   private client: pg.Client | undefined;
   private stopped = false;
   private retryMs = 250;
+  private liveness: NodeJS.Timeout | undefined;
   private readonly handlers = new Map<string, Array<(payload: string) => void>>();
   private readonly reconnectHandlers: Array<() => void> = [];
 
@@ -37,6 +41,10 @@ export class PostgresListener {
     const client = new pg.Client({
       connectionString: this.connectionString,
       application_name: "tme-listener",
+      connectionTimeoutMillis: 5000,
+      query_timeout: LIVENESS_TIMEOUT_MS,
+      keepAlive: true,
+      keepAliveInitialDelayMillis: 10_000,
     });
     client.on("notification", (message) => {
       for (const handler of this.handlers.get(message.channel) ?? []) handler(message.payload ?? "");
@@ -52,6 +60,7 @@ export class PostgresListener {
         await client.query(`LISTEN ${client.escapeIdentifier(channel)}`);
       this.client = client;
       this.retryMs = 250;
+      this.watch(client);
       if (isReconnect) for (const handler of this.reconnectHandlers) handler();
     } catch (error) {
       await client.end().catch(() => {});
@@ -65,12 +74,31 @@ export class PostgresListener {
   private async reconnect(dead: pg.Client): Promise<void> {
     if (this.client !== dead || this.stopped) return;
     this.client = undefined;
-    await dead.end().catch(() => {});
+    clearInterval(this.liveness);
+    // Scheduled first: ending a connection whose peer is unreachable may never finish.
     setTimeout(() => void this.connect(true), this.retryMs).unref();
+    await dead.end().catch(() => {});
+  }
+
+  /**
+   * A connection cut without a FIN or RST (a network partition, a frozen proxy) looks alive
+   * and delivers nothing; a periodic query that must answer finds it, and it is replaced.
+   */
+  private watch(client: pg.Client): void {
+    clearInterval(this.liveness);
+    this.liveness = setInterval(() => {
+      if (this.client !== client) return;
+      client.query("SELECT 1").catch((error: Error) => {
+        this.logger.warn({ err: error.message }, "listener connection does not answer; reconnecting");
+        void this.reconnect(client);
+      });
+    }, LIVENESS_INTERVAL_MS);
+    this.liveness.unref();
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
+    clearInterval(this.liveness);
     const client = this.client;
     this.client = undefined;
     await client?.end().catch(() => {});

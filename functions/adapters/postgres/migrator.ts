@@ -51,6 +51,8 @@ export async function migrate(
 ): Promise<MigrationResult> {
   const migrations = readMigrations(dir);
   const client = new pg.Client({ connectionString, application_name: "tme-migrate" });
+  // A server lost mid-migration fails the query in flight; the event must not end the process.
+  client.on("error", () => {});
   await client.connect();
   try {
     await client.query("SELECT pg_advisory_lock($1)", [MIGRATION_LOCK_KEY]);

@@ -77,6 +77,7 @@ async function applyChanges(tx: Queryable, namespace: string, changes: TaskChang
     `UPDATE tasks t SET status = c.status, description = c.description, priority = c.priority,
        labels = c.labels, timeout_seconds = c.timeout_seconds, max_attempts = c.max_attempts,
        run_at = c.run_at, series = c.series, attempt = c.attempt, progress = c.progress,
+       infra_retries = CASE WHEN c.series = t.series THEN t.infra_retries ELSE 0 END,
        result = c.result, error = c.error, started_at = c.started_at, finished_at = c.finished_at,
        updated_at = c.updated_at
      FROM jsonb_to_recordset($1::jsonb) AS c(id text, expected_status task_status, status task_status,
@@ -179,7 +180,7 @@ export class PostgresTaskControlStore implements TaskControlStore {
   runs(taskId: string, limit: number, afterId = 0): Promise<TaskRun[]> {
     return this.db.rows<TaskRun>(
       `SELECT id, series, attempt, status, worker_id, exit_code, error, output_tail, output_truncated,
-         started_at, finished_at
+         started_at, finished_at, work_ended_at
        FROM task_runs WHERE task_id = $1 AND id > $2 ORDER BY id LIMIT $3`,
       [taskId, afterId, limit],
     );

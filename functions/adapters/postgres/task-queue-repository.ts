@@ -20,6 +20,8 @@ export interface PostgresTaskQueueOptions {
   leaseSeconds: number;
   /** Cap on a run's stored output tail (shell.output_tail_bytes). */
   outputTailBytes: number;
+  /** Runs of one task lost to infrastructure before it fails anyway (worker.max_infra_retries). */
+  maxInfraRetries: number;
 }
 
 /** Errors and messages stored on tasks and runs are cut to this. */
@@ -29,7 +31,7 @@ const MAX_ERROR_BYTES = 16_384;
 // for a type's advisory lock must not appear to start before the run whose end freed its slot.
 
 /** The only ways a claim picks a task: due, not paused as a type. */
-const CLAIMABLE = `t.run_at <= now() AND t.attempt < t.max_attempts
+const CLAIMABLE = `t.run_at <= now() AND t.attempt - t.infra_retries < t.max_attempts
   AND NOT EXISTS (SELECT 1 FROM task_type_pauses p WHERE p.namespace = t.namespace AND p.name = t.name)`;
 
 // Which attempt a write belongs to: a worker whose lease was taken over (the reaper presumed it
@@ -121,7 +123,7 @@ export class PostgresTaskQueue implements TaskQueue {
         due: boolean;
         paused: boolean;
       }>(
-        `SELECT t.name, t.status, t.attempt, t.attempt >= t.max_attempts AS spent, t.run_at <= now() AS due,
+        `SELECT t.name, t.status, t.attempt, t.attempt - t.infra_retries >= t.max_attempts AS spent, t.run_at <= now() AS due,
            EXISTS (SELECT 1 FROM task_type_pauses p WHERE p.namespace = t.namespace AND p.name = t.name) AS paused
          FROM tasks t WHERE t.id = $1 FOR UPDATE`,
         [taskId],
@@ -286,6 +288,14 @@ export class PostgresTaskQueue implements TaskQueue {
     });
   }
 
+  async recordWorkEnded(lease: Lease, endedAt: Date): Promise<void> {
+    await this.db.query(
+      `UPDATE task_runs SET work_ended_at = $5
+       WHERE task_id = $1 AND series = $2 AND attempt = $3 AND worker_id = $4`,
+      [lease.taskId, lease.series, lease.attempt, lease.workerId, endedAt],
+    );
+  }
+
   /**
    * A slot of a limited type just freed: signal the next waiting task of that name. In the cloud
    * its earlier message was dropped while the type was full; this brings it on now instead of
@@ -347,8 +357,11 @@ export class PostgresTaskQueue implements TaskQueue {
   }
 
   /**
-   * running -> queued (attempts left: the lost attempt counts) or failed; the run row ends
-   * 'lost'. The event is task.retrying (it will run again, now) or task.failed.
+   * running -> queued, the run row ends 'lost'. The run was lost to infrastructure (its worker
+   * shut down, crashed, or lost the database), not to the task: it does not count against
+   * max_attempts but against worker.max_infra_retries, and a task past that cap fails (one
+   * that kills its worker every time must not loop forever). The event is task.retrying (it
+   * will run again, now) or task.failed, with `infra_retries` saying which budget it spent.
    */
   private async takeBack(
     tx: Queryable,
@@ -357,12 +370,16 @@ export class PostgresTaskQueue implements TaskQueue {
     run: TaskOutcome = {},
   ): Promise<"queued" | "failed"> {
     const { rows } = await tx.query<Task>(
-      `UPDATE tasks SET status = CASE WHEN attempt < max_attempts THEN 'queued' ELSE 'failed' END::task_status,
-         error = $2, updated_at = now(), run_at = now(),
-         finished_at = CASE WHEN attempt < max_attempts THEN NULL ELSE now() END,
+      `UPDATE tasks SET infra_retries = infra_retries + 1,
+         status = CASE WHEN infra_retries + 1 > $3 THEN 'failed' ELSE 'queued' END::task_status,
+         error = CASE WHEN infra_retries + 1 > $3
+           THEN $2 || ' (lost ' || (infra_retries + 1) || ' runs to infrastructure; worker.max_infra_retries is ' || $3 || ')'
+           ELSE $2 END,
+         updated_at = now(), run_at = now(),
+         finished_at = CASE WHEN infra_retries + 1 > $3 THEN now() END,
          lease_owner = NULL, lease_expires_at = NULL
        WHERE id = $1 AND status = 'running' RETURNING ${TASK_COLUMNS}`,
-      [taskId, reason],
+      [taskId, reason, this.options.maxInfraRetries],
     );
     const task = rows[0]!;
     await tx.query(
@@ -381,8 +398,14 @@ export class PostgresTaskQueue implements TaskQueue {
       ],
     );
     await this.signalNextOfLimitedType(tx, task.name);
+    const infra = { infra_retries: task.infra_retries, max_infra_retries: this.options.maxInfraRetries };
     if (task.status === "queued") {
-      await this.event(tx, "task.retrying", task, { error: reason, retry_at: task.run_at.toISOString() });
+      await this.event(tx, "task.retrying", task, {
+        error: reason,
+        retry_at: task.run_at.toISOString(),
+        lost_to_infrastructure: true,
+        ...infra,
+      });
       await writeQueueSignal(tx, task.namespace, {
         task_id: task.id,
         attempt: task.attempt + 1,
@@ -391,7 +414,7 @@ export class PostgresTaskQueue implements TaskQueue {
       });
       return "queued";
     }
-    await this.event(tx, "task.failed", task, { error: reason });
+    await this.event(tx, "task.failed", task, { error: task.error, lost_to_infrastructure: true, ...infra });
     return "failed";
   }
 
@@ -421,6 +444,35 @@ export class PostgresTaskQueue implements TaskQueue {
       counts.orphanRuns = orphans.rowCount ?? 0;
     });
     return counts;
+  }
+
+  /**
+   * Takes back every running task and closes every open run at once, whatever its lease says:
+   * for a process that knows it is the only worker (the embedded server's one owner at start),
+   * everything still running belonged to an instance that is gone.
+   */
+  async reclaimAll(reason: string, batch = 500): Promise<number> {
+    let total = 0;
+    for (;;) {
+      const taken = await this.db.transaction(async (tx) => {
+        const { rows } = await tx.query<{ id: string }>(
+          `SELECT id FROM tasks WHERE status = 'running' ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED`,
+          [batch],
+        );
+        for (const { id } of rows) await this.takeBack(tx, id, reason);
+        return rows.length;
+      });
+      total += taken;
+      if (taken < batch) break;
+    }
+    await this.db.query(
+      `UPDATE task_runs r SET finished_at = clock_timestamp(),
+         status = CASE WHEN t.status = 'cancelled' AND t.series = r.series THEN 'cancelled' ELSE 'lost' END,
+         error = COALESCE(r.error, $1)
+       FROM tasks t WHERE r.task_id = t.id AND r.finished_at IS NULL`,
+      [reason],
+    );
+    return total;
   }
 
   async promoteDueRetries(limit = 500): Promise<number> {

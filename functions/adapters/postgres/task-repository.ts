@@ -8,7 +8,7 @@ import { writeEvent, writeQueueSignal } from "./event-writer.js";
 /** Every column of tasks, in the shape of Task; pg returns timestamptz as Date and jsonb parsed. */
 export const TASK_COLUMNS = `id, namespace, name, description, command, handler, params, status, priority, attempt,
   series, max_attempts, timeout_seconds, progress, result, error, schedule_id, labels, run_at, created_at,
-  updated_at, started_at, finished_at, lease_owner, lease_expires_at, trace_context`;
+  updated_at, started_at, finished_at, lease_owner, lease_expires_at, infra_retries, trace_context`;
 
 export class PostgresTaskStore implements TaskStore {
   constructor(

@@ -136,6 +136,7 @@ export async function createTask(
     status: "queued",
     priority: input.priority ?? 5,
     attempt: 0,
+    infra_retries: 0,
     series: 0,
     max_attempts: input.max_attempts ?? deps.config.default_max_attempts,
     timeout_seconds: timeout,

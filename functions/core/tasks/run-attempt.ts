@@ -10,7 +10,7 @@ import {
 } from "../plugins/plugin.js";
 import { LeaseDeadline, leaseMarginMs } from "./lease-deadline.js";
 import { retryDelayMs } from "./retry-policy.js";
-import type { Task, TaskProgress } from "./task.js";
+import { countedAttempts, type Task, type TaskProgress } from "./task.js";
 import { type AttemptEnd, type Lease, leaseOf, type TaskQueue } from "./task-queue.js";
 
 /**
@@ -104,6 +104,23 @@ export async function runAttempt(
   };
 
   const deadline = setTimeout(() => abort("timeout"), task.timeout_seconds * 1000);
+  // The lease on this worker's own clock: when no renewal came in time (the database is out
+  // of reach, or this process was frozen), the work stops before another worker may take the
+  // task over, so two never run it side by side.
+  let leaseTimer: NodeJS.Timeout | undefined;
+  const armLeaseTimer = () => {
+    clearTimeout(leaseTimer);
+    leaseTimer = setTimeout(
+      () => {
+        if (Date.now() < leaseDeadline.deadlineMs) return armLeaseTimer();
+        logger.warn("lease not renewed in time; stopping the attempt before another worker takes it");
+        abort("lost");
+      },
+      Math.max(0, leaseDeadline.deadlineMs - Date.now()),
+    );
+  };
+  armLeaseTimer();
+  const stopWatchingLease = leaseDeadline.onRenew(armLeaseTimer);
   const heartbeat = setInterval(() => {
     const requestedAt = Date.now();
     deps.queue.heartbeat(lease).then(
@@ -156,18 +173,24 @@ export async function runAttempt(
   } finally {
     clearTimeout(deadline);
     clearInterval(heartbeat);
+    clearTimeout(leaseTimer);
+    stopWatchingLease();
   }
+  // The work is over (the plugin returned, or was abandoned after its kill grace).
+  const workEndedAt = new Date();
   await progress.settle();
 
   const end = decideEnd(task, signal, succeeded, outcome, failure, deps);
   try {
     if (!end) {
       logger.warn("lease lost while running; another worker owns the task now");
+      recordLostEnd(deps, lease, workEndedAt, logger);
       return "lost";
     }
     const written = await withRetries(() => deps.queue.finish(lease, end, outcome, progress.latest), 3);
     if (!written) {
       logger.warn({ ended: end.status }, "attempt ended after its lease was lost; nothing written");
+      recordLostEnd(deps, lease, workEndedAt, logger);
       return "lost";
     }
     logger.debug({ ended: end.status }, "attempt ended");
@@ -180,6 +203,27 @@ export async function runAttempt(
     deps.running.unregister(task.id, controller);
   }
 }
+
+/**
+ * A lost run's row was closed by whoever took the task back, at that moment; the instant its
+ * work really stopped is only known here. Written in the background (the slot is free now),
+ * retried for a while: the database may still be out of reach.
+ */
+function recordLostEnd(deps: AttemptDeps, lease: Lease, endedAt: Date, logger: AttemptLogger): void {
+  void (async () => {
+    for (let attempt = 1; attempt <= LOST_END_TRIES; attempt++) {
+      try {
+        await deps.queue.recordWorkEnded(lease, endedAt);
+        return;
+      } catch (error) {
+        if (attempt === LOST_END_TRIES)
+          logger.warn({ err: error }, "could not record when the lost run ended");
+        else await new Promise((r) => setTimeout(r, Math.min(30_000, 1000 * 2 ** attempt)).unref());
+      }
+    }
+  })();
+}
+const LOST_END_TRIES = 8;
 
 function errorText(error: unknown): string {
   if (error instanceof Error) return error.message || error.name;
@@ -204,7 +248,7 @@ function decideEnd(
   if (succeeded) return { status: "succeeded", result: outcome.result ?? null };
   const error = errorText(failure);
   const permanent = failure instanceof PermanentTaskError;
-  if (permanent || task.attempt >= task.max_attempts) return { status: "failed", error };
+  if (permanent || countedAttempts(task) >= task.max_attempts) return { status: "failed", error };
   return { status: "retrying", error, retryInMs: retryDelayMs(task.attempt, deps.config.retry, deps.random) };
 }
 

@@ -38,6 +38,8 @@ export interface TaskRun {
   output_truncated: boolean;
   started_at: Date;
   finished_at: Date | null;
+  /** A lost run: when its worker says its work stopped (null if the worker never said). */
+  work_ended_at: Date | null;
 }
 
 /** One entry of a task's lifecycle log (a row of task_events). */

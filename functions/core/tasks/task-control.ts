@@ -2,7 +2,7 @@ import type { AppConfig } from "../../config/schema.js";
 import { Conflict, type ErrorDetail, Unprocessable, ValidationFailed } from "../errors.js";
 import { type EventType, newEvent, type QueueDispatch, type TmeEvent } from "../events/event.js";
 import { IllegalTransition, nextStatus, type TaskAction } from "./state-machine.js";
-import { type Task, type TaskStatus, toTaskView } from "./task.js";
+import { countedAttempts, type Task, type TaskStatus, toTaskView } from "./task.js";
 
 /** The actions an API caller may take on one task (the engine owns claim, succeed, retry, ...). */
 export const CONTROL_ACTIONS = ["cancel", "pause", "resume", "restart"] as const;
@@ -68,6 +68,7 @@ export function planAction(task: Task, action: ControlAction, now: Date): TaskCh
         ...next,
         series: task.series + 1,
         attempt: 0,
+        infra_retries: 0,
         result: null,
         error: null,
         progress: null,
@@ -133,10 +134,11 @@ export function planUpdate(
   }
   // A waiting task still needs its next attempt: a limit equal to the attempts made would leave
   // it queued forever, never claimable (the claim requires attempt < max_attempts).
-  const minAttempts = WAITING.includes(task.status) ? task.attempt + 1 : task.attempt;
+  const made = countedAttempts(task);
+  const minAttempts = WAITING.includes(task.status) ? made + 1 : made;
   if (update.max_attempts !== undefined && update.max_attempts < minAttempts) {
     const why = WAITING.includes(task.status)
-      ? `${task.attempt} attempts made and the task waits for its next one; cancel it to give up`
+      ? `${made} attempts made and the task waits for its next one; cancel it to give up`
       : "attempts made in this series";
     throw new Unprocessable(`max_attempts ${update.max_attempts} leaves task ${task.id} no attempt to make`, [
       { path: "max_attempts", message: `must be >= ${minAttempts} (${why})` },

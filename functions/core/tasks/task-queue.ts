@@ -47,6 +47,8 @@ export interface TaskQueue {
   progress(lease: Lease, progress: TaskProgress, emitEvent: boolean): Promise<boolean>;
   /** Ends the attempt. False when the lease was lost first (the late result changes nothing). */
   finish(lease: Lease, end: AttemptEnd, run: TaskOutcome, progress?: TaskProgress): Promise<boolean>;
+  /** Stamps when a run whose lease was lost really stopped its work (the row may be closed already). */
+  recordWorkEnded(lease: Lease, endedAt: Date): Promise<void>;
   /** Takes back running tasks whose lease expired; closes orphaned run rows. */
   reapExpired(limit?: number): Promise<{ requeued: number; failed: number; orphanRuns: number }>;
   /** Moves retrying tasks whose time has come back to queued, with a queue signal. */

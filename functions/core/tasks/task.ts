@@ -32,6 +32,8 @@ export interface Task {
   /** How many times the task was restarted; each restart begins a new series of attempts. */
   series: number;
   max_attempts: number;
+  /** Runs of this series lost to infrastructure (not counted against max_attempts). */
+  infra_retries: number;
   timeout_seconds: number;
   progress: TaskProgress | null;
   result: unknown;
@@ -49,6 +51,11 @@ export interface Task {
   trace_context?: string | null;
 }
 
+/** Attempts that count against max_attempts: runs lost to infrastructure do not. */
+export function countedAttempts(task: Pick<Task, "attempt" | "infra_retries">): number {
+  return task.attempt - (task.infra_retries ?? 0);
+}
+
 /** The task as the API shows it (API.md "Task object fields"). */
 export interface TaskView {
   id: string;
@@ -63,6 +70,7 @@ export interface TaskView {
   priority: number;
   attempt: number;
   max_attempts: number;
+  infra_retries: number;
   timeout_seconds: number;
   progress: TaskProgress | null;
   result: unknown;
@@ -92,6 +100,7 @@ export function toTaskView(task: Task): TaskView {
     priority: task.priority,
     attempt: task.attempt,
     max_attempts: task.max_attempts,
+    infra_retries: task.infra_retries ?? 0,
     timeout_seconds: task.timeout_seconds,
     progress: task.progress,
     result: task.result ?? null,

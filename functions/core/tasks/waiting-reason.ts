@@ -61,7 +61,13 @@ export function waitingReason(
     return `global limit reached (${facts.runningTotal} of ${limits.maxConcurrent} running)`;
   }
   const ahead = facts.aheadByTaskId.get(task.id) ?? 0;
-  if (ahead === 0) return "next in queue, waiting for a free worker";
   const count = ahead >= AHEAD_COUNT_CAP ? `more than ${AHEAD_COUNT_CAP}` : String(ahead);
-  return `queued behind ${count} ${ahead === 1 ? "task" : "tasks"} of higher or equal priority`;
+  const place =
+    ahead === 0
+      ? "next in queue, waiting for a free worker"
+      : `queued behind ${count} ${ahead === 1 ? "task" : "tasks"} of higher or equal priority`;
+  // A task handed back by a lost worker says so: its attempts were not spent, its infra budget was.
+  return task.infra_retries > 0 && task.attempt > 0
+    ? `${place} (handed back after its worker was lost: ${task.infra_retries} infrastructure ${task.infra_retries === 1 ? "retry" : "retries"}, not counted against max_attempts)`
+    : place;
 }

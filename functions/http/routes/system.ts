@@ -10,7 +10,9 @@ const startedAt = Date.now();
 
 const HealthSchema = z.object({
   status: z.enum(["ok", "degraded"]),
-  database: z.enum(["ok", "unreachable"]),
+  database: z.enum(["ok", "unreachable", "recovering"]).meta({
+    description: "recovering: the embedded PostgreSQL died and is being restarted (crash recovery)",
+  }),
   version: z.string(),
   uptime_seconds: z.number(),
 });
@@ -32,12 +34,16 @@ export const healthRoute = defineRoute({
       .query("SELECT 1")
       .then(() => true)
       .catch(() => false);
+    const recovering = !databaseOk && app.databaseState?.() === "recovering";
     return {
       status: databaseOk ? 200 : 503,
-      headers: { "Cache-Control": "no-store" },
+      headers: {
+        "Cache-Control": "no-store",
+        ...(databaseOk ? {} : ({ "Retry-After": "2" } as Record<string, string>)),
+      },
       body: {
         status: databaseOk ? "ok" : "degraded",
-        database: databaseOk ? "ok" : "unreachable",
+        database: databaseOk ? "ok" : recovering ? "recovering" : "unreachable",
         version: VERSION,
         uptime_seconds: Math.round((Date.now() - startedAt) / 1000),
       },

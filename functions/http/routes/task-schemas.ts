@@ -226,6 +226,10 @@ export const TaskViewSchema = z
     priority: z.number().int(),
     attempt: z.number().int().meta({ description: "Attempt within the current series; 0 before the first" }),
     max_attempts: z.number().int(),
+    infra_retries: z.number().int().meta({
+      description:
+        "Runs of this series lost to infrastructure (shutdown, a crashed or cut-off worker): retried without counting against max_attempts, up to worker.max_infra_retries",
+    }),
     timeout_seconds: z.number().int(),
     progress: z.object({ percent: z.number(), message: z.string().optional() }).nullable(),
     result: z.unknown().meta({ description: "What the handler returned, or null" }),
@@ -263,6 +267,10 @@ export const TaskRunSchema = z
     output_truncated: z.boolean(),
     started_at: IsoTime,
     finished_at: IsoTime.nullable(),
+    work_ended_at: IsoTime.nullable().meta({
+      description:
+        "A lost run: when its worker stopped the work on its own (its lease could not be renewed); finished_at is when the task was taken back. Null otherwise",
+    }),
   })
   .meta({ id: "TaskRun" });
 

@@ -257,10 +257,11 @@ const taskRunsRoute = defineRoute({
       (id, l, a) => app.taskControl.runs(id, l, a),
       (r) => r.id,
     );
-    const body = page.map(({ id: _, started_at, finished_at, ...run }) => ({
+    const body = page.map(({ id: _, started_at, finished_at, work_ended_at, ...run }) => ({
       ...run,
       started_at: started_at.toISOString(),
       finished_at: iso(finished_at),
+      work_ended_at: iso(work_ended_at),
     }));
     return { status: 200, body, headers };
   },
