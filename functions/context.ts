@@ -12,6 +12,7 @@ import type { Config } from "./config/schema.js";
 import type { AuditSink } from "./core/audit/audit.js";
 import type { ApiKeyStore } from "./core/auth/api-keys.js";
 import { type SecretBox, secretBox } from "./core/crypto/secret-box.js";
+import { noObserver, type Observer } from "./core/observability/observer.js";
 import type { PluginServices } from "./core/plugins/plugin.js";
 import type { ScheduleStore } from "./core/schedules/schedule-store.js";
 import type { TaskControlStore } from "./core/tasks/task-control-store.js";
@@ -47,16 +48,24 @@ export interface AppContext {
   pluginServices: PluginServices;
   /** Locally, the embedded server's supervisor state ("recovering" while it restarts). */
   databaseState?: () => string;
+  /** Metrics and traces of TME's own work; noObserver unless the runtime plugs one in. */
+  observer: Observer;
+  /** The Prometheus text of GET /metrics; the local runtime sets it, the cloud uses CloudWatch. */
+  metrics?: MetricsScrape;
+}
+
+export interface MetricsScrape {
+  scrape(): Promise<{ contentType: string; text: string }>;
 }
 
 /** The ports that talk to the database, built on one Db. */
-function databasePorts(db: Db) {
+function databasePorts(db: Db, observer: Observer) {
   return {
     db,
     apiKeys: new PostgresApiKeyStore(db),
-    tasks: new PostgresTaskStore(db),
+    tasks: new PostgresTaskStore(db, observer),
     taskControl: new PostgresTaskControlStore(db),
-    schedules: new PostgresScheduleStore(db),
+    schedules: new PostgresScheduleStore(db, observer),
   } satisfies Partial<AppContext>;
 }
 
@@ -65,7 +74,7 @@ function databasePorts(db: Db) {
  * TransactionBoundDb, and each store must join that transaction, not the pool.
  */
 export function withDb(app: AppContext, db: Db): AppContext {
-  return { ...app, ...databasePorts(db) };
+  return { ...app, ...databasePorts(db, app.observer) };
 }
 
 /** Wires the Postgres adapters; both runtimes and the tests build their context here. */
@@ -75,13 +84,15 @@ export function createAppContext(
   databaseUrl: string,
   logger: Logger,
   plugins: PluginRegistry,
+  observer: Observer = noObserver,
 ): AppContext {
   return {
     config,
     databaseUrl,
     logger,
     now: () => new Date(),
-    ...databasePorts(db),
+    ...databasePorts(db, observer),
+    observer,
     audit: new BatchingAuditWriter(db),
     plugins,
     // The key is loaded on first use, so a process that never touches a secret needs none.

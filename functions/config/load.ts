@@ -28,6 +28,7 @@ const ENV_OVERRIDES: ReadonlyArray<{
   { variable: "DEFAULT_TASK_TIMEOUT", file: "app", key: "default_task_timeout", parse: parseNumber },
   // The cloud stack sets this to what a worker Lambda can run (15 min less a margin).
   { variable: "MAX_TASK_TIMEOUT_SECONDS", file: "app", key: "max_task_timeout", parse: parseNumber },
+  { variable: "METRICS_PORT", file: "app", key: "metrics.port", parse: parseNumber },
   { variable: "DATABASE_PASSWORD", file: "db", key: "password", parse: (v) => v },
 ];
 
@@ -153,6 +154,18 @@ export interface LoadOptions {
   configDir?: string;
 }
 
+/** Sets a dotted key ("metrics.port"), making the sections on the way. */
+function setAt(target: Record<string, unknown>, dottedKey: string, value: unknown): void {
+  const keys = dottedKey.split(".");
+  let section = target;
+  for (const key of keys.slice(0, -1)) {
+    const next = section[key];
+    section[key] = next && typeof next === "object" && !Array.isArray(next) ? next : {};
+    section = section[key] as Record<string, unknown>;
+  }
+  section[keys.at(-1)!] = value;
+}
+
 /** Reads the three YAML files, applies environment overrides and validates everything. */
 export function loadConfig(options: LoadOptions = {}): Config {
   const env = options.env ?? process.env;
@@ -167,7 +180,7 @@ export function loadConfig(options: LoadOptions = {}): Config {
   for (const override of ENV_OVERRIDES) {
     const value = env[override.variable];
     if (value === undefined || value === "") continue;
-    raw[override.file][override.key] = override.parse(value);
+    setAt(raw[override.file], override.key, override.parse(value));
     fromEnv[override.file].set(override.key, override.variable);
   }
 

@@ -77,6 +77,20 @@ export const AppConfigSchema = z
       })
       .strict()
       .prefault({}),
+    metrics: z
+      .object({
+        /** GET /metrics on the API port, for keys with the metrics:read scope (or admin). */
+        api: z.boolean().default(true),
+        /** A second listener on 127.0.0.1:port serving only /metrics, without a key; null: none. */
+        port: z.number().int().min(0).max(65535).nullable().default(null),
+        /** Task names (and namespaces) get their own label up to this many; the rest count as "other". */
+        max_task_names: z.number().int().min(1).max(10000).default(100),
+        max_namespaces: z.number().int().min(1).max(10000).default(50),
+        /** Scrapes within this long share one database read of the gauges. */
+        gauge_cache_ms: z.number().int().min(0).max(60000).default(1000),
+      })
+      .strict()
+      .prefault({}),
     security: z
       .object({
         /** Refused authentications a source address may make per minute before 429s. */

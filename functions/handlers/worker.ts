@@ -88,7 +88,8 @@ export function createWorkerHandler(app: AppContext, options: WorkerOptions = {}
       }
       task = claim.claimed;
     }
-    return runAttempt(deps, task, workerId);
+    const claimed = task;
+    return app.observer.attempt(claimed, () => runAttempt(deps, claimed, workerId));
   };
 
   return async (event, preclaimed) => {

@@ -35,6 +35,8 @@ type Result = APIGatewayProxyStructuredResultV2;
 /** Per-invocation state the middlewares share, kept on the Lambda context object. */
 type TmeContext = Context & {
   tme?: { requestId: string; logger: Logger; startedAt: number; headers: Record<string, string> };
+  /** The matched route's template (/task/{task_id}), for metrics and spans: never the raw path. */
+  tmeRoute?: string;
 };
 
 function validate<T>(schema: z.ZodType<T> | undefined, value: unknown, where: string): T {
@@ -383,7 +385,10 @@ export function createApiHandler(app: AppContext, routes: AnyRoute[]) {
     routes: routes.map((route) => ({
       method: route.method,
       path: route.path,
-      handler: (event: Event, context: Context) => runRoute(route, event, context as TmeContext, app, auth),
+      handler: (event: Event, context: Context) => {
+        (context as TmeContext).tmeRoute = route.path;
+        return runRoute(route, event, context as TmeContext, app, auth);
+      },
     })),
     notFoundResponse: ({ method, path }) => {
       const allowed = allowedMethods(path);
@@ -393,7 +398,7 @@ export function createApiHandler(app: AppContext, routes: AnyRoute[]) {
     },
   });
 
-  const handler = middy<Event, Result, Error, Context>()
+  const middyHandler = middy<Event, Result, Error, Context>()
     .use({
       before: (request) => {
         const headers = lowercaseHeaders(request.event.headers);
@@ -430,6 +435,16 @@ export function createApiHandler(app: AppContext, routes: AnyRoute[]) {
     })
     .handler(router as unknown as (event: Event, context: Context) => Promise<Result>);
 
+  const handler = (event: Event, context: Context): Promise<Result> =>
+    app.observer.request(
+      event.requestContext?.http?.method ?? "GET",
+      lowercaseHeaders(event.headers),
+      async () => {
+        const value = await middyHandler(event, context);
+        const route = (context as TmeContext).tmeRoute ?? "unmatched";
+        return { value, end: { route, status: value?.statusCode ?? 200 } };
+      },
+    );
   const routeOf = routeMatcher(routes);
   /**
    * For the local edge: authenticates a request from its headers alone, before a byte of its

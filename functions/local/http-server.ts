@@ -1,15 +1,68 @@
+import { isUtf8 } from "node:buffer";
 import { randomUUID } from "node:crypto";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from "aws-lambda";
+import { securityHeaders } from "../http/api-gateway.js";
+import { MAX_BODY_BYTES } from "../http/pipeline.js";
 
-/** API Gateway refuses bodies over 10 MB before any Lambda runs; so does the local edge. */
-const GATEWAY_MAX_BODY_BYTES = 10 * 1024 * 1024;
-
-type LambdaHttpHandler = (
+type LambdaHttpHandler = ((
   event: APIGatewayProxyEventV2,
   context: Context,
-) => Promise<APIGatewayProxyStructuredResultV2>;
+) => Promise<APIGatewayProxyStructuredResultV2>) & {
+  /** Authenticates from the headers alone (the API handler has one: pipeline.ts). */
+  authorize?: (
+    event: APIGatewayProxyEventV2,
+  ) => Promise<{ principal?: unknown } | { response: APIGatewayProxyStructuredResultV2 }>;
+};
+
+/** What the local edge allows a client, before any of it reaches the API handler. */
+export interface EdgeLimits {
+  /** Larger bodies are refused with 413 as soon as the stream passes this (or Content-Length says so). */
+  max_body_bytes: number;
+  max_connections: number;
+  max_connections_per_source: number;
+  header_timeout_seconds: number;
+  body_timeout_seconds: number;
+  /**
+   * Requests whose body is being read or handled at once; the others wait with their socket
+   * paused (TCP pushes back, nothing is buffered). Bounds the edge's memory at about this many
+   * times a few copies of max_body_bytes, however many clients send at once.
+   */
+  max_concurrent_bodies: number;
+}
+
+export const DEFAULT_EDGE_LIMITS: EdgeLimits = {
+  max_body_bytes: MAX_BODY_BYTES,
+  max_connections: 512,
+  max_connections_per_source: 64,
+  header_timeout_seconds: 10,
+  body_timeout_seconds: 30,
+  max_concurrent_bodies: 16,
+};
+
+/** A counting semaphore: at most `size` holders; the rest queue in arrival order. */
+function semaphore(size: number) {
+  let held = 0;
+  const waiting: Array<() => void> = [];
+  return {
+    async acquire(): Promise<() => void> {
+      if (held >= size) await new Promise<void>((resolve) => waiting.push(resolve));
+      else held++;
+      let released = false;
+      return () => {
+        if (released) return;
+        released = true;
+        const next = waiting.shift();
+        if (next) next();
+        else held--;
+      };
+    },
+  };
+}
+
+/** How long a refused client may go on sending (read and dropped) before its socket is closed. */
+const LINGER_MS = 2000;
 
 /** An API Gateway HTTP API (payload 2.0) event, as AWS would build it for this request. */
 export function toApiGatewayEvent(req: http.IncomingMessage, body: Buffer): APIGatewayProxyEventV2 {
@@ -74,56 +127,166 @@ export interface LocalHttpServer {
   close(): Promise<void>;
 }
 
-/** The local stand-in for API Gateway: every request becomes a v2 event for the API Lambda handler. */
+/**
+ * The local stand-in for API Gateway: every request becomes a v2 event for the API Lambda handler.
+ * Unlike API Gateway it never buffers what it has not accepted: the key is checked from the
+ * headers before a byte of the body is read, the body is counted as it streams and refused with
+ * 413 the moment it passes the limit, slow clients are cut off by header and body timeouts, and
+ * connections are capped in all and per source address.
+ */
 export async function startHttpServer(
   handler: LambdaHttpHandler,
   port: number,
   onError: (error: unknown) => void,
   host = "127.0.0.1",
+  limits: Partial<EdgeLimits> = {},
 ): Promise<LocalHttpServer> {
-  const server = http.createServer((req, res) => {
+  const edge = { ...DEFAULT_EDGE_LIMITS, ...limits };
+  const openBySource = new Map<string, number>();
+  const bodySlots = semaphore(edge.max_concurrent_bodies);
+  let open = 0;
+
+  /** Answers without reading (the rest of) the body: sent, then the socket is closed. */
+  const refuse = (
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    result: APIGatewayProxyStructuredResultV2,
+  ) => {
+    const body = Buffer.from(result.body ?? "", result.isBase64Encoded ? "base64" : "utf8");
+    res.writeHead(result.statusCode ?? 500, {
+      ...securityHeaders(),
+      ...result.headers,
+      "Content-Length": String(body.length),
+      Connection: "close",
+    });
+    res.end(body);
+    // Whatever the client still sends is dropped unread (no memory), for a moment, so it can
+    // read the answer before the socket closes instead of meeting a reset.
+    req.removeAllListeners("data");
+    req.resume();
+    res.once("finish", () => {
+      req.socket.end();
+      setTimeout(() => req.socket.destroy(), LINGER_MS).unref();
+    });
+  };
+
+  const tooLarge = (requestId: string): APIGatewayProxyStructuredResultV2 => ({
+    statusCode: 413,
+    headers: { "Content-Type": "application/json", "X-Request-Id": requestId },
+    body: JSON.stringify({
+      error: {
+        code: "payload_too_large",
+        message: `request body exceeds ${edge.max_body_bytes} bytes`,
+        details: [],
+      },
+    }),
+  });
+
+  const serve = async (req: http.IncomingMessage, res: http.ServerResponse) => {
+    const event = toApiGatewayEvent(req, Buffer.alloc(0));
+    const requestId = event.requestContext.requestId;
+    let principal: unknown;
+    if (handler.authorize) {
+      const verdict = await handler.authorize(event);
+      if ("response" in verdict) return refuse(req, res, verdict.response);
+      principal = verdict.principal;
+    }
+    const declared = Number(req.headers["content-length"] ?? 0);
+    if (declared > edge.max_body_bytes) return refuse(req, res, tooLarge(requestId));
+    const hasBody = declared > 0 || req.headers["transfer-encoding"] !== undefined;
+    const release = hasBody ? await bodySlots.acquire() : () => {};
+    try {
+      await readAndHandle(req, res, event, requestId, principal);
+    } finally {
+      release();
+    }
+  };
+
+  const readAndHandle = async (
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    event: APIGatewayProxyEventV2,
+    requestId: string,
+    principal: unknown,
+  ) => {
     const chunks: Buffer[] = [];
     let size = 0;
-    let refused = false;
-    req.on("data", (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > GATEWAY_MAX_BODY_BYTES) {
-        if (!refused) {
-          refused = true;
-          res.writeHead(413, {
-            "Content-Type": "application/json",
-            Connection: "close",
-            "X-Request-Id": randomUUID(),
-          });
-          res.end(
-            JSON.stringify({
-              error: { code: "payload_too_large", message: "request body exceeds 10 MB", details: [] },
-            }),
-          );
-          req.resume();
+    const complete = await new Promise<boolean>((resolve) => {
+      req.on("data", (chunk: Buffer) => {
+        size += chunk.length;
+        if (size > edge.max_body_bytes) {
+          chunks.length = 0;
+          resolve(false);
+          return;
         }
-        return;
-      }
-      chunks.push(chunk);
+        chunks.push(chunk);
+      });
+      req.on("end", () => resolve(true));
+      req.on("error", () => resolve(false));
+      req.on("aborted", () => resolve(false));
     });
-    req.on("end", async () => {
-      if (refused) return;
-      try {
-        const event = toApiGatewayEvent(req, Buffer.concat(chunks));
-        const result = await handler(event, lambdaContext(event.requestContext.requestId));
-        const body = result.body
-          ? Buffer.from(result.body, result.isBase64Encoded ? "base64" : "utf8")
-          : Buffer.alloc(0);
-        res.writeHead(result.statusCode ?? 200, { ...result.headers, "Content-Length": String(body.length) });
-        res.end(body);
-      } catch (error) {
+    if (!complete) {
+      if (size > edge.max_body_bytes && !res.headersSent) refuse(req, res, tooLarge(requestId));
+      return;
+    }
+    const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+    chunks.length = 0;
+    if (body.length > 0) {
+      // As API Gateway does: text as it is (one copy fewer than base64), other bytes in base64
+      // (so the pipeline can name the offset of invalid UTF-8).
+      const text = isUtf8(body);
+      event.body = body.toString(text ? "utf8" : "base64");
+      event.isBase64Encoded = !text;
+    }
+    if (principal !== undefined) {
+      // As an API Gateway authorizer would hand it on; the pipeline skips its own lookup.
+      (event.requestContext as { authorizer?: unknown }).authorizer = { lambda: { tmePrincipal: principal } };
+    }
+    const result = await handler(event, lambdaContext(requestId));
+    const out = result.body
+      ? Buffer.from(result.body, result.isBase64Encoded ? "base64" : "utf8")
+      : Buffer.alloc(0);
+    res.writeHead(result.statusCode ?? 200, { ...result.headers, "Content-Length": String(out.length) });
+    res.end(out);
+  };
+
+  const server = http.createServer(
+    {
+      headersTimeout: edge.header_timeout_seconds * 1000,
+      requestTimeout: (edge.header_timeout_seconds + edge.body_timeout_seconds) * 1000,
+      // Node checks both timeouts on this interval (30 s by default, longer than the limits).
+      connectionsCheckingInterval: 1000,
+    },
+    (req, res) => {
+      serve(req, res).catch((error) => {
         onError(error);
+        if (res.headersSent) {
+          res.destroy();
+          return;
+        }
         // API.md: every response carries X-Request-Id, this last-resort one included.
-        res.writeHead(500, { "Content-Type": "application/json", "X-Request-Id": randomUUID() });
-        res.end(
-          JSON.stringify({ error: { code: "internal_error", message: "internal error", details: [] } }),
-        );
-      }
+        refuse(req, res, {
+          statusCode: 500,
+          headers: { "Content-Type": "application/json", "X-Request-Id": randomUUID() },
+          body: JSON.stringify({ error: { code: "internal_error", message: "internal error", details: [] } }),
+        });
+      });
+    },
+  );
+  server.on("connection", (socket) => {
+    const source = socket.remoteAddress ?? "unknown";
+    const fromSource = openBySource.get(source) ?? 0;
+    if (open >= edge.max_connections || fromSource >= edge.max_connections_per_source) {
+      socket.destroy();
+      return;
+    }
+    open++;
+    openBySource.set(source, fromSource + 1);
+    socket.once("close", () => {
+      open--;
+      const left = (openBySource.get(source) ?? 1) - 1;
+      if (left <= 0) openBySource.delete(source);
+      else openBySource.set(source, left);
     });
   });
   server.keepAliveTimeout = 5000;

@@ -1,5 +1,6 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
+import type { SpanExporter } from "@opentelemetry/sdk-trace-base";
 import { PluginRegistry } from "../adapters/plugins/plugin-registry.js";
 import { Database } from "../adapters/postgres/database.js";
 import { migrate } from "../adapters/postgres/migrator.js";
@@ -15,6 +16,7 @@ import { type LocalHttpServer, startHttpServer } from "./http-server.js";
 import { localQueueSink, outboxRelayService } from "./outbox-relay-service.js";
 import { localSchedulerSink, schedulerService } from "./scheduler-service.js";
 import { securityMaintenance } from "./security-maintenance.js";
+import { startLocalTelemetry, startMetricsServer } from "./telemetry.js";
 import { alertEvaluatorService, deliveryWorkerService, localEventBusSink } from "./webhook-services.js";
 import { taskMaintenance, workerPool } from "./worker-pool.js";
 
@@ -47,6 +49,8 @@ export interface RunningTme {
   databaseDescription: string;
   /** Set when this start created the first admin key. */
   adminKey: string | undefined;
+  /** The keyless metrics listener (metrics.port), when configured. */
+  metricsUrl: string | undefined;
   stop(): Promise<void>;
 }
 
@@ -55,6 +59,8 @@ export interface StartOptions {
   logger?: Logger;
   /** Human-facing lines (URL, database, first admin key). */
   print?: (line: string) => void;
+  /** Where spans go instead of OTLP (tests use an in-memory exporter). */
+  spanExporter?: SpanExporter;
   /** The database died for good (the embedded server could not be restarted). Default: logged. */
   onFatal?: (message: string) => void;
 }
@@ -88,9 +94,12 @@ export async function startLocalRuntime(options: StartOptions): Promise<RunningT
       onConnectionError: (error) => logger.warn({ err: error.message }, "database connection lost"),
     });
     cleanups.push(() => db.close());
+    const telemetry = startLocalTelemetry({ config, db, logger, spanExporter: options.spanExporter });
+    cleanups.push(() => telemetry.stop());
     const app = {
-      ...createAppContext(config, db, target.connectionString, logger, plugins),
+      ...createAppContext(config, db, target.connectionString, logger, plugins, telemetry.observer),
       databaseState: target.state,
+      metrics: telemetry.metrics,
     };
 
     // One owner per embedded data directory: tasks still running belong to an instance that
@@ -115,16 +124,32 @@ export async function startLocalRuntime(options: StartOptions): Promise<RunningT
       config.app.port,
       (error) => logger.error({ err: error }, "http server"),
       config.app.host,
+      config.app.security,
     );
     cleanups.push(() => server.close());
 
+    let metricsUrl: string | undefined;
+    if (config.app.metrics.port !== null) {
+      const metricsServer = await startMetricsServer(telemetry.metrics, config.app.metrics.port, logger);
+      cleanups.push(() => metricsServer.close());
+      metricsUrl = metricsServer.url;
+    }
+
     print(`TME is running at ${server.url}`);
+    if (metricsUrl) print(`metrics: ${metricsUrl}`);
     print(`database: ${target.description}`);
     if (adminKey) {
       print(`admin API key (shown once; also saved to ${path.join(config.dataDir, "admin-key")}):`);
       print(adminKey);
     }
-    return { app, url: server.url, databaseDescription: target.description, adminKey, stop: stopAll };
+    return {
+      app,
+      url: server.url,
+      databaseDescription: target.description,
+      adminKey,
+      metricsUrl,
+      stop: stopAll,
+    };
   } catch (error) {
     await stopAll();
     throw error;

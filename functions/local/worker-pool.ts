@@ -72,7 +72,7 @@ export function workerPool(
         let task: Task | undefined;
         active++; // reserve the slot before the claim, so the count never exceeds slots
         try {
-          task = await app.taskQueue.claimNext(workerId);
+          task = await app.observer.claim(() => app.taskQueue.claimNext(workerId));
         } catch (error) {
           app.logger.error({ err: error }, "claim failed; retrying on the next wake-up");
         }

@@ -62,7 +62,13 @@ export async function createTestApp(
     logger,
     await PluginRegistry.load(config.plugins),
   );
-  const server = await startHttpServer(createHandler(app), 0, (error) => logger.error({ err: error }));
+  const server = await startHttpServer(
+    createHandler(app),
+    0,
+    (error) => logger.error({ err: error }),
+    "127.0.0.1",
+    config.app.security,
+  );
   const url = `http://127.0.0.1:${server.port}`;
   const keyWith = async (scopes: Scope[], namespace = "default") =>
     (

@@ -211,7 +211,7 @@ describe("retention and verification", () => {
     expect(ok.stderr).toBe("");
     expect(ok.stdout).toContain("audit chain ok: 2 row(s) verified");
     expect(ok.status).toBe(0);
-  });
+  }, 120_000);
 
   it("tme audit verify names the first altered row, and a removed row", async () => {
     for (let i = 0; i < 3; i++) await t.request("POST", "/task/create", { body: { name: "noop" } });
@@ -247,5 +247,5 @@ describe("retention and verification", () => {
       id: null,
       reason: expect.stringContaining("missing"),
     });
-  });
+  }, 120_000);
 });

@@ -223,5 +223,5 @@ describe("tme keys list | revoke", () => {
     const unknown = await tme(["keys", "revoke", "key_unknown"]);
     expect(unknown.status).toBe(1);
     expect(unknown.stderr).toContain("no API key key_unknown");
-  });
+  }, 180_000);
 });

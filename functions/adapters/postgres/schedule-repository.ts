@@ -1,4 +1,5 @@
 import type { TmeEvent } from "../../core/events/event.js";
+import { noObserver, type Observer } from "../../core/observability/observer.js";
 import type { Schedule } from "../../core/schedules/schedule.js";
 import type {
   ListOptions,
@@ -66,8 +67,9 @@ class PostgresLockedSchedule implements LockedSchedule {
   constructor(
     private readonly tx: Queryable,
     public schedule: Schedule,
+    observer: Observer,
   ) {
-    this.tasks = new PostgresTaskStore(new TransactionBoundDb(tx));
+    this.tasks = new PostgresTaskStore(new TransactionBoundDb(tx), observer);
   }
 
   async hasUnfinishedRun(): Promise<boolean> {
@@ -103,7 +105,10 @@ class PostgresLockedSchedule implements LockedSchedule {
 }
 
 export class PostgresScheduleStore implements ScheduleStore {
-  constructor(private readonly db: Db) {}
+  constructor(
+    private readonly db: Db,
+    private readonly observer: Observer = noObserver,
+  ) {}
 
   insert(schedule: NewSchedule): Promise<Schedule> {
     return this.db.transaction(async (tx) => {
@@ -185,7 +190,7 @@ export class PostgresScheduleStore implements ScheduleStore {
         [namespace, id],
       );
       if (!rows[0]) return undefined;
-      return fn(new PostgresLockedSchedule(tx, rows[0]));
+      return fn(new PostgresLockedSchedule(tx, rows[0], this.observer));
     });
   }
 
@@ -210,7 +215,7 @@ export class PostgresScheduleStore implements ScheduleStore {
       );
       const row = rows[0];
       if (!row) return undefined;
-      return { id: row.id, result: await fn(new PostgresLockedSchedule(tx, row)) };
+      return { id: row.id, result: await fn(new PostgresLockedSchedule(tx, row, this.observer)) };
     });
   }
 

@@ -16,6 +16,7 @@ import {
   DELIVERY_CHANNEL,
   recordAttempt,
 } from "../postgres/delivery-repository.js";
+import { traceContextOf } from "../postgres/task-repository.js";
 
 /** Sealed credentials of a subscription: what auth_secret holds, as JSON, per auth type. */
 export interface SealedAuth {
@@ -65,6 +66,43 @@ export async function performAttempt(
   workerId: string,
   send: Sender = sendWebhook,
 ): Promise<{ result: AttemptResult; outcome: AttemptOutcome }> {
+  const taskId = taskIdOf(claimed.payload.data);
+  const traceContext =
+    app.observer.tracing && taskId ? await traceContextOf(app.db, taskId).catch(() => null) : null;
+  return app.observer.delivery(
+    {
+      deliveryId: claimed.id,
+      subscriptionId: claimed.subscription_id,
+      eventType: claimed.payload.type,
+      taskId,
+      traceContext,
+    },
+    async (traceHeaders) => {
+      const attempt = await attemptOnce(app, claimed, workerId, send, traceHeaders);
+      return {
+        value: attempt,
+        end: {
+          outcome: attempt.outcome.status,
+          latencyMs: attempt.result.latencyMs,
+          httpStatus: attempt.result.status,
+        },
+      };
+    },
+  );
+}
+
+function taskIdOf(data: Record<string, unknown>): string | null {
+  const task = data.task as { id?: unknown } | undefined;
+  return typeof task?.id === "string" ? task.id : null;
+}
+
+async function attemptOnce(
+  app: AppContext,
+  claimed: ClaimedDelivery,
+  workerId: string,
+  send: Sender,
+  traceHeaders: Record<string, string>,
+): Promise<{ result: AttemptResult; outcome: AttemptOutcome }> {
   const settings = app.config.app.webhooks;
   let result: AttemptResult;
   try {
@@ -72,7 +110,8 @@ export async function performAttempt(
     const request = buildWebhookRequest(claimed.payload, claimed.format, auth, app.now());
     result = await send({
       url: claimed.callback_url,
-      headers: request.headers,
+      // traceparent is outside the signed content (id.timestamp.body), so it never breaks a signature.
+      headers: { ...request.headers, ...traceHeaders },
       body: request.body,
       timeoutMs: settings.timeout_seconds * 1000,
       maxResponseBytes: settings.max_response_bytes,

@@ -6,7 +6,14 @@ import { Forbidden, ValidationFailed } from "../errors.js";
  * database all read it from here. Add a scope by adding it to this list (and to the table in
  * docs/security.md); nothing else enumerates them.
  */
-export const SCOPES = ["tasks:read", "tasks:write", "schedules:write", "events:write", "admin"] as const;
+export const SCOPES = [
+  "tasks:read",
+  "tasks:write",
+  "schedules:write",
+  "events:write",
+  "metrics:read",
+  "admin",
+] as const;
 export type Scope = (typeof SCOPES)[number];
 
 /** The caller behind a request, as its API key says. */

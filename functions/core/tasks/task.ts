@@ -47,6 +47,8 @@ export interface Task {
   finished_at: Date | null;
   lease_owner: string | null;
   lease_expires_at: Date | null;
+  /** The traceparent of the request that created the task, when tracing was on. */
+  trace_context?: string | null;
 }
 
 /** Attempts that count against max_attempts: runs lost to infrastructure do not. */

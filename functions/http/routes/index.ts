@@ -3,6 +3,7 @@ import { alertRoutes } from "./alerts.js";
 import { auditRoutes } from "./audit.js";
 import { eventRoutes } from "./events.js";
 import { keyRoutes } from "./keys.js";
+import { metricsRoute } from "./metrics.js";
 import { scheduleRoutes } from "./schedules.js";
 import { documentationRoutes, healthRoute } from "./system.js";
 import { taskTypeRoutes } from "./task-types.js";
@@ -14,6 +15,7 @@ import { taskRoutes } from "./tasks.js";
  */
 export const routes: AnyRoute[] = [
   healthRoute,
+  metricsRoute,
   ...taskRoutes,
   ...taskTypeRoutes,
   ...scheduleRoutes,

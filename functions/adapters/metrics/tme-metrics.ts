@@ -1,0 +1,300 @@
+import client from "prom-client";
+
+/** Seconds, from a few milliseconds to a day: attempts and waits span all of that. */
+export const DURATION_BUCKETS = [
+  0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600,
+  86400,
+];
+/** Seconds, for requests and webhook attempts (a webhook's deadline is at most 60 s). */
+export const REQUEST_BUCKETS = [
+  0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60,
+];
+
+/** The label of everything past a budget. */
+export const OTHER = "other";
+/** The route label of a request that matched no route. */
+export const UNMATCHED_ROUTE = "unmatched";
+
+/**
+ * Keeps a label's values bounded: the first `max` distinct values get their own series, every
+ * later one is counted as "other", so a client inventing task names cannot blow up Prometheus.
+ */
+export class LabelBudget {
+  private readonly admitted = new Set<string>();
+
+  constructor(private readonly max: number) {}
+
+  label(value: string): string {
+    if (this.admitted.has(value)) return value;
+    if (this.admitted.size >= this.max) return OTHER;
+    this.admitted.add(value);
+    return value;
+  }
+}
+
+/** The non-final task statuses the gauges report. */
+export const GAUGED_STATUSES = ["queued", "running", "retrying", "paused"] as const;
+
+/** What the database says at one moment; read at most once per scrape (and cached). */
+export interface GaugeSnapshot {
+  tasks: Array<{ namespace: string; name: string; status: string; count: number }>;
+  outboxBacklog: number;
+  outboxOldestAgeSeconds: number;
+  schedulesLate: number;
+  scheduleLatenessSeconds: number;
+}
+
+/** Where the gauges come from: the database (cached by the caller), the pool, the worker slots. */
+export interface GaugeSources {
+  snapshot(): Promise<GaugeSnapshot>;
+  pool(): { total: number; idle: number; waiting: number; max: number };
+  slots(): { busy: number; free: number };
+  onSnapshotError(error: unknown): void;
+}
+
+export interface MetricsOptions {
+  maxTaskNames: number;
+  maxNamespaces: number;
+}
+
+/**
+ * Every Prometheus metric TME exposes, on a registry of its own (so two runtimes in one process,
+ * as in tests, never share series). Names follow Prometheus conventions: base units (seconds),
+ * `_total` for counters, bounded labels (route templates, capped task names and namespaces).
+ */
+export class TmeMetrics {
+  readonly registry = new client.Registry();
+  private readonly names: LabelBudget;
+  private readonly namespaces: LabelBudget;
+
+  readonly tasksCreated: client.Counter<"namespace" | "task_name">;
+  readonly attemptsStarted: client.Counter<"namespace" | "task_name">;
+  readonly attemptsFinished: client.Counter<"namespace" | "task_name" | "outcome">;
+  readonly tasksFinished: client.Counter<"namespace" | "task_name" | "outcome">;
+  readonly attemptDuration: client.Histogram<"task_name" | "outcome">;
+  readonly startLatency: client.Histogram<"task_name">;
+  readonly claims: client.Counter<"result">;
+  readonly webhookDeliveries: client.Counter<"outcome">;
+  readonly webhookDuration: client.Histogram<"outcome">;
+  readonly httpRequests: client.Counter<"method" | "route" | "status">;
+  readonly httpDuration: client.Histogram<"method" | "route">;
+
+  constructor(options: MetricsOptions, sources: GaugeSources) {
+    this.names = new LabelBudget(options.maxTaskNames);
+    this.namespaces = new LabelBudget(options.maxNamespaces);
+    const registers = [this.registry];
+    client.collectDefaultMetrics({ register: this.registry });
+
+    this.tasksCreated = new client.Counter({
+      name: "tme_tasks_created_total",
+      help: "Tasks stored (from the API and from schedules)",
+      labelNames: ["namespace", "task_name"],
+      registers,
+    });
+    this.attemptsStarted = new client.Counter({
+      name: "tme_task_attempts_started_total",
+      help: "Attempts this process started",
+      labelNames: ["namespace", "task_name"],
+      registers,
+    });
+    this.attemptsFinished = new client.Counter({
+      name: "tme_task_attempts_finished_total",
+      help: "Attempts this process ended, by outcome (succeeded, failed, timed_out, cancelled, retrying, released, lost)",
+      labelNames: ["namespace", "task_name", "outcome"],
+      registers,
+    });
+    this.tasksFinished = new client.Counter({
+      name: "tme_tasks_finished_total",
+      help: "Tasks that reached a final status at the end of an attempt in this process (succeeded, failed, timed_out, cancelled)",
+      labelNames: ["namespace", "task_name", "outcome"],
+      registers,
+    });
+    this.attemptDuration = new client.Histogram({
+      name: "tme_task_attempt_duration_seconds",
+      help: "How long attempts ran, claim to recorded end",
+      labelNames: ["task_name", "outcome"],
+      buckets: DURATION_BUCKETS,
+      registers,
+    });
+    this.startLatency = new client.Histogram({
+      name: "tme_task_start_latency_seconds",
+      help: "From when a task became due (its creation, or its run_at if later) to the start of its first attempt",
+      labelNames: ["task_name"],
+      buckets: DURATION_BUCKETS,
+      registers,
+    });
+    this.claims = new client.Counter({
+      name: "tme_task_claims_total",
+      help: "Claims made by the worker pool, by whether they took tasks (claimed) or found none (empty)",
+      labelNames: ["result"],
+      registers,
+    });
+    this.webhookDeliveries = new client.Counter({
+      name: "tme_webhook_deliveries_total",
+      help: "Webhook attempts, by outcome (succeeded, retrying, failed, given_up)",
+      labelNames: ["outcome"],
+      registers,
+    });
+    this.webhookDuration = new client.Histogram({
+      name: "tme_webhook_delivery_duration_seconds",
+      help: "Latency of webhook attempts, request sent to response read",
+      labelNames: ["outcome"],
+      buckets: REQUEST_BUCKETS,
+      registers,
+    });
+    this.httpRequests = new client.Counter({
+      name: "tme_http_requests_total",
+      help: "API requests, by method, route template and status",
+      labelNames: ["method", "route", "status"],
+      registers,
+    });
+    this.httpDuration = new client.Histogram({
+      name: "tme_http_request_duration_seconds",
+      help: "API request latency, by method and route template",
+      labelNames: ["method", "route"],
+      buckets: REQUEST_BUCKETS,
+      registers,
+    });
+
+    this.defineGauges(sources, registers);
+  }
+
+  /** The namespace and task-name labels of a task, within their budgets. */
+  taskLabels(task: { namespace: string; name: string }): { namespace: string; task_name: string } {
+    return { namespace: this.namespaces.label(task.namespace), task_name: this.names.label(task.name) };
+  }
+
+  taskNameLabel(name: string): string {
+    return this.names.label(name);
+  }
+
+  async scrape(): Promise<{ contentType: string; text: string }> {
+    return { contentType: this.registry.contentType, text: await this.registry.metrics() };
+  }
+
+  private defineGauges(sources: GaugeSources, registers: client.Registry[]): void {
+    // One read per scrape for every database gauge: the first collect starts it, the rest share it.
+    let pending: Promise<GaugeSnapshot | undefined> | undefined;
+    const snapshot = () => {
+      pending ??= sources
+        .snapshot()
+        .then((value) => {
+          databaseUp.set(1);
+          return value;
+        })
+        .catch((error) => {
+          databaseUp.set(0);
+          sources.onSnapshotError(error);
+          return undefined;
+        })
+        .finally(() => setImmediate(() => (pending = undefined)));
+      return pending;
+    };
+    const databaseUp = new client.Gauge({
+      name: "tme_metrics_database_up",
+      help: "1 when the last scrape could read the database gauges, else 0 (they keep their last values)",
+      registers,
+    });
+
+    // A series once reported stays, at 0, when its tasks are gone: "back to zero", not "absent".
+    const seen = new Set<string>();
+    const labels = this;
+    new client.Gauge({
+      name: "tme_tasks",
+      help: "Tasks in a non-final status (queued, running, retrying, paused), by namespace and task name",
+      labelNames: ["namespace", "task_name", "status"],
+      registers,
+      async collect() {
+        const value = await snapshot();
+        if (!value) return;
+        const totals = new Map<string, number>();
+        for (const key of seen) totals.set(key, 0);
+        for (const row of value.tasks) {
+          const { namespace, task_name } = labels.taskLabels(row);
+          const key = JSON.stringify([namespace, task_name, row.status]);
+          totals.set(key, (totals.get(key) ?? 0) + row.count);
+        }
+        this.reset();
+        for (const [key, count] of totals) {
+          seen.add(key);
+          const [namespace, task_name, status] = JSON.parse(key) as [string, string, string];
+          this.set({ namespace, task_name, status }, count);
+        }
+      },
+    });
+    new client.Gauge({
+      name: "tme_outbox_backlog",
+      help: "Outbox messages not yet relayed",
+      registers,
+      async collect() {
+        const value = await snapshot();
+        if (value) this.set(value.outboxBacklog);
+      },
+    });
+    new client.Gauge({
+      name: "tme_outbox_oldest_age_seconds",
+      help: "Age of the oldest outbox message not yet relayed (0 when none)",
+      registers,
+      async collect() {
+        const value = await snapshot();
+        if (value) this.set(value.outboxOldestAgeSeconds);
+      },
+    });
+    new client.Gauge({
+      name: "tme_schedules_late",
+      help: "Enabled schedules whose next run time has passed without firing",
+      registers,
+      async collect() {
+        const value = await snapshot();
+        if (value) this.set(value.schedulesLate);
+      },
+    });
+    new client.Gauge({
+      name: "tme_schedule_lateness_seconds",
+      help: "How far past its next run time the latest enabled schedule is (0 when none is late)",
+      registers,
+      async collect() {
+        const value = await snapshot();
+        if (value) this.set(value.scheduleLatenessSeconds);
+      },
+    });
+    new client.Gauge({
+      name: "tme_worker_slots",
+      help: "Worker slots of this process, busy (running an attempt) or free",
+      labelNames: ["state"],
+      registers,
+      collect() {
+        const { busy, free } = sources.slots();
+        this.set({ state: "busy" }, busy);
+        this.set({ state: "free" }, free);
+      },
+    });
+    new client.Gauge({
+      name: "tme_db_pool_connections",
+      help: "PostgreSQL pool connections, in use or idle",
+      labelNames: ["state"],
+      registers,
+      collect() {
+        const { total, idle } = sources.pool();
+        this.set({ state: "in_use" }, total - idle);
+        this.set({ state: "idle" }, idle);
+      },
+    });
+    new client.Gauge({
+      name: "tme_db_pool_waiting",
+      help: "Queries waiting for a PostgreSQL pool connection",
+      registers,
+      collect() {
+        this.set(sources.pool().waiting);
+      },
+    });
+    new client.Gauge({
+      name: "tme_db_pool_max",
+      help: "The PostgreSQL pool's size limit",
+      registers,
+      collect() {
+        this.set(sources.pool().max);
+      },
+    });
+  }
+}
