@@ -58,19 +58,11 @@ export class BatchingAuditWriter implements AuditSink {
   }
 }
 
-export interface AuditRow {
+/** A stored entry: the entry as appended, with its place and hashes in the chain. */
+export interface AuditRow extends Omit<AuditEntry, "details"> {
   id: string;
   seq: number;
   occurred_at: Date;
-  actor: string | null;
-  actor_name: string | null;
-  namespace: string;
-  action: string;
-  target: string | null;
-  request_id: string | null;
-  source_ip: string | null;
-  outcome: string;
-  status: number | null;
   details: Record<string, unknown>;
   prev_hash: string | null;
   hash: string;
