@@ -61,6 +61,18 @@ function semaphore(size: number) {
   };
 }
 
+/**
+ * A response the edge itself keeps open (server-sent events): it gets the request once its key
+ * has been checked from the headers, and owns the response from then on. The principal is
+ * undefined when the handler has no authorize (a test edge): the stream must then refuse.
+ */
+export type StreamHandler = (
+  req: http.IncomingMessage,
+  res: http.ServerResponse,
+  principal: unknown,
+  requestId: string,
+) => void;
+
 /** How long a refused client may go on sending (read and dropped) before its socket is closed. */
 const LINGER_MS = 2000;
 
@@ -140,10 +152,14 @@ export async function startHttpServer(
   onError: (error: unknown) => void,
   host = "127.0.0.1",
   limits: Partial<EdgeLimits> = {},
+  /** GET paths the edge streams itself (the Lambda handler cannot): /stream. */
+  streams: Record<string, StreamHandler> = {},
 ): Promise<LocalHttpServer> {
   const edge = { ...DEFAULT_EDGE_LIMITS, ...limits };
   const openBySource = new Map<string, number>();
   const bodySlots = semaphore(edge.max_concurrent_bodies);
+  /** Open streams never end by themselves: close() ends them so it need not wait for them. */
+  const streaming = new Set<http.ServerResponse>();
   let open = 0;
 
   /** Answers without reading (the rest of) the body: sent, then the socket is closed. */
@@ -190,6 +206,13 @@ export async function startHttpServer(
       const verdict = await handler.authorize(event);
       if ("response" in verdict) return refuse(req, res, verdict.response);
       principal = verdict.principal;
+    }
+    const stream =
+      req.method === "GET" && Object.hasOwn(streams, event.rawPath) ? streams[event.rawPath] : undefined;
+    if (stream) {
+      streaming.add(res);
+      res.once("close", () => streaming.delete(res));
+      return stream(req, res, principal, requestId);
     }
     const declared = Number(req.headers["content-length"] ?? 0);
     if (declared > edge.max_body_bytes) return refuse(req, res, tooLarge(requestId));
@@ -301,6 +324,7 @@ export async function startHttpServer(
     close: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());
+        for (const res of streaming) res.end();
         server.closeIdleConnections();
         setTimeout(() => server.closeAllConnections(), 5000).unref();
       }),

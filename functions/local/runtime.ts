@@ -12,6 +12,7 @@ import type { OutboxSink } from "../core/outbox/outbox.js";
 import { createHandler } from "../handlers/api.js";
 import { createLogger, type Logger } from "../logging/logger.js";
 import { openDatabaseTarget } from "./database-target.js";
+import { taskEventStream } from "./event-stream.js";
 import { type LocalHttpServer, startHttpServer } from "./http-server.js";
 import { localQueueSink, outboxRelayService } from "./outbox-relay-service.js";
 import { localSchedulerSink, schedulerService } from "./scheduler-service.js";
@@ -119,12 +120,16 @@ export async function startLocalRuntime(options: StartOptions): Promise<RunningT
       cleanups.push(() => service.stop());
     }
 
+    const stream = taskEventStream(app);
+    await stream.start();
+    cleanups.push(() => stream.stop());
     const server: LocalHttpServer = await startHttpServer(
       createHandler(app),
       config.app.port,
       (error) => logger.error({ err: error }, "http server"),
       config.app.host,
       config.app.security,
+      { "/stream": stream.handler },
     );
     cleanups.push(() => server.close());
 

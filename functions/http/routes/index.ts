@@ -1,6 +1,7 @@
 import type { AnyRoute } from "../route.js";
 import { alertRoutes } from "./alerts.js";
 import { auditRoutes } from "./audit.js";
+import { dashboardRoutes } from "./dashboard.js";
 import { eventRoutes } from "./events.js";
 import { keyRoutes } from "./keys.js";
 import { metricsRoute } from "./metrics.js";
@@ -23,5 +24,6 @@ export const routes: AnyRoute[] = [
   ...alertRoutes,
   ...keyRoutes,
   ...auditRoutes,
+  ...dashboardRoutes,
 ];
 routes.push(...documentationRoutes(() => routes));

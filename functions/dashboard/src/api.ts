@@ -1,0 +1,71 @@
+/** The dashboard's only way to TME: the public HTTP API, with the key from sessionStorage. */
+const KEY_ITEM = "tme.api_key";
+
+export function storedKey(): string | null {
+  return sessionStorage.getItem(KEY_ITEM);
+}
+export function storeKey(key: string | null): void {
+  if (key === null) sessionStorage.removeItem(KEY_ITEM);
+  else sessionStorage.setItem(KEY_ITEM, key);
+}
+
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export interface Page<T> {
+  items: T[];
+  next: string | null;
+}
+
+async function call(method: string, path: string, body?: unknown): Promise<Response> {
+  const response = await fetch(path, {
+    method,
+    headers: {
+      authorization: `Bearer ${storedKey() ?? ""}`,
+      ...(body === undefined ? {} : { "content-type": "application/json" }),
+    },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  if (!response.ok) {
+    const text = await response.text();
+    let message = `${response.status} ${response.statusText}`;
+    try {
+      message = (JSON.parse(text) as { error: { message: string } }).error.message;
+    } catch {}
+    throw new ApiError(response.status, message);
+  }
+  return response;
+}
+
+export async function get<T>(path: string): Promise<T> {
+  return (await (await call("GET", path)).json()) as T;
+}
+
+export async function list<T>(path: string): Promise<Page<T>> {
+  const response = await call("GET", path);
+  return { items: (await response.json()) as T[], next: response.headers.get("x-next-cursor") };
+}
+
+export async function post<T>(path: string, body: unknown = {}): Promise<T> {
+  const response = await call("POST", path, body);
+  const text = await response.text();
+  return (text ? JSON.parse(text) : {}) as T;
+}
+
+export interface WhoAmI {
+  key_id: string;
+  name: string;
+  namespace: string;
+  scopes: string[];
+  admin: boolean;
+}
+
+export function can(who: WhoAmI | null, scope: string): boolean {
+  return !!who && (who.admin || who.scopes.includes(scope));
+}

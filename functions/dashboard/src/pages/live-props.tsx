@@ -1,0 +1,35 @@
+import type { WhoAmI } from "../api.js";
+
+/** What every page gets: a counter that moves on each change, the last event, and the key. */
+export interface Live {
+  tick: number;
+  lastEvent: unknown;
+  who: WhoAmI;
+}
+
+export interface Task {
+  id: string;
+  name: string;
+  status: string;
+  priority: number;
+  attempt: number;
+  max_attempts: number;
+  progress: { percent: number; message?: string } | null;
+  error: string | null;
+  labels: Record<string, string>;
+  created_at: string;
+  updated_at: string;
+  started_at: string | null;
+  finished_at: string | null;
+  waiting_reason?: string | null;
+  [field: string]: unknown;
+}
+
+export function Progress(props: { task: Task }) {
+  const percent = props.task.progress?.percent ?? (props.task.status === "succeeded" ? 100 : 0);
+  return (
+    <progress max={100} value={percent} aria-label={`${props.task.name} progress`}>
+      {percent}%
+    </progress>
+  );
+}
