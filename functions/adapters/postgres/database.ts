@@ -1,5 +1,5 @@
 import pg from "pg";
-import { DatabaseUnavailable } from "../../core/errors.js";
+import { DatabaseStorageFull, DatabaseUnavailable } from "../../core/errors.js";
 
 /** The part of a pg client that repositories use: a parameterised query. */
 export interface Queryable {
@@ -33,6 +33,8 @@ export interface DatabaseOptions {
   queryTimeoutMillis?: number;
   /** Told about every connection that breaks (default: nothing; the caller gets the error). */
   onConnectionError?: (error: Error) => void;
+  /** Told when the server cannot write for want of disk, at most once a minute while it lasts. */
+  onStorageFailure?: (message: string) => void;
 }
 
 /** SQLSTATEs of a server that went away or refuses connections for now (class 08 and friends). */
@@ -69,11 +71,28 @@ export function isConnectionLoss(error: unknown): boolean {
   return UNAVAILABLE_MESSAGES.test(error.message);
 }
 
-/** Connection losses become DatabaseUnavailable (503 with Retry-After); anything else passes. */
+/**
+ * The server cannot write its files: disk_full (53100), an I/O error (58030, as a read-only
+ * remount gives), or a message that says so where the SQLSTATE is generic.
+ */
+const STORAGE_STATES = new Set(["53100", "58030"]);
+const STORAGE_MESSAGES = /No space left on device|Read-only file system|Disk quota exceeded/;
+
+export function isStorageFailure(error: unknown): boolean {
+  if (error instanceof DatabaseStorageFull) return true;
+  if (!(error instanceof Error)) return false;
+  const code = (error as { code?: string }).code;
+  return (code !== undefined && STORAGE_STATES.has(code)) || STORAGE_MESSAGES.test(error.message);
+}
+
+/**
+ * Connection losses become DatabaseUnavailable and storage failures DatabaseStorageFull (both
+ * 503 with Retry-After); anything else passes.
+ */
 function typed(error: unknown): unknown {
-  return isConnectionLoss(error) && !(error instanceof DatabaseUnavailable)
-    ? new DatabaseUnavailable(error)
-    : error;
+  if (error instanceof DatabaseUnavailable || error instanceof DatabaseStorageFull) return error;
+  if (isStorageFailure(error)) return new DatabaseStorageFull(error);
+  return isConnectionLoss(error) ? new DatabaseUnavailable(error) : error;
 }
 
 /**
@@ -82,6 +101,14 @@ function typed(error: unknown): unknown {
  */
 export class Database implements Db {
   readonly pool: pg.Pool;
+  /**
+   * The last write the server refused for want of disk. A read (SELECT 1) still works on a full
+   * disk, so /health asks this too; and a committed transaction proves nothing (a read-only one
+   * commits on a full disk), so the failure simply ages out once writes stop failing.
+   */
+  private storageFailure: { at: Date; message: string } | undefined;
+  private storageReportedAt = 0;
+  private readonly onStorageFailure: (message: string) => void;
 
   constructor(options: DatabaseOptions) {
     this.pool = new pg.Pool({
@@ -97,6 +124,7 @@ export class Database implements Db {
       keepAliveInitialDelayMillis: 10_000,
     });
     const onConnectionError = options.onConnectionError ?? (() => {});
+    this.onStorageFailure = options.onStorageFailure ?? (() => {});
     // A client whose server goes away (restart, crash, pg_terminate_backend, failover) emits
     // 'error'; without a listener that ends the process. The pool listens only while a client
     // is idle, so every client gets its own listener for its whole life, checked out or not;
@@ -115,8 +143,27 @@ export class Database implements Db {
     try {
       return await this.pool.query<R>(text, values);
     } catch (error) {
-      throw typed(error);
+      throw this.noted(error);
     }
+  }
+
+  /** The server's reason, when a write failed for want of disk within the last windowMs. */
+  storageProblem(windowMs = 30_000): string | undefined {
+    const failure = this.storageFailure;
+    return failure && Date.now() - failure.at.getTime() < windowMs ? failure.message : undefined;
+  }
+
+  private noted(error: unknown): unknown {
+    const result = typed(error);
+    if (result instanceof DatabaseStorageFull) {
+      const cause = result.cause instanceof Error ? result.cause.message : String(result.cause);
+      this.storageFailure = { at: new Date(), message: cause };
+      if (Date.now() - this.storageReportedAt >= 60_000) {
+        this.storageReportedAt = Date.now();
+        this.onStorageFailure(cause);
+      }
+    }
+    return result;
   }
 
   /** Rows of a query. */
@@ -144,7 +191,7 @@ export class Database implements Db {
     } catch (error) {
       if (isConnectionLoss(error)) broken = error;
       else await client.query("ROLLBACK").catch((rollbackError) => (broken = rollbackError));
-      throw typed(error);
+      throw this.noted(error);
     } finally {
       // A client that lost its connection is destroyed, not handed to the next caller.
       client.release(broken instanceof Error ? broken : undefined);
