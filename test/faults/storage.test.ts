@@ -26,7 +26,8 @@ function mountVolume(s: Scratch, sizeMb: number): Volume | string {
   const mountPoint = path.join(s.dir, "volume");
   mkdirSync(mountPoint, { recursive: true });
   const mounted = spawnSync("mount", ["-t", "tmpfs", "-o", `size=${sizeMb}m`, "tmpfs", mountPoint]);
-  if (mounted.status !== 0) return `cannot mount a tmpfs here (${mounted.stderr.toString().trim()}); run as root`;
+  if (mounted.status !== 0)
+    return `cannot mount a tmpfs here (${mounted.stderr.toString().trim()}); run as root`;
   const filler = path.join(mountPoint, "filler");
   return {
     mountPoint,
@@ -141,7 +142,11 @@ describe("the data directory's disk", () => {
     await until(
       "every acknowledged task to run",
       async () => {
-        const ended = new Set(executions(s.evidence).filter((e) => e.endNs !== undefined).map((e) => e.tag));
+        const ended = new Set(
+          executions(s.evidence)
+            .filter((e) => e.endNs !== undefined)
+            .map((e) => e.tag),
+        );
         return created.every((tag) => ended.has(tag));
       },
       90_000,
@@ -196,6 +201,8 @@ describe("the data directory's disk", () => {
     const health = await fetch(`${tme.url}/health`);
     expect(health.status).toBe(200);
     expect(await tme.stop()).toBe(0);
-    console.log(`[faults] read-only data directory: refused with "${stderr}"; started on the same data afterwards`);
+    console.log(
+      `[faults] read-only data directory: refused with "${stderr}"; started on the same data afterwards`,
+    );
   }, 300_000);
 });
