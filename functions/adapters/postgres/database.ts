@@ -1,3 +1,4 @@
+import type { ConnectionOptions } from "node:tls";
 import pg from "pg";
 import { DatabaseStorageFull, DatabaseUnavailable } from "../../core/errors.js";
 
@@ -19,8 +20,29 @@ export interface Db extends Queryable {
   transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>;
 }
 
+/**
+ * Where and who, with the password asked for at each new connection: the cloud's credentials
+ * live in a secret that is rotated, so a fixed URL would go stale.
+ */
+export interface DatabaseConnection {
+  host: string;
+  port: number;
+  database: string;
+  user: string;
+  password: () => Promise<string>;
+  /** false only for a server on this machine (tests). */
+  ssl: ConnectionOptions | false;
+}
+
 export interface DatabaseOptions {
-  connectionString: string;
+  /** A postgres:// URL, or `connection` for credentials that change. */
+  connectionString?: string;
+  connection?: DatabaseConnection;
+  /**
+   * The server refused the password (28P01, a rotated secret): told, then the refused call is
+   * made once more. Nothing ran on the server before authentication, so the retry is safe.
+   */
+  onAuthenticationFailure?: () => void;
   ssl?: boolean;
   max?: number;
   idleTimeoutMillis?: number;
@@ -36,6 +58,9 @@ export interface DatabaseOptions {
   /** Told when the server cannot write for want of disk, at most once a minute while it lasts. */
   onStorageFailure?: (message: string) => void;
 }
+
+/** SQLSTATE invalid_password: the credentials were rotated under a warm pool. */
+const INVALID_PASSWORD = "28P01";
 
 /** SQLSTATEs of a server that went away or refuses connections for now (class 08 and friends). */
 const UNAVAILABLE_STATES = new Set([
@@ -109,11 +134,18 @@ export class Database implements Db {
   private storageFailure: { at: Date; message: string } | undefined;
   private storageReportedAt = 0;
   private readonly onStorageFailure: (message: string) => void;
+  private readonly onAuthenticationFailure: (() => void) | undefined;
 
   constructor(options: DatabaseOptions) {
+    if (!options.connectionString === !options.connection) {
+      throw new Error("Database: give exactly one of connectionString and connection");
+    }
+    this.onAuthenticationFailure = options.onAuthenticationFailure;
     this.pool = new pg.Pool({
-      connectionString: options.connectionString,
-      ssl: options.ssl ? { rejectUnauthorized: true } : undefined,
+      ...(options.connection ?? {
+        connectionString: options.connectionString,
+        ssl: options.ssl ? { rejectUnauthorized: true } : undefined,
+      }),
       max: options.max ?? 10,
       idleTimeoutMillis: options.idleTimeoutMillis ?? 30000,
       connectionTimeoutMillis: options.connectionTimeoutMillis ?? 5000,
@@ -141,9 +173,20 @@ export class Database implements Db {
     values?: unknown[],
   ): Promise<pg.QueryResult<R>> {
     try {
-      return await this.pool.query<R>(text, values);
+      return await this.reauthenticating(() => this.pool.query<R>(text, values));
     } catch (error) {
       throw this.noted(error);
+    }
+  }
+
+  private async reauthenticating<T>(call: () => Promise<T>): Promise<T> {
+    try {
+      return await call();
+    } catch (error) {
+      if (!this.onAuthenticationFailure || (error as { code?: string }).code !== INVALID_PASSWORD)
+        throw error;
+      this.onAuthenticationFailure();
+      return call();
     }
   }
 
@@ -178,7 +221,7 @@ export class Database implements Db {
   async transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
     let client: pg.PoolClient;
     try {
-      client = await this.pool.connect();
+      client = await this.reauthenticating(() => this.pool.connect());
     } catch (error) {
       throw typed(error);
     }
