@@ -48,7 +48,9 @@ const positiveInt = (max: number) =>
     .transform(Number)
     .pipe(z.number().int().min(1).max(max));
 const absolutePath = z.string().regex(/^\//, "must be an absolute path");
-const httpsUrl = z.string().regex(/^https:\/\/\S+$/, "must be an https:// URL");
+// SQS hands out https URLs; http is a local stand-in's (moto_server, with AWS_ENDPOINT_URL),
+// whose queue URL the SDK sends to as it would to AWS's.
+const queueUrl = z.string().regex(/^https?:\/\/\S+$/, "must be an https:// URL");
 
 /**
  * Every variable the stack may set, keyed by its name. The comment on each says what the
@@ -80,9 +82,9 @@ export const CloudEnvironmentShape = {
    */
   MAX_TASK_TIMEOUT_SECONDS: positiveInt(900),
   /** SQS queue per priority class (see PRIORITY_CLASSES); the outbox relay sends task ids here. */
-  TASK_QUEUE_URL_HIGH: httpsUrl,
-  TASK_QUEUE_URL_NORMAL: httpsUrl,
-  TASK_QUEUE_URL_LOW: httpsUrl,
+  TASK_QUEUE_URL_HIGH: queueUrl,
+  TASK_QUEUE_URL_NORMAL: queueUrl,
+  TASK_QUEUE_URL_LOW: queueUrl,
   /** The custom EventBridge bus; publish with Source "tme" and DetailType = the event type. */
   EVENT_BUS_NAME: nonEmpty,
   /** EventBridge Scheduler group holding one schedule per TME schedule. */

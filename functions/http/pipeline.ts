@@ -352,7 +352,9 @@ function errorResponse(error: unknown, logger: Logger, requestId: string): Resul
     // Reported once a minute by the database itself (runtime.ts); a line per request adds nothing.
     tmeError = error instanceof DatabaseStorageFull ? error : new DatabaseStorageFull(error);
   } else if (error instanceof DatabaseUnavailable || isConnectionLoss(error)) {
-    logger.warn({ err: (error as Error).cause ?? error }, "database unavailable");
+    const cause = ((error as Error).cause ?? error) as Error & { code?: string };
+    // The reason on its own too: a TLS error carries its socket, which the serializer cannot print.
+    logger.warn({ err: cause, reason: cause.message, code: cause.code }, "database unavailable");
     tmeError = error instanceof DatabaseUnavailable ? error : new DatabaseUnavailable(error);
   } else if (error instanceof TmeError) {
     tmeError = error;

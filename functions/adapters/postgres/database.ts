@@ -82,6 +82,13 @@ const UNAVAILABLE_ERRNOS = new Set([
   "EHOSTUNREACH",
   "ENETUNREACH",
   "EAI_AGAIN",
+  // The server's certificate does not verify (verify-full): to a caller the database is
+  // unreachable, a 503, not a fault of its request.
+  "ERR_TLS_CERT_ALTNAME_INVALID",
+  "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
+  "SELF_SIGNED_CERT_IN_CHAIN",
+  "DEPTH_ZERO_SELF_SIGNED_CERT",
+  "CERT_HAS_EXPIRED",
 ]);
 /** pg reports some losses with a message only. */
 const UNAVAILABLE_MESSAGES =
