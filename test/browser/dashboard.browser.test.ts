@@ -1,3 +1,5 @@
+/// <reference lib="dom" />
+// The callbacks passed to page.evaluate run in the browser.
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createRequire } from "node:module";
 import os from "node:os";
