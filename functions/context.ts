@@ -1,7 +1,7 @@
 import type { PluginRegistry } from "./adapters/plugins/plugin-registry.js";
 import { PostgresApiKeyStore } from "./adapters/postgres/api-keys-repository.js";
 import { BatchingAuditWriter } from "./adapters/postgres/audit-repository.js";
-import type { Db } from "./adapters/postgres/database.js";
+import { Database, type Db } from "./adapters/postgres/database.js";
 import { PostgresHistoryPruner } from "./adapters/postgres/history-repository.js";
 import { PostgresScheduleStore } from "./adapters/postgres/schedule-repository.js";
 import { PostgresTaskControlStore } from "./adapters/postgres/task-control-repository.js";
@@ -48,6 +48,8 @@ export interface AppContext {
   pluginServices: PluginServices;
   /** Locally, the embedded server's supervisor state ("recovering" while it restarts). */
   databaseState?: () => string;
+  /** Why the database cannot write (disk full or read-only), while that lasts; else undefined. */
+  storageProblem?: () => string | undefined;
   /** Metrics and traces of TME's own work; noObserver unless the runtime plugs one in. */
   observer: Observer;
   /** The Prometheus text of GET /metrics; the local runtime sets it, the cloud uses CloudWatch. */
@@ -106,5 +108,6 @@ export function createAppContext(
       maxInfraRetries: config.app.worker.max_infra_retries,
     }),
     pluginServices: { history: new PostgresHistoryPruner(db) },
+    storageProblem: db instanceof Database ? () => db.storageProblem() : undefined,
   };
 }

@@ -30,6 +30,9 @@ const SettingsSchema = z.object({
   queueAgeAlarmSeconds: int(60, 86400).default(900),
   apiLatencyAlarmMs: int(100, 30000).default(5000),
   alarmEmail: z.email().optional(),
+  // Off by default: a shell command in a Lambda runs beside the function's AWS credentials
+  // (its environment, /proc/<ppid>/environ), see infra/README.md.
+  enableShell: boolean.default(false),
 });
 export type TmeSettings = z.infer<typeof SettingsSchema>;
 

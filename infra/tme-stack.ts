@@ -29,6 +29,7 @@ export class TmeStack extends Stack {
   readonly migration: Migration;
   readonly monitoring: Monitoring;
   readonly encryptionKey: secretsmanager.Secret;
+  readonly firstAdminKey: secretsmanager.Secret;
   readonly functions: readonly TmeFunction[];
 
   constructor(scope: Construct, id: string, props: TmeStackProps = {}) {
@@ -52,13 +53,36 @@ export class TmeStack extends Stack {
 
     this.encryptionKey = new secretsmanager.Secret(this, "SubscriptionSecretsKey", {
       description: "Key material that encrypts TME webhook subscription secrets at rest",
-      generateSecretString: { passwordLength: 64, excludePunctuation: true, includeSpace: false },
+      // 32 random bytes as 64 hex characters, the form parseEncryptionKey reads: Secrets
+      // Manager has no hex option, so every letter past "f" and every capital is excluded.
+      generateSecretString: {
+        passwordLength: 64,
+        excludeUppercase: true,
+        excludePunctuation: true,
+        includeSpace: false,
+        excludeCharacters: "ghijklmnopqrstuvwxyz",
+      },
     });
     NagSuppressions.addResourceSuppressions(this.encryptionKey, [
       {
         id: "AwsSolutions-SMG4",
         reason:
           "Not a credential but an encryption key for data at rest: rotating it in place would make every stored subscription secret unreadable; replacing it is a re-encryption procedure, not a schedule.",
+      },
+    ]);
+
+    // The first admin API key: generated here, registered by migrate on every deploy (unless
+    // revoked), read once by the operator (infra/README.md "First key"). 48 letters and digits
+    // carry 285 bits, above MIN_BOOTSTRAP_KEY_LENGTH's 32 characters.
+    this.firstAdminKey = new secretsmanager.Secret(this, "FirstAdminKey", {
+      description: "TME's first admin API key (registered at deploy; revoke it once you made your own)",
+      generateSecretString: { passwordLength: 48, excludePunctuation: true, includeSpace: false },
+    });
+    NagSuppressions.addResourceSuppressions(this.firstAdminKey, [
+      {
+        id: "AwsSolutions-SMG4",
+        reason:
+          "An API key that TME revokes through its API (DELETE /keys/{id}), not a password a rotation Lambda could change: keys are replaced by creating new ones, and a revoked one stays revoked on redeploy.",
       },
     ]);
 
@@ -102,6 +126,10 @@ export class TmeStack extends Stack {
     new CfnOutput(this, "AlarmTopicArn", { value: this.monitoring.topic.topicArn });
     new CfnOutput(this, "DashboardName", { value: this.monitoring.dashboard.dashboardName });
     new CfnOutput(this, "DatabaseSecretArn", { value: this.data.secret.secretArn });
+    new CfnOutput(this, "FirstAdminKeySecretArn", {
+      value: this.firstAdminKey.secretArn,
+      description: "Secrets Manager secret holding the first admin API key (infra/README.md, First key)",
+    });
   }
 
   /**
@@ -124,12 +152,14 @@ export class TmeStack extends Stack {
       TASK_QUEUE_URL_NORMAL: queues.normal.queue.queueUrl,
       TASK_QUEUE_URL_LOW: queues.low.queue.queueUrl,
       EVENT_BUS_NAME: this.events.bus.eventBusName,
-      WEBHOOK_QUEUE_URL: this.events.queue.queueUrl,
       SCHEDULE_GROUP_NAME: this.scheduling.group.scheduleGroupName,
       SCHEDULE_TARGET_ARN: this.scheduling.scheduleTarget.functionArn,
       SCHEDULER_ROLE_ARN: this.scheduling.schedulerRole.roleArn,
+      SCHEDULE_DEAD_LETTER_ARN: this.scheduling.deadLetterQueue.queueArn,
       ENCRYPTION_KEY_SECRET_ARN: this.encryptionKey.secretArn,
       TME_MIGRATIONS_DIR: BUNDLE_MIGRATIONS_DIR,
+      FIRST_ADMIN_KEY_SECRET_ARN: this.firstAdminKey.secretArn,
+      SHELL_ENABLED: String(settings.enableShell),
     };
   }
 
@@ -143,7 +173,7 @@ export class TmeStack extends Stack {
       ["DATABASE_SECRET_ARN", (g) => this.data.grantConnect(g)],
       ["TASK_QUEUE_URL_HIGH", (g) => this.tasks.grantSend(g)],
       ["EVENT_BUS_NAME", (g) => this.events.grantPublish(g)],
-      ["WEBHOOK_QUEUE_URL", (g) => this.events.queue.grantSendMessages(g)],
+      ["FIRST_ADMIN_KEY_SECRET_ARN", (g) => this.firstAdminKey.grantRead(g)],
       ["SCHEDULE_GROUP_NAME", (g) => this.scheduling.grantManageSchedules(g)],
       ["ENCRYPTION_KEY_SECRET_ARN", (g) => this.encryptionKey.grantRead(g)],
     ];

@@ -13,6 +13,7 @@ import {
   SCOPES,
 } from "../core/auth/api-keys.js";
 import { newId } from "../core/ids.js";
+import { DataDirUnusable } from "../local/data-dir.js";
 import { DatabaseUnreachable, openDatabaseTarget } from "../local/database-target.js";
 import { type RunningTme, startLocalRuntime } from "../local/runtime.js";
 import { createLogger } from "../logging/logger.js";
@@ -22,6 +23,7 @@ function fail(error: unknown): never {
   const known =
     error instanceof ConfigError ||
     error instanceof DatabaseUnreachable ||
+    error instanceof DataDirUnusable ||
     error instanceof PluginConfigError;
   const message = error instanceof Error ? error.message : String(error);
   process.stderr.write(`tme: ${known ? "" : "error: "}${message}\n`);

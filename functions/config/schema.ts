@@ -96,8 +96,8 @@ export const AppConfigSchema = z
         /** Refused authentications a source address may make per minute before 429s. */
         auth_failures_per_minute: z.number().int().min(1).default(20),
         /** Per-key token bucket: requests per second refilled, and the bucket's size (0: off). */
-        key_requests_per_second: z.number().min(0).default(100),
-        key_burst: z.number().int().min(1).default(200),
+        key_requests_per_second: z.number().min(0).default(2000),
+        key_burst: z.number().int().min(1).default(4000),
         /** The local HTTP edge (API Gateway has its own limits in the cloud). */
         max_connections: z.number().int().min(1).default(512),
         max_connections_per_source: z.number().int().min(1).default(64),

@@ -99,8 +99,8 @@ export class TooManyRequests extends TmeError {
 }
 
 export class Unavailable extends TmeError {
-  constructor(message: string, retryAfterSeconds?: number) {
-    super(503, "unavailable", message, {
+  constructor(message: string, retryAfterSeconds?: number, code = "unavailable") {
+    super(503, code, message, {
       headers: retryAfterSeconds === undefined ? {} : { "Retry-After": String(retryAfterSeconds) },
     });
   }
@@ -113,6 +113,22 @@ export class Unavailable extends TmeError {
 export class DatabaseUnavailable extends Unavailable {
   constructor(cause?: unknown) {
     super("the database is unavailable; try again shortly", 2);
+    if (cause !== undefined) this.cause = cause;
+  }
+}
+
+/**
+ * The database is up but cannot write: its disk is full or was made read-only. Nothing was
+ * changed; unlike a lost connection it does not pass by itself, so the caller waits longer and
+ * the operator is told by /health and the log.
+ */
+export class DatabaseStorageFull extends Unavailable {
+  constructor(cause?: unknown) {
+    super(
+      "the database cannot write to its disk (full or read-only); nothing was changed; try again later",
+      30,
+      "database_storage_full",
+    );
     if (cause !== undefined) this.cause = cause;
   }
 }

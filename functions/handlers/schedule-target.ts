@@ -1,6 +1,7 @@
 import type { Context } from "aws-lambda";
 import { z } from "zod";
 import { coldStart } from "../adapters/aws/cloud-context.js";
+import { relayAfterChange } from "../adapters/aws/cloud-outbox-sinks.js";
 import type { AppContext } from "../context.js";
 import { fireDueSchedule } from "../core/schedules/fire-schedule.js";
 
@@ -76,10 +77,19 @@ export function createScheduleTarget(app: AppContext) {
   };
 }
 
-const setup = coldStart("schedule-target", createScheduleTarget);
+const setup = coldStart("schedule-target", (app) => ({
+  fire: createScheduleTarget(app),
+  relay: relayAfterChange(app),
+}));
 
-/** Lambda entry: invoked by EventBridge Scheduler with the schedule's Input as the event. */
+/**
+ * Lambda entry: invoked by EventBridge Scheduler with the schedule's Input as the event. The
+ * fired task's queue signal is relayed before returning, as the api does after a create: left
+ * to the reaper it would wait up to a minute.
+ */
 export const handler = async (event: unknown, _context: Context) => {
-  const fire = await setup();
-  return fire(event);
+  const { fire, relay } = await setup();
+  const result = await fire(event);
+  if (result.outcome === "fired") await relay();
+  return result;
 };

@@ -4,13 +4,14 @@ import httpRouterHandler from "@middy/http-router";
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from "aws-lambda";
 import type { z } from "zod";
 import { appendAudit } from "../adapters/postgres/audit-repository.js";
-import { isConnectionLoss, TransactionBoundDb } from "../adapters/postgres/database.js";
+import { isConnectionLoss, isStorageFailure, TransactionBoundDb } from "../adapters/postgres/database.js";
 import { type AppContext, withDb } from "../context.js";
 import { type AuditEntry, type AuditOutcome, GLOBAL_NAMESPACE } from "../core/audit/audit.js";
 import { effectiveNamespace, hashApiKey, type Principal, requireScope } from "../core/auth/api-keys.js";
 import { RequestLimits } from "../core/auth/rate-limit.js";
 import {
   Conflict,
+  DatabaseStorageFull,
   DatabaseUnavailable,
   Forbidden,
   issuesToDetails,
@@ -347,8 +348,13 @@ async function runRoute(
 
 function errorResponse(error: unknown, logger: Logger, requestId: string): Result {
   let tmeError: TmeError;
-  if (error instanceof DatabaseUnavailable || isConnectionLoss(error)) {
-    logger.warn({ err: (error as Error).cause ?? error }, "database unavailable");
+  if (error instanceof DatabaseStorageFull || isStorageFailure(error)) {
+    // Reported once a minute by the database itself (runtime.ts); a line per request adds nothing.
+    tmeError = error instanceof DatabaseStorageFull ? error : new DatabaseStorageFull(error);
+  } else if (error instanceof DatabaseUnavailable || isConnectionLoss(error)) {
+    const cause = ((error as Error).cause ?? error) as Error & { code?: string };
+    // The reason on its own too: a TLS error carries its socket, which the serializer cannot print.
+    logger.warn({ err: cause, reason: cause.message, code: cause.code }, "database unavailable");
     tmeError = error instanceof DatabaseUnavailable ? error : new DatabaseUnavailable(error);
   } else if (error instanceof TmeError) {
     tmeError = error;

@@ -2,6 +2,7 @@ import pg from "pg";
 import { probeConnection } from "../adapters/postgres/database.js";
 import { redactUrl } from "../config/load.js";
 import type { Config } from "../config/schema.js";
+import { assertDataDirWritable } from "./data-dir.js";
 import { EmbeddedPostgres } from "./embedded-postgres.js";
 
 /** The database the local runtime uses: a server it was pointed at, or its own embedded one. */
@@ -82,6 +83,7 @@ export async function openDatabaseTarget(
       stop: async () => {},
     };
   }
+  assertDataDirWritable(config.dataDir);
   const embeddedOptions = {
     dataDir: config.dataDir,
     database: config.db.database,

@@ -11,6 +11,7 @@ import { newId } from "../core/ids.js";
 import type { OutboxSink } from "../core/outbox/outbox.js";
 import { createHandler } from "../handlers/api.js";
 import { createLogger, type Logger } from "../logging/logger.js";
+import { assertDataDirWritable } from "./data-dir.js";
 import { openDatabaseTarget } from "./database-target.js";
 import { type LocalHttpServer, startHttpServer } from "./http-server.js";
 import { localQueueSink, outboxRelayService } from "./outbox-relay-service.js";
@@ -71,6 +72,8 @@ export async function startLocalRuntime(options: StartOptions): Promise<RunningT
   const logger = options.logger ?? createLogger(config.app.LOG_LEVEL);
   const print = options.print ?? ((line: string) => process.stdout.write(`${line}\n`));
 
+  // The encryption key and the first admin key are written there, whichever database is used.
+  assertDataDirWritable(config.dataDir);
   // Plugin mappings are checked before anything starts: a typo costs nothing to report.
   const plugins = await PluginRegistry.load(config.plugins, path.join(config.configDir, "task_plugins.yaml"));
   const target = await openDatabaseTarget(config, (message) => logger.info(message), {
@@ -92,6 +95,11 @@ export async function startLocalRuntime(options: StartOptions): Promise<RunningT
       idleTimeoutMillis: config.db.pool.idle_timeout_ms,
       connectionTimeoutMillis: config.db.pool.connection_timeout_ms,
       onConnectionError: (error) => logger.warn({ err: error.message }, "database connection lost"),
+      onStorageFailure: (message) =>
+        logger.error(
+          { reason: message },
+          "the database cannot write to its disk (full or read-only): writes answer 503 until space is freed",
+        ),
     });
     cleanups.push(() => db.close());
     const telemetry = startLocalTelemetry({ config, db, logger, spanExporter: options.spanExporter });

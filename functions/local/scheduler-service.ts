@@ -2,7 +2,7 @@ import { PostgresListener } from "../adapters/postgres/listener.js";
 import { SCHEDULE_CHANGED_CHANNEL } from "../adapters/postgres/schedule-repository.js";
 import type { AppContext } from "../context.js";
 import type { OutboxSink } from "../core/outbox/outbox.js";
-import { type FireOutcome, fireDueSchedules } from "../core/schedules/fire-schedule.js";
+import { type FireOutcome, fireDueSchedules, realignSchedules } from "../core/schedules/fire-schedule.js";
 import { SCHEDULER_SYNC } from "../core/schedules/scheduler-port.js";
 import type { BackgroundService } from "./runtime.js";
 import { wakeableLoop } from "./wakeable-loop.js";
@@ -39,6 +39,7 @@ export function schedulerService(app: AppContext, options: SchedulerServiceOptio
   const listener = new PostgresListener(app.databaseUrl, app.logger);
   const fireDeps = { plugins: app.plugins, config: app.config.app, now: app.now, logger: app.logger };
   let timer: NodeJS.Timeout | undefined;
+  let lastLook: Date | undefined;
 
   const sleepMs = async (): Promise<number> => {
     try {
@@ -54,6 +55,12 @@ export function schedulerService(app: AppContext, options: SchedulerServiceOptio
 
   const loop = wakeableLoop(
     async (pass) => {
+      const now = app.now();
+      // Time went backwards by more than a tick: next runs computed before the step may lie
+      // beyond the schedules' next occurrences.
+      if (lastLook && now.getTime() < lastLook.getTime() - 1000)
+        await realignSchedules(app.schedules, now, app.logger);
+      lastLook = now;
       await fireDueSchedules(app.schedules, fireDeps, options.onOutcome, () => pass.stopped);
       if (pass.stopped) return;
       const delay = await sleepMs();

@@ -14,6 +14,21 @@ export const NETWORK_SUBNETS = { public: "public", app: "app", data: "data" } as
 export const DATABASE_NAME = "tme";
 const DATABASE_PORT = 5432;
 
+/**
+ * An RDS Proxy's name is unique per account and region, so it comes from the stack's name (a
+ * fixed one stopped a second stack). Proxy names: up to 60 letters, digits and single hyphens,
+ * starting with a letter; stack names allow more, so the rest is cut or replaced.
+ */
+export function proxyNameFor(stackName: string): string {
+  const base = stackName
+    .replace(/[^A-Za-z0-9-]/g, "-")
+    .replace(/-+/g, "-")
+    .replace(/^[^A-Za-z]+/, "")
+    .slice(0, 60 - "-proxy".length)
+    .replace(/-+$/, "");
+  return `${base || "tme"}-proxy`;
+}
+
 export interface NetworkAndDatabaseProps {
   readonly settings: TmeSettings;
 }
@@ -153,6 +168,7 @@ export class NetworkAndDatabase extends Construct {
     });
 
     this.proxy = this.instance.addProxy("Proxy", {
+      dbProxyName: proxyNameFor(Stack.of(this).stackName),
       vpc: this.vpc,
       vpcSubnets: { subnetGroupName: NETWORK_SUBNETS.data },
       securityGroups: [proxySecurityGroup],

@@ -3,6 +3,7 @@ import * as events from "aws-cdk-lib/aws-events";
 import * as targets from "aws-cdk-lib/aws-events-targets";
 import * as iam from "aws-cdk-lib/aws-iam";
 import * as scheduler from "aws-cdk-lib/aws-scheduler";
+import * as sqs from "aws-cdk-lib/aws-sqs";
 import { NagSuppressions } from "cdk-nag";
 import { Construct, type IConstruct } from "constructs";
 import type { NetworkAndDatabase } from "./network-and-database.js";
@@ -29,6 +30,8 @@ export interface SchedulingProps {
 export class Scheduling extends Construct {
   readonly group: scheduler.ScheduleGroup;
   readonly schedulerRole: iam.Role;
+  /** Where Scheduler puts an invocation it gave up on (every schedule's DeadLetterConfig). */
+  readonly deadLetterQueue: sqs.Queue;
   readonly scheduleTarget: TmeFunction;
   readonly reaper: TmeFunction;
   readonly reaperRule: events.Rule;
@@ -64,6 +67,21 @@ export class Scheduling extends Construct {
         resources: [this.scheduleTarget.functionArn],
       }),
     );
+
+    this.deadLetterQueue = new sqs.Queue(this, "ScheduleDeadLetters", {
+      encryption: sqs.QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+      retentionPeriod: Duration.days(14),
+    });
+    // Scheduler sends to the DLQ as the schedule's execution role.
+    this.deadLetterQueue.grantSendMessages(this.schedulerRole);
+    NagSuppressions.addResourceSuppressions(this.deadLetterQueue, [
+      {
+        id: "AwsSolutions-SQS3",
+        reason:
+          "This queue is itself a dead-letter queue: EventBridge Scheduler's DeadLetterConfig of every TME schedule, which CloudFormation does not see because schedules are created at run time.",
+      },
+    ]);
 
     this.reaper = new TmeFunction(this, "Reaper", {
       name: "reaper",

@@ -21,6 +21,9 @@ export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url
 export const BUNDLE_CONFIG_DIR = "/var/task/configurations";
 export const BUNDLE_MIGRATIONS_DIR = "/var/task/migrations";
 
+/** Lambda's CA bundle, with the RDS certificate authorities among Amazon's. */
+export const LAMBDA_CA_BUNDLE = "/var/runtime/ca-cert.pem";
+
 // esbuild emits ESM, but pg and a few others are CommonJS that call require(); this gives
 // them one.
 const ESM_REQUIRE_BANNER =
@@ -86,7 +89,12 @@ export class TmeFunction extends NodejsFunction {
       tracing: lambda.Tracing.ACTIVE,
       logGroup,
       // Stack traces point into the TypeScript sources instead of the minified bundle.
-      environment: { NODE_OPTIONS: "--enable-source-maps" },
+      // NODE_EXTRA_CA_CERTS: Lambda's CA bundle holds the RDS CAs, which Node 20+ runtimes no
+      // longer load by default; the RDS Proxy's ACM certificate chains to Node's own roots.
+      environment: {
+        NODE_OPTIONS: "--enable-source-maps",
+        NODE_EXTRA_CA_CERTS: LAMBDA_CA_BUNDLE,
+      },
       vpc: props.vpc,
       vpcSubnets: { subnetGroupName: NETWORK_SUBNETS.app },
       securityGroups: [props.securityGroup],

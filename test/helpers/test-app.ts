@@ -41,8 +41,8 @@ export async function createTestApp(
   // Files TME writes (the encryption key, the admin key) go to a directory of this app's own.
   const dataDir = mkdtempSync(path.join(os.tmpdir(), "tme-test-app-"));
   const base = loadConfig({ configDir: "configurations", env: { TME_DATA_DIR: dataDir, ...overrides.env } });
-  // Tests send many wrong keys from one address: the refused-authentication limit is lifted
-  // unless a test sets it (test/integration/rate-limits.test.ts does).
+  // Tests send many wrong keys from one address, and hundreds of requests a second with one
+  // key: both limits are lifted unless a test sets them (test/integration/rate-limits.test.ts does).
   const config: Config = {
     ...base,
     app: {
@@ -51,7 +51,12 @@ export async function createTestApp(
       ...overrides.app,
       // Worker settings merge one level deep: a test names the ones it changes.
       worker: { ...base.app.worker, ...overrides.app?.worker },
-      security: { ...base.app.security, auth_failures_per_minute: 1_000_000, ...overrides.app?.security },
+      security: {
+        ...base.app.security,
+        auth_failures_per_minute: 1_000_000,
+        key_requests_per_second: 0,
+        ...overrides.app?.security,
+      },
     },
   };
   const logger = createLogger(process.env.TEST_LOG_LEVEL === "DEBUG" ? "DEBUG" : "ERROR");

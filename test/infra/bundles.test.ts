@@ -1,37 +1,19 @@
 import { execFileSync } from "node:child_process";
-import { cpSync, existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
-import os from "node:os";
+import { existsSync, readdirSync } from "node:fs";
 import path from "node:path";
-import type { Asset } from "aws-cdk-lib/aws-s3-assets";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { TmeFunctionName } from "../../functions/config/cloud-environment.js";
-import { createTmeApp } from "../../infra/tme-app.js";
-import { cdkJsonContext } from "./synth.js";
+import { type BuiltBundles, synthesizeWithBundles } from "./synth.js";
 
-// Real bundling, as `cdk synth` does it: esbuild from node_modules, then the copy hooks.
-// Each bundle is then loaded from a directory outside the repository, where, as in
-// Lambda's /var/task, no node_modules of ours can rescue a missing file.
-let outdir: string;
-let lambdaRoot: string;
-const bundles = {} as Record<TmeFunctionName, string>;
+let built: BuiltBundles;
+let bundles: Record<TmeFunctionName, string>;
 
 beforeAll(() => {
-  outdir = mkdtempSync(path.join(os.tmpdir(), "tme-cdk-out-"));
-  lambdaRoot = mkdtempSync(path.join(os.tmpdir(), "tme-var-task-"));
-  const { app, stack } = createTmeApp({ outdir, context: cdkJsonContext() });
-  app.synth();
-  for (const fn of stack.functions) {
-    const asset = fn.node.findChild("Code") as Asset;
-    const dir = path.join(lambdaRoot, fn.tmeName);
-    cpSync(path.join(outdir, asset.assetPath), dir, { recursive: true });
-    bundles[fn.tmeName] = dir;
-  }
+  built = synthesizeWithBundles();
+  bundles = built.bundles;
 }, 120_000);
 
-afterAll(() => {
-  rmSync(outdir, { recursive: true, force: true });
-  rmSync(lambdaRoot, { recursive: true, force: true });
-});
+afterAll(() => built?.remove());
 
 describe("Lambda bundles", () => {
   it("load on their own and export a handler function", () => {

@@ -29,12 +29,14 @@ const VALID: Record<string, string> = {
   TASK_QUEUE_URL_NORMAL: `${QUEUE}-normal`,
   TASK_QUEUE_URL_LOW: `${QUEUE}-low`,
   EVENT_BUS_NAME: "TmeEventsBus",
-  WEBHOOK_QUEUE_URL: `${QUEUE}-webhooks`,
   SCHEDULE_GROUP_NAME: "Tme-Scheduling-UserSchedules",
   SCHEDULE_TARGET_ARN: "arn:aws:lambda:eu-west-1:123456789012:function:tme-schedule-target",
   SCHEDULER_ROLE_ARN: "arn:aws:iam::123456789012:role/tme-scheduler",
+  SCHEDULE_DEAD_LETTER_ARN: "arn:aws:sqs:eu-west-1:123456789012:tme-schedule-dlq",
   ENCRYPTION_KEY_SECRET_ARN: "arn:aws:secretsmanager:eu-west-1:123456789012:secret:key-AbCdEf",
   TME_MIGRATIONS_DIR: "/var/task/migrations",
+  FIRST_ADMIN_KEY_SECRET_ARN: "arn:aws:secretsmanager:eu-west-1:123456789012:secret:first-AbCdEf",
+  SHELL_ENABLED: "false",
 };
 
 describe("loadCloudEnvironment", () => {

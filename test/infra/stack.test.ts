@@ -138,6 +138,8 @@ describe("database", () => {
       GenerateStringKey: "password",
       SecretStringTemplate: '{"username":"tme_admin"}',
     });
+    // Named after the stack: a proxy name is unique per account and region.
+    expect(ofType("AWS::RDS::DBProxy")[0]![1].Properties.DBProxyName).toBe(`${s.stack.stackName}-proxy`);
     s.template.hasResourceProperties("AWS::SecretsManager::RotationSchedule", {
       SecretId: { Ref: attachmentId },
       RotationRules: { ScheduleExpression: "rate(30 days)" },
@@ -176,15 +178,38 @@ describe("scheduler", () => {
     ]);
   });
 
-  it("lets the scheduler role invoke the schedule-target function and nothing else", () => {
+  it("lets the scheduler role invoke the schedule-target function and send to its DLQ, nothing else", () => {
     const roleId = s.stack.getLogicalId(s.stack.scheduling.schedulerRole.node.defaultChild as never);
     const statements = ofType("AWS::IAM::Policy")
       .filter(([, p]) => (p.Properties.Roles as Json[]).some((r) => r.Ref === roleId))
       .flatMap(([, p]) => p.Properties.PolicyDocument.Statement as Statement[]);
-    expect(statements).toEqual([
+    expect(statements.filter((st) => !actions(st).some((a) => a.startsWith("sqs:")))).toEqual([
       { Action: "lambda:InvokeFunction", Effect: "Allow", Resource: arnOf(s.functionIds["schedule-target"]) },
     ]);
+    const sqsResources = statements.filter((st) => actions(st).some((a) => a.startsWith("sqs:")));
+    expect(sqsResources.map((st) => st.Resource)).toEqual([
+      arnOf(queueId(s.stack.scheduling.deadLetterQueue)),
+    ]);
     expect(resources[roleId]!.Properties.ManagedPolicyArns).toBeUndefined();
+  });
+
+  it("lets the scheduler role dead-letter into the schedule DLQ, whose ARN the api and the reaper get", () => {
+    const roleId = s.stack.getLogicalId(s.stack.scheduling.schedulerRole.node.defaultChild as never);
+    const dlqId = queueId(s.stack.scheduling.deadLetterQueue);
+    const statements = ofType("AWS::IAM::Policy")
+      .filter(([, p]) => (p.Properties.Roles as Json[]).some((r) => r.Ref === roleId))
+      .flatMap(([, p]) => p.Properties.PolicyDocument.Statement as Statement[]);
+    expect(statements).toContainEqual(
+      expect.objectContaining({
+        Effect: "Allow",
+        Resource: arnOf(dlqId),
+        Action: expect.arrayContaining(["sqs:SendMessage"]),
+      }),
+    );
+    for (const name of ["api", "reaper"] as const) {
+      const env = resources[s.functionIds[name]]!.Properties.Environment.Variables as Json;
+      expect(env.SCHEDULE_DEAD_LETTER_ARN, name).toEqual(arnOf(dlqId));
+    }
   });
 
   it("lets the api and the reaper manage schedules in TME's group and pass only the scheduler role", () => {
@@ -279,7 +304,7 @@ describe("Lambda functions", () => {
     for (const [name, id] of Object.entries(s.functionIds) as [keyof typeof FUNCTION_ENVIRONMENT, string][]) {
       const variables = resources[id]!.Properties.Environment.Variables as Json;
       expect(Object.keys(variables).sort(), name).toEqual(
-        [...FUNCTION_ENVIRONMENT[name], "NODE_OPTIONS"].sort(),
+        [...FUNCTION_ENVIRONMENT[name], "NODE_OPTIONS", "NODE_EXTRA_CA_CERTS"].sort(),
       );
       expect(variables, name).toMatchObject({
         TME_RUNTIME: "cloud",
@@ -287,6 +312,8 @@ describe("Lambda functions", () => {
         DATABASE_NAME: "tme",
         DATABASE_PORT: "5432",
         NODE_OPTIONS: "--enable-source-maps",
+        // Lambda's bundle with the RDS CAs, for sslmode=verify-full.
+        NODE_EXTRA_CA_CERTS: "/var/runtime/ca-cert.pem",
       });
     }
     const worker = resources[s.functionIds.worker]!.Properties.Environment.Variables as Json;
@@ -294,6 +321,44 @@ describe("Lambda functions", () => {
     expect(worker.MAX_TASK_TIMEOUT_SECONDS).toBe("870");
     const migrate = resources[s.functionIds.migrate]!.Properties.Environment.Variables as Json;
     expect(migrate.TME_MIGRATIONS_DIR).toBe("/var/task/migrations");
+  });
+
+  it("generate the encryption key as 64 hex characters (32 bytes), which the reaper may read too", () => {
+    const keyId = s.stack.getLogicalId(s.stack.encryptionKey.node.defaultChild as never);
+    const generate = resources[keyId]!.Properties.GenerateSecretString as Json;
+    expect(generate).toMatchObject({ PasswordLength: 64, ExcludeUppercase: true, ExcludePunctuation: true });
+    // What remains of Secrets Manager's alphabet is exactly the hex digits.
+    const lower = "abcdefghijklmnopqrstuvwxyz".split("");
+    const left = lower.filter((c) => !(generate.ExcludeCharacters as string).includes(c));
+    expect(left.join("")).toBe("abcdef");
+    const reaper = resources[s.functionIds.reaper]!.Properties.Environment.Variables as Json;
+    expect(reaper.ENCRYPTION_KEY_SECRET_ARN).toEqual({ Ref: keyId });
+  });
+
+  it("keep shell commands off unless deployed with enableShell", () => {
+    const worker = resources[s.functionIds.worker]!.Properties.Environment.Variables as Json;
+    expect(worker.SHELL_ENABLED).toBe("false");
+    const enabled = synthesize({ enableShell: "true" });
+    const on =
+      enabled.template.toJSON().Resources[enabled.functionIds.worker].Properties.Environment.Variables;
+    expect(on.SHELL_ENABLED).toBe("true");
+  });
+
+  it("give migrate the first admin key secret, whose ARN is a stack output", () => {
+    const firstId = s.stack.getLogicalId(s.stack.firstAdminKey.node.defaultChild as never);
+    const migrate = resources[s.functionIds.migrate]!.Properties.Environment.Variables as Json;
+    expect(migrate.FIRST_ADMIN_KEY_SECRET_ARN).toEqual({ Ref: firstId });
+    expect(
+      statementsOf(s.functionIds.migrate).some(
+        (st) =>
+          actions(st).includes("secretsmanager:GetSecretValue") &&
+          JSON.stringify(st.Resource).includes(firstId),
+      ),
+    ).toBe(true);
+    expect(s.template.toJSON().Outputs.FirstAdminKeySecretArn.Value).toEqual({ Ref: firstId });
+    for (const name of ["api", "worker", "reaper"] as const) {
+      expect(JSON.stringify(statementsOf(s.functionIds[name])), name).not.toContain(firstId);
+    }
   });
 
   it("may read the encryption key secret only where the contract names it", () => {

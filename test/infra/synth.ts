@@ -1,7 +1,9 @@
-import { readFileSync } from "node:fs";
+import { cpSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import { Template } from "aws-cdk-lib/assertions";
 import type { CfnFunction } from "aws-cdk-lib/aws-lambda";
+import type { Asset } from "aws-cdk-lib/aws-s3-assets";
 import type { TmeFunctionName } from "../../functions/config/cloud-environment.js";
 import { REPO_ROOT } from "../../infra/constructs/tme-function.js";
 import { createTmeApp } from "../../infra/tme-app.js";
@@ -36,4 +38,43 @@ export function synthesize(overrides: Record<string, unknown> = {}): Synthesized
     stack.functions.map((fn) => [fn.tmeName, stack.getLogicalId(fn.node.defaultChild as CfnFunction)]),
   ) as Record<TmeFunctionName, string>;
   return { stack, template, functionIds };
+}
+
+export interface BuiltBundles extends Synthesized {
+  /** Each function's bundle, copied out of cdk.out to a directory of its own. */
+  bundles: Record<TmeFunctionName, string>;
+  /** Removes cdk.out and the copies. */
+  remove(): void;
+}
+
+/**
+ * Real bundling, as `cdk synth` does it: esbuild from node_modules, then the copy hooks. Each
+ * bundle is copied to a directory outside the repository, where, as in Lambda's /var/task, no
+ * node_modules of ours can rescue a missing file.
+ */
+export function synthesizeWithBundles(overrides: Record<string, unknown> = {}): BuiltBundles {
+  const outdir = mkdtempSync(path.join(os.tmpdir(), "tme-cdk-out-"));
+  const lambdaRoot = mkdtempSync(path.join(os.tmpdir(), "tme-var-task-"));
+  const { app, stack } = createTmeApp({ outdir, context: { ...cdkJsonContext(), ...overrides } });
+  app.synth();
+  const bundles = {} as Record<TmeFunctionName, string>;
+  for (const fn of stack.functions) {
+    const asset = fn.node.findChild("Code") as Asset;
+    const dir = path.join(lambdaRoot, fn.tmeName);
+    cpSync(path.join(outdir, asset.assetPath), dir, { recursive: true });
+    bundles[fn.tmeName] = dir;
+  }
+  const functionIds = Object.fromEntries(
+    stack.functions.map((fn) => [fn.tmeName, stack.getLogicalId(fn.node.defaultChild as CfnFunction)]),
+  ) as Record<TmeFunctionName, string>;
+  return {
+    stack,
+    template: Template.fromStack(stack),
+    functionIds,
+    bundles,
+    remove: () => {
+      rmSync(outdir, { recursive: true, force: true });
+      rmSync(lambdaRoot, { recursive: true, force: true });
+    },
+  };
 }

@@ -20,6 +20,7 @@ const env = {
   SCHEDULE_GROUP_NAME: "tme-schedules",
   SCHEDULE_TARGET_ARN: "arn:aws:lambda:eu-west-1:1:function:schedule-target",
   SCHEDULER_ROLE_ARN: "arn:aws:iam::1:role/scheduler",
+  SCHEDULE_DEAD_LETTER_ARN: "arn:aws:sqs:eu-west-1:1:schedule-dlq",
 };
 
 let t: TestApp;

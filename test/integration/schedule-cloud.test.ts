@@ -97,6 +97,7 @@ describe("scheduler.sync through the outbox", () => {
     groupName: "tme-user-schedules",
     targetArn: "arn:aws:lambda:eu-central-1:123456789012:function:tme-schedule-target",
     roleArn: "arn:aws:iam::123456789012:role/tme-scheduler",
+    deadLetterArn: "arn:aws:sqs:eu-central-1:123456789012:tme-schedule-dlq",
   });
   // Everything else in the outbox (events) is not this test's business.
   const elsewhere: OutboxSink = {

@@ -15,6 +15,12 @@ import type { DesiredSchedule } from "../../functions/core/schedules/scheduler-p
 const GROUP = "tme-user-schedules";
 const TARGET = "arn:aws:lambda:eu-central-1:123456789012:function:tme-schedule-target";
 const ROLE = "arn:aws:iam::123456789012:role/tme-scheduler";
+const DLQ = "arn:aws:sqs:eu-central-1:123456789012:tme-schedule-dlq";
+// Every schedule retries a failed invocation for ten minutes, then dead-letters it.
+const DELIVERY = {
+  RetryPolicy: { MaximumRetryAttempts: 5, MaximumEventAgeInSeconds: 600 },
+  DeadLetterConfig: { Arn: DLQ },
+};
 const NOW = new Date("2026-06-01T12:00:00Z");
 const TARGET_INPUT = (id: string, namespace = "default") =>
   JSON.stringify({
@@ -31,6 +37,7 @@ const scheduler = new EventBridgeScheduler({
   groupName: GROUP,
   targetArn: TARGET,
   roleArn: ROLE,
+  deadLetterArn: DLQ,
   now: () => NOW,
 });
 
@@ -62,7 +69,7 @@ describe("EventBridgeScheduler.apply", () => {
       ScheduleExpression: "rate(1 hour)",
       FlexibleTimeWindow: { Mode: "OFF" },
       State: "ENABLED",
-      Target: { Arn: TARGET, RoleArn: ROLE, Input: TARGET_INPUT("sch_hourly") },
+      Target: { Arn: TARGET, RoleArn: ROLE, Input: TARGET_INPUT("sch_hourly"), ...DELIVERY },
     });
   });
 
@@ -87,7 +94,7 @@ describe("EventBridgeScheduler.apply", () => {
       EndDate: new Date("2026-12-31T00:00:00.000Z"),
       FlexibleTimeWindow: { Mode: "OFF" },
       State: "ENABLED",
-      Target: { Arn: TARGET, RoleArn: ROLE, Input: TARGET_INPUT("sch_weekdays", "team-b") },
+      Target: { Arn: TARGET, RoleArn: ROLE, Input: TARGET_INPUT("sch_weekdays", "team-b"), ...DELIVERY },
     });
   });
 
@@ -106,7 +113,7 @@ describe("EventBridgeScheduler.apply", () => {
       ScheduleExpression: "rate(1 hour)",
       FlexibleTimeWindow: { Mode: "OFF" },
       State: "DISABLED",
-      Target: { Arn: TARGET, RoleArn: ROLE, Input: TARGET_INPUT("sch_hourly") },
+      Target: { Arn: TARGET, RoleArn: ROLE, Input: TARGET_INPUT("sch_hourly"), ...DELIVERY },
     });
   });
 

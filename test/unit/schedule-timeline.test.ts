@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { planFiring } from "../../functions/core/schedules/fire-schedule.js";
+import { planFiring, realignedNextRun } from "../../functions/core/schedules/fire-schedule.js";
 import type { Schedule, Timing } from "../../functions/core/schedules/schedule.js";
 import { latestDueOccurrence, nextOccurrence } from "../../functions/core/schedules/timeline.js";
 import { cronProblem, validateTiming } from "../../functions/core/schedules/validation.js";
@@ -262,5 +262,32 @@ describe("timing validation", () => {
     expect(check({ cron: "0 9 * * */2" }, "cloud")).toThrow(/step/);
     expect(check({ interval_seconds: 30 }, "local")).not.toThrow();
     expect(check({ interval_seconds: 120 }, "cloud")).not.toThrow();
+  });
+});
+
+describe("realignedNextRun (the clock stepped back)", () => {
+  // Anchored at 00:00 with a 60 s interval; the clock had run an hour ahead.
+  const now = d("2026-01-01T00:03:20Z");
+
+  it("brings a next run computed from a clock that ran ahead back to the first occurrence after now", () => {
+    expect(realignedNextRun(schedule({ next_run_at: d("2026-01-01T01:04:00Z") }), now)).toEqual(
+      d("2026-01-01T00:04:00Z"),
+    );
+    const cron = schedule({
+      interval_seconds: null,
+      cron: "*/5 * * * *",
+      next_run_at: d("2026-01-01T01:05:00Z"),
+    });
+    expect(realignedNextRun(cron, now)).toEqual(d("2026-01-01T00:05:00Z"));
+  });
+
+  it("leaves a next run that is already the next occurrence, a future start, a paused or finished schedule", () => {
+    expect(realignedNextRun(schedule({ next_run_at: d("2026-01-01T00:04:00Z") }), now)).toBeUndefined();
+    const later = d("2026-03-01T00:00:00Z");
+    expect(realignedNextRun(schedule({ start_at: later, next_run_at: later }), now)).toBeUndefined();
+    expect(
+      realignedNextRun(schedule({ enabled: false, next_run_at: d("2026-01-01T01:04:00Z") }), now),
+    ).toBeUndefined();
+    expect(realignedNextRun(schedule({ next_run_at: null }), now)).toBeUndefined();
   });
 });

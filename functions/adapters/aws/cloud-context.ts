@@ -4,7 +4,7 @@ import { loadConfig } from "../../config/load.js";
 import { type AppContext, createAppContext } from "../../context.js";
 import { createLogger } from "../../logging/logger.js";
 import { PluginRegistry } from "../plugins/plugin-registry.js";
-import { Database } from "../postgres/database.js";
+import { Database, type DatabaseConnection } from "../postgres/database.js";
 
 interface DatabaseSecret {
   username: string;
@@ -14,21 +14,112 @@ interface DatabaseSecret {
   dbname?: string;
 }
 
-/** The database URL in the cloud: credentials from Secrets Manager, host from the RDS Proxy. */
-export async function cloudDatabaseUrl(
-  env: Record<string, string | undefined> = process.env,
-  secrets = new SecretsManagerClient({}),
-): Promise<string> {
-  if (env.DATABASE_URL) return env.DATABASE_URL;
+type Env = Record<string, string | undefined>;
+
+/**
+ * TLS as libpq's sslmode=verify-full: the chain must verify and the name must match the host.
+ * The RDS Proxy presents an ACM certificate chaining to Amazon's root CAs, which are in Node's
+ * own store; the RDS instance CAs (for a direct connection) reach Node through
+ * NODE_EXTRA_CA_CERTS, which the stack points at Lambda's bundle /var/runtime/ca-cert.pem.
+ */
+export const VERIFY_FULL = { rejectUnauthorized: true } as const;
+
+/**
+ * The database secret, read from Secrets Manager on first use and again after the server
+ * refused the password (the secret is rotated every dbSecretRotationDays).
+ */
+export class DatabaseSecretReader {
+  private current: Promise<DatabaseSecret> | undefined;
+
+  constructor(
+    private readonly secretArn: string,
+    private readonly secrets: Pick<SecretsManagerClient, "send"> = new SecretsManagerClient({}),
+  ) {}
+
+  read(): Promise<DatabaseSecret> {
+    this.current ??= this.secrets
+      .send(new GetSecretValueCommand({ SecretId: this.secretArn }))
+      .then((output) => JSON.parse(output.SecretString ?? "{}") as DatabaseSecret);
+    this.current.catch(() => {
+      this.current = undefined;
+    });
+    return this.current;
+  }
+
+  /** Forgets the secret, so the next connection reads the rotated one. */
+  forget(): void {
+    this.current = undefined;
+  }
+}
+
+function secretArnOf(env: Env): string {
   const secretArn = env.DATABASE_SECRET_ARN;
   if (!secretArn)
     throw new Error("environment variable DATABASE_SECRET_ARN (or DATABASE_URL) is required in the cloud");
-  const output = await secrets.send(new GetSecretValueCommand({ SecretId: secretArn }));
-  const secret = JSON.parse(output.SecretString ?? "{}") as DatabaseSecret;
-  const host = env.DATABASE_HOST ?? secret.host;
-  const port = env.DATABASE_PORT ?? secret.port ?? 5432;
-  const database = env.DATABASE_NAME ?? secret.dbname ?? "tme";
-  return `postgres://${encodeURIComponent(secret.username)}:${encodeURIComponent(secret.password)}@${host}:${port}/${database}?sslmode=no-verify`;
+  return secretArn;
+}
+
+function where(env: Env, secret: DatabaseSecret) {
+  return {
+    host: env.DATABASE_HOST ?? secret.host ?? "localhost",
+    port: Number(env.DATABASE_PORT ?? secret.port ?? 5432),
+    database: env.DATABASE_NAME ?? secret.dbname ?? "tme",
+  };
+}
+
+/** The database URL in the cloud, for one-shot clients (migrate): credentials from Secrets Manager, host from the RDS Proxy. */
+export async function cloudDatabaseUrl(
+  env: Env = process.env,
+  secrets = new SecretsManagerClient({}),
+): Promise<string> {
+  if (env.DATABASE_URL) return env.DATABASE_URL;
+  const secret = await new DatabaseSecretReader(secretArnOf(env), secrets).read();
+  const { host, port, database } = where(env, secret);
+  return `postgres://${encodeURIComponent(secret.username)}:${encodeURIComponent(secret.password)}@${host}:${port}/${database}?sslmode=verify-full`;
+}
+
+/**
+ * The pool's connection in the cloud: the password is asked for at every new connection and
+ * re-read from Secrets Manager after a 28P01, so warm containers survive a rotation.
+ */
+export async function cloudDatabaseConnection(
+  env: Env = process.env,
+  secrets = new SecretsManagerClient({}),
+): Promise<{ connection: DatabaseConnection; forget: () => void; url: string }> {
+  const reader = new DatabaseSecretReader(secretArnOf(env), secrets);
+  const secret = await reader.read();
+  const { host, port, database } = where(env, secret);
+  return {
+    connection: {
+      host,
+      port,
+      database,
+      user: secret.username,
+      password: async () => (await reader.read()).password,
+      ssl: VERIFY_FULL,
+    },
+    forget: () => reader.forget(),
+    // No password in it: the secret's is the only copy.
+    url: `postgres://${encodeURIComponent(secret.username)}@${host}:${port}/${database}?sslmode=verify-full`,
+  };
+}
+
+/** Local tests run the handlers against a plain URL (DATABASE_URL) instead of the secret. */
+async function databaseOptions(env: Env) {
+  if (env.DATABASE_URL) return { options: { connectionString: env.DATABASE_URL }, url: env.DATABASE_URL };
+  const { connection, forget, url } = await cloudDatabaseConnection(env);
+  return { options: { connection, onAuthenticationFailure: forget }, url };
+}
+
+/**
+ * The shell plugin runs nothing in the cloud unless the stack was deployed with enableShell:
+ * a command runs beside the Lambda's own credentials (its environment and /proc).
+ */
+export function cloudShell(
+  shell: AppContext["config"]["app"]["shell"],
+  env: Env,
+): AppContext["config"]["app"]["shell"] {
+  return env.SHELL_ENABLED === "true" ? shell : { ...shell, allowed_commands: [] };
 }
 
 /**
@@ -43,14 +134,15 @@ export async function cloudContext(
   loadCloudEnvironment(fn, env);
   const config = loadConfig({ env: { ...env, TME_RUNTIME: "cloud" } });
   const logger = createLogger(config.app.LOG_LEVEL);
-  const databaseUrl = await cloudDatabaseUrl(env);
+  config.app.shell = cloudShell(config.app.shell, env);
+  const { options, url } = await databaseOptions(env);
   const db = new Database({
-    connectionString: databaseUrl,
+    ...options,
     // One Lambda handles one event at a time; a small pool behind RDS Proxy is plenty.
     max: 2,
     connectionTimeoutMillis: config.db.pool.connection_timeout_ms,
   });
-  return createAppContext(config, db, databaseUrl, logger, await PluginRegistry.load(config.plugins));
+  return createAppContext(config, db, url, logger, await PluginRegistry.load(config.plugins));
 }
 
 /**

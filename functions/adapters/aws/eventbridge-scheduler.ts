@@ -34,8 +34,17 @@ export interface EventBridgeSchedulerOptions {
   targetArn: string;
   /** The role EventBridge Scheduler assumes to invoke it. */
   roleArn: string;
+  /** SQS queue for invocations Scheduler gave up on. */
+  deadLetterArn: string;
   now?: () => Date;
 }
+
+/**
+ * A throttled or failed invocation is retried for up to ten minutes; later than that the
+ * occurrence is stale (the reaper's safety net fires a missed one within its minute anyway),
+ * and what is given up on lands in the dead-letter queue, which is alarmed.
+ */
+export const SCHEDULE_RETRY_POLICY = { MaximumRetryAttempts: 5, MaximumEventAgeInSeconds: 600 } as const;
 
 /**
  * The cloud twin of the local scheduler loop: one EventBridge Scheduler schedule per TME schedule,
@@ -50,9 +59,12 @@ export class EventBridgeScheduler implements SchedulerPort {
   }
 
   static fromEnv(env: Record<string, string | undefined> = process.env, client = new SchedulerClient({})) {
-    const missing = ["SCHEDULE_GROUP_NAME", "SCHEDULE_TARGET_ARN", "SCHEDULER_ROLE_ARN"].filter(
-      (k) => !env[k],
-    );
+    const missing = [
+      "SCHEDULE_GROUP_NAME",
+      "SCHEDULE_TARGET_ARN",
+      "SCHEDULER_ROLE_ARN",
+      "SCHEDULE_DEAD_LETTER_ARN",
+    ].filter((k) => !env[k]);
     if (missing.length > 0)
       throw new Error(`environment variables ${missing.join(", ")} are required to sync schedules`);
     return new EventBridgeScheduler({
@@ -60,6 +72,7 @@ export class EventBridgeScheduler implements SchedulerPort {
       groupName: env.SCHEDULE_GROUP_NAME!,
       targetArn: env.SCHEDULE_TARGET_ARN!,
       roleArn: env.SCHEDULER_ROLE_ARN!,
+      deadLetterArn: env.SCHEDULE_DEAD_LETTER_ARN!,
     });
   }
 
@@ -100,6 +113,8 @@ export class EventBridgeScheduler implements SchedulerPort {
         Arn: this.options.targetArn,
         RoleArn: this.options.roleArn,
         Input: JSON.stringify(target),
+        RetryPolicy: SCHEDULE_RETRY_POLICY,
+        DeadLetterConfig: { Arn: this.options.deadLetterArn },
       },
     };
   }

@@ -1,5 +1,6 @@
+import type { ConnectionOptions } from "node:tls";
 import pg from "pg";
-import { DatabaseUnavailable } from "../../core/errors.js";
+import { DatabaseStorageFull, DatabaseUnavailable } from "../../core/errors.js";
 
 /** The part of a pg client that repositories use: a parameterised query. */
 export interface Queryable {
@@ -19,8 +20,29 @@ export interface Db extends Queryable {
   transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>;
 }
 
+/**
+ * Where and who, with the password asked for at each new connection: the cloud's credentials
+ * live in a secret that is rotated, so a fixed URL would go stale.
+ */
+export interface DatabaseConnection {
+  host: string;
+  port: number;
+  database: string;
+  user: string;
+  password: () => Promise<string>;
+  /** false only for a server on this machine (tests). */
+  ssl: ConnectionOptions | false;
+}
+
 export interface DatabaseOptions {
-  connectionString: string;
+  /** A postgres:// URL, or `connection` for credentials that change. */
+  connectionString?: string;
+  connection?: DatabaseConnection;
+  /**
+   * The server refused the password (28P01, a rotated secret): told, then the refused call is
+   * made once more. Nothing ran on the server before authentication, so the retry is safe.
+   */
+  onAuthenticationFailure?: () => void;
   ssl?: boolean;
   max?: number;
   idleTimeoutMillis?: number;
@@ -33,7 +55,12 @@ export interface DatabaseOptions {
   queryTimeoutMillis?: number;
   /** Told about every connection that breaks (default: nothing; the caller gets the error). */
   onConnectionError?: (error: Error) => void;
+  /** Told when the server cannot write for want of disk, at most once a minute while it lasts. */
+  onStorageFailure?: (message: string) => void;
 }
+
+/** SQLSTATE invalid_password: the credentials were rotated under a warm pool. */
+const INVALID_PASSWORD = "28P01";
 
 /** SQLSTATEs of a server that went away or refuses connections for now (class 08 and friends). */
 const UNAVAILABLE_STATES = new Set([
@@ -55,6 +82,13 @@ const UNAVAILABLE_ERRNOS = new Set([
   "EHOSTUNREACH",
   "ENETUNREACH",
   "EAI_AGAIN",
+  // The server's certificate does not verify (verify-full): to a caller the database is
+  // unreachable, a 503, not a fault of its request.
+  "ERR_TLS_CERT_ALTNAME_INVALID",
+  "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
+  "SELF_SIGNED_CERT_IN_CHAIN",
+  "DEPTH_ZERO_SELF_SIGNED_CERT",
+  "CERT_HAS_EXPIRED",
 ]);
 /** pg reports some losses with a message only. */
 const UNAVAILABLE_MESSAGES =
@@ -69,11 +103,28 @@ export function isConnectionLoss(error: unknown): boolean {
   return UNAVAILABLE_MESSAGES.test(error.message);
 }
 
-/** Connection losses become DatabaseUnavailable (503 with Retry-After); anything else passes. */
+/**
+ * The server cannot write its files: disk_full (53100), an I/O error (58030, as a read-only
+ * remount gives), or a message that says so where the SQLSTATE is generic.
+ */
+const STORAGE_STATES = new Set(["53100", "58030"]);
+const STORAGE_MESSAGES = /No space left on device|Read-only file system|Disk quota exceeded/;
+
+export function isStorageFailure(error: unknown): boolean {
+  if (error instanceof DatabaseStorageFull) return true;
+  if (!(error instanceof Error)) return false;
+  const code = (error as { code?: string }).code;
+  return (code !== undefined && STORAGE_STATES.has(code)) || STORAGE_MESSAGES.test(error.message);
+}
+
+/**
+ * Connection losses become DatabaseUnavailable and storage failures DatabaseStorageFull (both
+ * 503 with Retry-After); anything else passes.
+ */
 function typed(error: unknown): unknown {
-  return isConnectionLoss(error) && !(error instanceof DatabaseUnavailable)
-    ? new DatabaseUnavailable(error)
-    : error;
+  if (error instanceof DatabaseUnavailable || error instanceof DatabaseStorageFull) return error;
+  if (isStorageFailure(error)) return new DatabaseStorageFull(error);
+  return isConnectionLoss(error) ? new DatabaseUnavailable(error) : error;
 }
 
 /**
@@ -82,11 +133,26 @@ function typed(error: unknown): unknown {
  */
 export class Database implements Db {
   readonly pool: pg.Pool;
+  /**
+   * The last write the server refused for want of disk. A read (SELECT 1) still works on a full
+   * disk, so /health asks this too; and a committed transaction proves nothing (a read-only one
+   * commits on a full disk), so the failure simply ages out once writes stop failing.
+   */
+  private storageFailure: { at: Date; message: string } | undefined;
+  private storageReportedAt = 0;
+  private readonly onStorageFailure: (message: string) => void;
+  private readonly onAuthenticationFailure: (() => void) | undefined;
 
   constructor(options: DatabaseOptions) {
+    if (!options.connectionString === !options.connection) {
+      throw new Error("Database: give exactly one of connectionString and connection");
+    }
+    this.onAuthenticationFailure = options.onAuthenticationFailure;
     this.pool = new pg.Pool({
-      connectionString: options.connectionString,
-      ssl: options.ssl ? { rejectUnauthorized: true } : undefined,
+      ...(options.connection ?? {
+        connectionString: options.connectionString,
+        ssl: options.ssl ? { rejectUnauthorized: true } : undefined,
+      }),
       max: options.max ?? 10,
       idleTimeoutMillis: options.idleTimeoutMillis ?? 30000,
       connectionTimeoutMillis: options.connectionTimeoutMillis ?? 5000,
@@ -97,6 +163,7 @@ export class Database implements Db {
       keepAliveInitialDelayMillis: 10_000,
     });
     const onConnectionError = options.onConnectionError ?? (() => {});
+    this.onStorageFailure = options.onStorageFailure ?? (() => {});
     // A client whose server goes away (restart, crash, pg_terminate_backend, failover) emits
     // 'error'; without a listener that ends the process. The pool listens only while a client
     // is idle, so every client gets its own listener for its whole life, checked out or not;
@@ -113,10 +180,40 @@ export class Database implements Db {
     values?: unknown[],
   ): Promise<pg.QueryResult<R>> {
     try {
-      return await this.pool.query<R>(text, values);
+      return await this.reauthenticating(() => this.pool.query<R>(text, values));
     } catch (error) {
-      throw typed(error);
+      throw this.noted(error);
     }
+  }
+
+  private async reauthenticating<T>(call: () => Promise<T>): Promise<T> {
+    try {
+      return await call();
+    } catch (error) {
+      if (!this.onAuthenticationFailure || (error as { code?: string }).code !== INVALID_PASSWORD)
+        throw error;
+      this.onAuthenticationFailure();
+      return call();
+    }
+  }
+
+  /** The server's reason, when a write failed for want of disk within the last windowMs. */
+  storageProblem(windowMs = 30_000): string | undefined {
+    const failure = this.storageFailure;
+    return failure && Date.now() - failure.at.getTime() < windowMs ? failure.message : undefined;
+  }
+
+  private noted(error: unknown): unknown {
+    const result = typed(error);
+    if (result instanceof DatabaseStorageFull) {
+      const cause = result.cause instanceof Error ? result.cause.message : String(result.cause);
+      this.storageFailure = { at: new Date(), message: cause };
+      if (Date.now() - this.storageReportedAt >= 60_000) {
+        this.storageReportedAt = Date.now();
+        this.onStorageFailure(cause);
+      }
+    }
+    return result;
   }
 
   /** Rows of a query. */
@@ -131,7 +228,7 @@ export class Database implements Db {
   async transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
     let client: pg.PoolClient;
     try {
-      client = await this.pool.connect();
+      client = await this.reauthenticating(() => this.pool.connect());
     } catch (error) {
       throw typed(error);
     }
@@ -144,7 +241,7 @@ export class Database implements Db {
     } catch (error) {
       if (isConnectionLoss(error)) broken = error;
       else await client.query("ROLLBACK").catch((rollbackError) => (broken = rollbackError));
-      throw typed(error);
+      throw this.noted(error);
     } finally {
       // A client that lost its connection is destroyed, not handed to the next caller.
       client.release(broken instanceof Error ? broken : undefined);

@@ -219,6 +219,13 @@ export class PostgresScheduleStore implements ScheduleStore {
     });
   }
 
+  async activeAfter(now: Date): Promise<Array<{ namespace: string; id: string }>> {
+    return this.db.rows<{ namespace: string; id: string }>(
+      "SELECT namespace, id FROM schedules WHERE enabled AND deleted_at IS NULL AND next_run_at > $1",
+      [now],
+    );
+  }
+
   async earliestNextRun(): Promise<Date | null> {
     const rows = await this.db.rows<{ next: Date | null }>(
       "SELECT min(next_run_at) AS next FROM schedules WHERE enabled AND deleted_at IS NULL",

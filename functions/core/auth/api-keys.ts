@@ -181,10 +181,11 @@ export async function ensureBootstrapKey(
   store: ApiKeyStore,
   key: string,
   newId: () => string = () => `key_bootstrap_${randomBytes(8).toString("hex")}`,
+  name = "bootstrap (TME_BOOTSTRAP_API_KEY)",
 ): Promise<"created" | "exists" | "revoked"> {
   return store.ensureBootstrap({
     id: newId(),
-    name: "bootstrap (TME_BOOTSTRAP_API_KEY)",
+    name,
     namespace: DEFAULT_NAMESPACE,
     scopes: ["admin"],
     hash: hashApiKey(key),

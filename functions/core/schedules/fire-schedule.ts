@@ -75,6 +75,36 @@ export function planFiring(
   return { kind: "hold", scheduledFor: occurrence, missedCount: missed + carried, nextRunAt };
 }
 
+/**
+ * After the clock stepped back (NTP correcting a clock that ran ahead), a next_run_at computed
+ * from the wrong time can lie far in the future and the schedule would fall silent until then.
+ * The next run is never later than the schedule's first occurrence after now: returns that
+ * occurrence when next_run_at is later, else undefined (nothing to change).
+ */
+export function realignedNextRun(schedule: Schedule, now: Date): Date | undefined {
+  if (!schedule.enabled || schedule.deleted_at !== null || schedule.next_run_at === null) return undefined;
+  const next = nextOccurrence(timingOf(schedule), now);
+  return next !== null && next < schedule.next_run_at ? next : undefined;
+}
+
+/** Brings every schedule whose next run lies beyond its first occurrence after now back to it. */
+export async function realignSchedules(store: ScheduleStore, now: Date, logger?: Logger): Promise<number> {
+  let moved = 0;
+  for (const { namespace, id } of await store.activeAfter(now)) {
+    await store.withSchedule(namespace, id, async (locked) => {
+      const next = realignedNextRun(locked.schedule, now);
+      if (!next) return;
+      await locked.save({ next_run_at: next });
+      moved++;
+      logger?.warn(
+        { schedule_id: id, was: locked.schedule.next_run_at?.toISOString(), now: next.toISOString() },
+        "scheduler: the clock stepped back; next run moved to the schedule's next occurrence",
+      );
+    });
+  }
+  return moved;
+}
+
 export type FireDeps = Omit<CreateTaskDeps, "tasks"> & { logger?: Logger };
 
 export type FireOutcome =

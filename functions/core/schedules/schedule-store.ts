@@ -85,6 +85,8 @@ export interface ScheduleStore {
     exclude: string[],
     fn: (locked: LockedSchedule) => Promise<T>,
   ): Promise<{ id: string; result: T } | undefined>;
+  /** Active schedules whose next_run_at is later than `now` (after the clock stepped back). */
+  activeAfter(now: Date): Promise<Array<{ namespace: string; id: string }>>;
   /** The earliest next_run_at of an active schedule: when the local loop should next look. */
   earliestNextRun(): Promise<Date | null>;
   /** What the cloud scheduler should hold for this schedule now (deleted ones: absent). */

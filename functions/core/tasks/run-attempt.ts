@@ -1,5 +1,5 @@
 import type { AppConfig } from "../../config/schema.js";
-import { DatabaseUnavailable } from "../errors.js";
+import { DatabaseStorageFull, DatabaseUnavailable } from "../errors.js";
 import {
   PermanentTaskError,
   type PluginLogger,
@@ -292,14 +292,20 @@ async function untilSettledOrAbandoned(
   }
 }
 
-/** fn, tried `tries` times; an unreachable database is tried on until `unavailableUntilMs`. */
+/**
+ * fn, tried `tries` times; a database that is unreachable or cannot write (a full disk) is
+ * tried on until `unavailableUntilMs`: the result of work that ran must not be dropped for a
+ * condition an operator can clear.
+ */
 async function withRetries<T>(fn: () => Promise<T>, tries: number, unavailableUntilMs = 0): Promise<T> {
   for (let i = 1; ; i++) {
     try {
       return await fn();
     } catch (error) {
       const waitMs = Math.min(200 * i, 2000);
-      const outage = error instanceof DatabaseUnavailable && Date.now() + waitMs < unavailableUntilMs;
+      const outage =
+        (error instanceof DatabaseUnavailable || error instanceof DatabaseStorageFull) &&
+        Date.now() + waitMs < unavailableUntilMs;
       if (i >= tries && !outage) throw error;
       await new Promise((r) => setTimeout(r, waitMs));
     }

@@ -10,8 +10,10 @@ const startedAt = Date.now();
 
 const HealthSchema = z.object({
   status: z.enum(["ok", "degraded"]),
-  database: z.enum(["ok", "unreachable", "recovering"]).meta({
-    description: "recovering: the embedded PostgreSQL died and is being restarted (crash recovery)",
+  database: z.enum(["ok", "unreachable", "recovering", "storage_full"]).meta({
+    description:
+      "recovering: the embedded PostgreSQL died and is being restarted (crash recovery); " +
+      "storage_full: it answers but a write failed in the last 30 s for want of disk (full or read-only)",
   }),
   version: z.string(),
   uptime_seconds: z.number(),
@@ -26,7 +28,7 @@ export const healthRoute = defineRoute({
     tags: ["operations"],
     responses: {
       200: { description: "Healthy", schema: HealthSchema },
-      503: { description: "Database unreachable", schema: HealthSchema },
+      503: { description: "Database unreachable or unable to write", schema: HealthSchema },
     },
   },
   async handle(_req, app) {
@@ -35,15 +37,23 @@ export const healthRoute = defineRoute({
       .then(() => true)
       .catch(() => false);
     const recovering = !databaseOk && app.databaseState?.() === "recovering";
+    const storageFull = databaseOk && app.storageProblem?.() !== undefined;
+    const healthy = databaseOk && !storageFull;
     return {
-      status: databaseOk ? 200 : 503,
+      status: healthy ? 200 : 503,
       headers: {
         "Cache-Control": "no-store",
-        ...(databaseOk ? {} : ({ "Retry-After": "2" } as Record<string, string>)),
+        ...(healthy ? {} : ({ "Retry-After": storageFull ? "30" : "2" } as Record<string, string>)),
       },
       body: {
-        status: databaseOk ? "ok" : "degraded",
-        database: databaseOk ? "ok" : recovering ? "recovering" : "unreachable",
+        status: healthy ? "ok" : "degraded",
+        database: storageFull
+          ? "storage_full"
+          : databaseOk
+            ? "ok"
+            : recovering
+              ? "recovering"
+              : "unreachable",
         version: VERSION,
         uptime_seconds: Math.round((Date.now() - startedAt) / 1000),
       },
