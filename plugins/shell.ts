@@ -1,11 +1,18 @@
 import { spawn } from "node:child_process";
 import path from "node:path";
+import type { Readable } from "node:stream";
 import picomatch from "picomatch";
 import { join as shellJoin, split as shellSplit } from "shlex";
 import { z } from "zod";
 import type { AppConfig } from "../functions/config/schema.js";
 import { OutputTail } from "../functions/core/plugins/output-tail.js";
-import { definePlugin, PermanentTaskError, TaskRunError } from "../functions/core/plugins/plugin.js";
+import {
+  type AttemptLease,
+  definePlugin,
+  PermanentTaskError,
+  TaskRunError,
+} from "../functions/core/plugins/plugin.js";
+import { SUPERVISOR_SOURCE } from "./shell-supervisor.js";
 
 /** Never passed to a command, even when listed in shell.env_allowlist: TME's own credentials. */
 const NEVER_PASSED = /^(AWS_|DATABASE_|TME_|PG(PASSWORD|USER|HOST|DATABASE|SERVICE)?$|PGPASSFILE$)/;
@@ -63,19 +70,26 @@ function checkAllowed(text: string, patterns: readonly string[], argvMode: boole
   );
 }
 
-function killGroup(pid: number, signal: NodeJS.Signals): void {
-  try {
-    process.kill(-pid, signal);
-  } catch {
-    // ESRCH: the group is gone already.
-  }
+/** What the supervisor reports on fd 3 (see plugins/shell-supervisor.ts). */
+type SupervisorReport =
+  | { started: number }
+  | { spawn_error: string; message: string }
+  | { code: number | null; signal: NodeJS.Signals | null; ended_at: number; stopped_by?: string };
+
+interface CommandEnd {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  /** Epoch ms the command's work ended, by the supervisor's account. */
+  endedAtMs: number;
+  spawnError?: { code: string; message: string };
 }
 
 /**
- * The default handler for tasks with a `command`. The command runs in a process group of its
- * own; on timeout or cancel the whole group gets SIGTERM, then SIGKILL after
- * worker.kill_grace_seconds, and when the command ends any descendants it left behind in its
- * group are killed too, so nothing of a task outlives it.
+ * The default handler for tasks with a `command`. The command runs under a supervisor of its
+ * own (plugins/shell-supervisor.ts) in a process group of its own; on timeout or cancel the
+ * whole group and every descendant get SIGTERM, then SIGKILL after worker.kill_grace_seconds,
+ * and when the command ends whatever it left behind is killed too. The supervisor holds the
+ * lease deadline, renewed from here, so the command stops on time even if TME is frozen or gone.
  */
 export const handler = definePlugin({
   name: "shell",
@@ -95,57 +109,34 @@ export const handler = definePlugin({
     const shell = ctx.config.shell;
     const argv = commandArgv(ctx.command, shell);
     const tail = new OutputTail(shell.output_tail_bytes);
-    const graceMs = ctx.config.worker.kill_grace_seconds * 1000;
     if (ctx.signal.aborted) throw new PermanentTaskError("aborted before start");
 
-    const child = spawn(argv[0]!, argv.slice(1), {
-      cwd: ctx.params.cwd,
-      env: scrubbedEnvironment(shell.env_allowlist),
-      detached: true,
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    const pid = child.pid;
-    child.stdout.on("data", (chunk: Buffer) => tail.push(chunk));
-    child.stderr.on("data", (chunk: Buffer) => tail.push(chunk));
-
-    let killTimer: NodeJS.Timeout | undefined;
-    const onAbort = () => {
-      if (pid === undefined) return;
-      killGroup(pid, "SIGTERM");
-      killTimer = setTimeout(() => killGroup(pid, "SIGKILL"), graceMs);
-    };
-    ctx.signal.addEventListener("abort", onAbort, { once: true });
-
-    const ended = await new Promise<{
-      code: number | null;
-      signal: NodeJS.Signals | null;
-      spawnError?: Error;
-    }>((resolve) => {
-      let exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
-      child.once("error", (error) => resolve({ code: null, signal: null, spawnError: error }));
-      child.once("exit", (code, signal) => {
-        exit = { code, signal };
-        // The leader is gone; whatever it left in its group (background children holding the
-        // pipes open) goes with it.
-        if (pid !== undefined) killGroup(pid, "SIGKILL");
-      });
-      child.once("close", (code, signal) => resolve(exit ?? { code, signal }));
-    });
-    ctx.signal.removeEventListener("abort", onAbort);
-    clearTimeout(killTimer);
-
+    const supervised = superviseCommand(
+      {
+        argv,
+        cwd: ctx.params.cwd,
+        env: scrubbedEnvironment(shell.env_allowlist),
+        deadline_in_ms: Math.max(0, ctx.lease.deadlineMs - Date.now()),
+        kill_grace_ms: ctx.config.worker.kill_grace_seconds * 1000,
+      },
+      ctx.lease,
+      ctx.signal,
+      tail,
+    );
+    const ended = await supervised.ended;
     const output = tail.text();
     const outcome = {
       exitCode: ended.code ?? undefined,
       outputTail: output.text,
       outputTruncated: output.truncated,
-      pid,
+      pid: supervised.pid(),
+      workEndedAt: new Date(ended.endedAtMs),
     };
     if (ended.spawnError) {
-      const code = (ended.spawnError as NodeJS.ErrnoException).code;
       const message = `command could not start: ${ended.spawnError.message}`;
       // A missing program or a permission problem will not fix itself on the next attempt.
-      if (code === "ENOENT" || code === "EACCES") throw new PermanentTaskError(message);
+      if (ended.spawnError.code === "ENOENT" || ended.spawnError.code === "EACCES")
+        throw new PermanentTaskError(message);
       throw new TaskRunError(message, outcome);
     }
     if (ctx.signal.aborted) {
@@ -165,6 +156,103 @@ export const handler = definePlugin({
     };
   },
 });
+
+/** The first line the supervisor reads. */
+export interface SupervisorSpec {
+  argv: string[];
+  cwd?: string;
+  env: Record<string, string>;
+  uid?: number;
+  gid?: number;
+  deadline_in_ms: number;
+  kill_grace_ms: number;
+}
+
+/**
+ * Starts the supervisor for one command, passes it each lease renewal and the abort, and
+ * collects the command's output and how it ended.
+ */
+export function superviseCommand(
+  spec: SupervisorSpec,
+  lease: AttemptLease,
+  signal: AbortSignal,
+  tail: OutputTail,
+): { ended: Promise<CommandEnd>; pid(): number | undefined } {
+  // Its own process group: a terminal's Ctrl-C or a signal to TME's group must not kill the
+  // supervisor before it has killed the command. No environment: it needs none, and a
+  // NODE_OPTIONS of TME's (a loader, an inspector) has no business in it.
+  const supervisor = spawn(process.execPath, ["-e", SUPERVISOR_SOURCE], {
+    env: {},
+    detached: true,
+    stdio: ["pipe", "pipe", "pipe", "pipe"],
+  });
+  let commandPid: number | undefined;
+  const control = supervisor.stdin;
+  // EPIPE when the supervisor has gone: nothing left to tell it.
+  control.on("error", () => {});
+  const send = (message: object) => {
+    if (!control.destroyed && control.writable) control.write(`${JSON.stringify(message)}\n`);
+  };
+  send(spec);
+  const stopWatchingLease = lease.onRenew((deadlineMs) =>
+    send({ renew_in_ms: Math.max(0, deadlineMs - Date.now()) }),
+  );
+  const onAbort = () => send({ stop: String(signal.reason) });
+  signal.addEventListener("abort", onAbort, { once: true });
+  supervisor.stdout.on("data", (chunk: Buffer) => tail.push(chunk));
+  supervisor.stderr.on("data", (chunk: Buffer) => tail.push(chunk));
+
+  const reports: SupervisorReport[] = [];
+  let buffered = "";
+  const reportStream = supervisor.stdio[3] as Readable;
+  reportStream.setEncoding("utf8");
+  reportStream.on("data", (chunk: string) => {
+    buffered += chunk;
+    for (let nl = buffered.indexOf("\n"); nl >= 0; nl = buffered.indexOf("\n")) {
+      const report = JSON.parse(buffered.slice(0, nl)) as SupervisorReport;
+      buffered = buffered.slice(nl + 1);
+      if ("started" in report) commandPid = report.started;
+      reports.push(report);
+    }
+  });
+
+  const ended = new Promise<CommandEnd>((resolve) => {
+    supervisor.once("error", (error) =>
+      resolve({
+        code: null,
+        signal: null,
+        endedAtMs: Date.now(),
+        spawnError: { code: "SUPERVISOR", message: `supervisor could not start: ${error.message}` },
+      }),
+    );
+    // "close": the supervisor has exited and every holder of the output pipes (the command
+    // and its descendants) is gone, so the tail is complete.
+    supervisor.once("close", (code, exitSignal) => {
+      signal.removeEventListener("abort", onAbort);
+      stopWatchingLease();
+      const last = reports[reports.length - 1];
+      if (last && "spawn_error" in last)
+        return resolve({
+          code: null,
+          signal: null,
+          endedAtMs: Date.now(),
+          spawnError: { code: last.spawn_error, message: last.message },
+        });
+      if (last && "ended_at" in last)
+        return resolve({ code: last.code, signal: last.signal, endedAtMs: last.ended_at });
+      resolve({
+        code: null,
+        signal: null,
+        endedAtMs: Date.now(),
+        spawnError: {
+          code: "SUPERVISOR",
+          message: `supervisor ended without a report (${exitSignal ?? `exit code ${code}`})`,
+        },
+      });
+    });
+  });
+  return { ended, pid: () => commandPid };
+}
 
 /** Output kept in a failed task's `error`: its last characters (stored errors are capped at 16 KiB). */
 const ERROR_TAIL_CHARS = 4096;

@@ -1,8 +1,9 @@
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTask } from "../../functions/core/tasks/create-task.js";
+import { isRunning } from "../../functions/local/processes.js";
 import { createEngineHarness, type EngineHarness } from "../helpers/engine.js";
 
 let h: EngineHarness;
@@ -98,6 +99,18 @@ describe("the shell plugin", () => {
     expect(task.status).toBe("failed");
     expect(task.error).toBe("exit code 7: something broke\n");
     expect(r).toMatchObject({ status: "failed", exit_code: 7, output_tail: "something broke\n" });
+  });
+
+  it("kills a setsid child (out of the command's process group) when the task times out", async () => {
+    const pidFile = path.join(scratch, "setsid-pids");
+    const { task } = await run(`sh -c 'setsid sleep 300 & echo $$ $! > ${pidFile}; sleep 300'`, {
+      timeout_seconds: 1,
+    });
+    expect(task.status).toBe("timed_out");
+    // Evidence from the process table: the shell and the child that left its group are gone.
+    const pids = readFileSync(pidFile, "utf8").trim().split(" ").map(Number);
+    expect(pids).toHaveLength(2);
+    await h.waitFor(async () => pids.every((pid) => !isRunning(pid)), 10_000, "both to be gone");
   });
 
   it("fails without retrying a program that does not exist", async () => {

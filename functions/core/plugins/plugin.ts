@@ -76,6 +76,12 @@ export interface TaskOutcome {
   outputTail?: string;
   outputTruncated?: boolean;
   pid?: number;
+  /**
+   * When the work really ended, if the plugin knows better than "when run() returned": the
+   * shell plugin's supervisor reports the instant the command died, which for a frozen TME is
+   * long before run() resumes. Recorded on a lost run.
+   */
+  workEndedAt?: Date;
 }
 
 /**

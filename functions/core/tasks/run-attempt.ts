@@ -177,8 +177,9 @@ export async function runAttempt(
     clearTimeout(leaseTimer);
     stopWatchingLease();
   }
-  // The work is over (the plugin returned, or was abandoned after its kill grace).
-  const workEndedAt = new Date();
+  // The work is over (the plugin returned, or was abandoned after its kill grace); a plugin
+  // whose work ran in another process may know the earlier, true instant.
+  const workEndedAt = outcome.workEndedAt ?? new Date();
   await progress.settle();
 
   const end = decideEnd(task, signal, succeeded, outcome, failure, deps);
