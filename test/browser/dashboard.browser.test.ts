@@ -1,5 +1,6 @@
-/// <reference lib="dom" />
-// The callbacks passed to page.evaluate run in the browser.
+// The callbacks passed to page.evaluate are sent to the browser and run there; the project has
+// no DOM types (a lib reference would change fetch's types in every file), so they reach the
+// page's globals through globalThis.
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createRequire } from "node:module";
 import os from "node:os";
@@ -45,9 +46,9 @@ afterAll(async () => {
 /** Serious or critical axe-core findings on the page as it is now. */
 async function accessibilityProblems(): Promise<string[]> {
   // Evaluated through the DevTools protocol: the page's CSP (rightly) refuses an injected script tag.
-  if (!(await page.evaluate(() => "axe" in window))) await page.evaluate(AXE);
+  if (!(await page.evaluate(() => "axe" in globalThis))) await page.evaluate(AXE);
   const found = await page.evaluate(async () => {
-    const result = await (window as any).axe.run(document);
+    const result = await (globalThis as any).axe.run((globalThis as any).document);
     return result.violations.map((v: any) => `${v.impact}: ${v.id}: ${v.help}`);
   });
   return (found as string[]).filter((v) => v.startsWith("serious") || v.startsWith("critical"));
@@ -59,8 +60,10 @@ describe("the dashboard in Chromium", () => {
     await page.getByLabel("API key").fill(tme.key);
     await page.getByRole("button", { name: "Sign in" }).click();
     await page.getByRole("heading", { name: "Overview" }).waitFor();
-    expect(await page.evaluate(() => sessionStorage.getItem("tme.api_key"))).toBe(tme.key);
-    expect(await page.evaluate(() => localStorage.length)).toBe(0);
+    expect(await page.evaluate(() => (globalThis as any).sessionStorage.getItem("tme.api_key"))).toBe(
+      tme.key,
+    );
+    expect(await page.evaluate(() => (globalThis as any).localStorage.length)).toBe(0);
     expect(page.url()).not.toContain(tme.key);
     await page.getByText("live: streaming").waitFor();
   });
@@ -72,7 +75,9 @@ describe("the dashboard in Chromium", () => {
     const row = page.locator(`tr[data-task-id="${created.body.id}"] td.status`);
     await row.waitFor();
     await page.waitForFunction(
-      (id) => document.querySelector(`tr[data-task-id="${id}"] td.status`)?.textContent === "succeeded",
+      (id) =>
+        (globalThis as any).document.querySelector(`tr[data-task-id="${id}"] td.status`)?.textContent ===
+        "succeeded",
       created.body.id,
       { timeout: 20_000 },
     );
