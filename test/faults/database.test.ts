@@ -154,9 +154,13 @@ describe("a lost database", () => {
     );
   }, 240_000);
 
-  // Skipped: in the final CI rehearsal on a clean clone (12:41 UTC) the healthy worker had not
-  // taken all four tasks over within 40 s, though the test passed when written; its takeover
-  // wait is not yet understood, so it is not counted as proof (see the closing note of issue 9).
+  // Skipped: it times out waiting for the takeover when it runs after the pg_terminate_backend
+  // test in this file (2 of 2 tries, 21:08 UTC Dec 2; also the clean-clone CI rehearsal, which
+  // runs the whole file), and passes when run alone (5 of 5, takeover 3.8-4.2 s after the cut,
+  // commands stopped 1.0-1.5 s before the successor, zero overlap), also 3 at once. So the cause
+  // is state that test leaves behind in the shared database or server (stale tasks or open runs
+  // counted against MAX_CONCURRENT_TASKS=4, or its terminated sessions), not the cut itself.
+  // An idle_in_transaction_session_timeout of 15 s on TME's pool did not change it.
   it.skip("a TCP proxy cutting one worker from the database: its commands stop before another takes over, zero overlap", async () => {
     const s = scratch(FAST);
     cleanups.push(s.cleanup);
