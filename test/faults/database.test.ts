@@ -249,3 +249,64 @@ async function allSucceeded(dataDir: string, tags: string[]): Promise<boolean> {
     await client.end().catch(() => {});
   }
 }
+
+describe("a frozen worker", () => {
+  it("SIGSTOP of a worker past its lease while a second runs: its commands stop before the takeover, zero overlap", async () => {
+    const s = scratch(FAST);
+    cleanups.push(s.cleanup);
+    const own = await createTestDatabase();
+    cleanups.push(() => own.drop());
+    const frozen = await started({
+      DATABASE_URL: own.url,
+      TME_CONFIG_DIR: s.configDir,
+      TME_DATA_DIR: `${s.dataDir}-frozen`,
+      MAX_CONCURRENT_TASKS: "4",
+    });
+    const tags = [0, 1, 2, 3].map((i) => `frozen_${i}`);
+    for (const tag of tags) {
+      const res = await call(frozen.url, "POST", "/task/create", {
+        name: tag,
+        command: evidenceCommand(s.evidence, tag, 20),
+        max_attempts: 1,
+      });
+      expect(res.status).toBe(201);
+    }
+    await until("the frozen worker to run all four", async () => executions(s.evidence).length === 4, 30_000);
+    await started({
+      DATABASE_URL: own.url,
+      TME_CONFIG_DIR: s.configDir,
+      TME_DATA_DIR: `${s.dataDir}-healthy`,
+      MAX_CONCURRENT_TASKS: "4",
+    });
+    // The whole of TME (its process group) is frozen; only the per-command supervisors, in
+    // groups of their own, keep their clocks.
+    const stoppedAt = Date.now();
+    process.kill(-frozen.child.pid!, "SIGSTOP");
+    cleanups.push(() => {
+      try {
+        process.kill(-frozen.child.pid!, "SIGCONT");
+      } catch {}
+    });
+    await until(
+      "the healthy worker to take all four over",
+      async () => executions(s.evidence).length === 8,
+      40_000,
+    );
+    const takeoverMs = Date.now() - stoppedAt;
+    const ran = executions(s.evidence);
+    expect(overlaps(ran, isRunning)).toEqual([]);
+    const first = ran.slice(0, 4);
+    const second = ran.slice(4);
+    const micros = (ns: bigint) => Number(ns / 1000n);
+    expect(first.every((e) => e.endNs !== undefined)).toBe(true);
+    const lastEnd = Math.max(...first.map((e) => micros(e.endNs ?? 0n)));
+    const firstStart = Math.min(...second.map((e) => micros(e.startNs)));
+    const marginMs = (firstStart - lastEnd) / 1000;
+    expect(marginMs).toBeGreaterThan(0);
+    process.kill(-frozen.child.pid!, "SIGCONT");
+    console.log(
+      `[faults] SIGSTOP: 4 commands of the frozen worker stopped ${Math.round(marginMs)} ms before the first successor started; ` +
+        `taken over ${takeoverMs} ms after the freeze; overlaps 0`,
+    );
+  }, 180_000);
+});
