@@ -39,6 +39,17 @@ export class PostgresApiKeyStore implements ApiKeyStore {
   }
 
   async ensureBootstrap(key: StoredApiKey): Promise<"created" | "exists" | "revoked"> {
+    try {
+      return await this.ensureBootstrapOnce(key);
+    } catch (error) {
+      // Two processes started at once both found no key and both inserted it: the one that lost
+      // (unique_violation) looks again and finds the other's row.
+      if ((error as { code?: string }).code !== "23505") throw error;
+      return this.ensureBootstrapOnce(key);
+    }
+  }
+
+  private async ensureBootstrapOnce(key: StoredApiKey): Promise<"created" | "exists" | "revoked"> {
     // One statement: a key with this hash is left as it is (revoked stays revoked); otherwise
     // the new bootstrap key is inserted and any earlier bootstrap key, now replaced, revoked.
     const { rows } = await this.db.query<{ state: "created" | "exists" | "revoked" }>(
