@@ -7,8 +7,8 @@
  * - it holds the attempt's lease deadline on its own (monotonic) clock; TME sends each renewal;
  *   when the deadline passes unrenewed it stops the command (SIGTERM to its process group,
  *   SIGKILL after the kill grace), which fits in the margin TME keeps before the lease expires;
- * - when TME disappears (its end of the control pipe closes: exit, crash, kill -9) it kills the
- *   command at once;
+ * - when TME disappears (its end of the control pipe closes: exit, crash, kill -9) it stops the
+ *   command at once, with the same SIGTERM and kill grace;
  * - it kills every descendant, not only the process group: processes that left the group with
  *   setsid are found by parent links in /proc, watched while the command runs (in a sandbox
  *   with its own PID namespace, killing the sandbox ends them all anyway);
@@ -29,6 +29,7 @@ export const SUPERVISOR_SOURCE = String.raw`
 "use strict";
 const { spawn } = require("node:child_process");
 const fs = require("node:fs");
+const net = require("node:net");
 const { performance } = require("node:perf_hooks");
 
 let report = (message) => {
@@ -79,8 +80,11 @@ function scan() {
 
 function killAll(signal) {
   // Scanned before the group is killed: once a parent dies, its setsid child is reparented
-  // away from us and no longer found by parent links. Twice, for what forked meanwhile.
-  for (let round = 0; round < 2; round++) {
+  // away from us and no longer found by parent links. SIGKILL twice, for what forked meanwhile;
+  // SIGTERM once: what the command forks after it (its TERM handler's cleanup, an "echo $(date)"
+  // of a trap) is the graceful end at work, and SIGKILL after the grace ends it if it lingers.
+  const rounds = signal === "SIGKILL" ? 2 : 1;
+  for (let round = 0; round < rounds; round++) {
     scan();
     if (child && child.pid) {
       try { process.kill(-child.pid, signal); } catch {}
@@ -112,7 +116,9 @@ function onMessage(message) {
   if (!spec) {
     spec = message;
     deadlineAt = performance.now() + spec.deadline_in_ms;
-    return start();
+    // Started on the next turn: when TME died just after sending the spec, the end of stdin
+    // arrives with it, and a command nobody is left to supervise must not start at all.
+    return setImmediate(start);
   }
   if (typeof message.renew_in_ms === "number") {
     const next = performance.now() + message.renew_in_ms;
@@ -122,6 +128,11 @@ function onMessage(message) {
 }
 
 function start() {
+  if (parentLeft) return process.exit(0);
+  if (stoppedBy) {
+    report({ code: null, signal: null, ended_at: Date.now(), stopped_by: stoppedBy });
+    return process.exit(0);
+  }
   try {
     child = spawn(spec.argv[0], spec.argv.slice(1), {
       cwd: spec.cwd,
@@ -129,7 +140,7 @@ function start() {
       uid: spec.uid,
       gid: spec.gid,
       detached: true,
-      stdio: ["ignore", "inherit", "inherit"],
+      stdio: ["ignore", "pipe", "pipe"],
     });
   } catch (error) {
     report({ spawn_error: error.code || "EINVAL", message: error.message });
@@ -141,21 +152,67 @@ function start() {
       process.exit(0);
     }
   });
+  relay(child.stdout, 1);
+  relay(child.stderr, 2);
   child.once("spawn", () => {
     report({ started: child.pid });
     armDeadline();
     watch = setInterval(scan, 250);
   });
+  let end;
+  const finish = () => {
+    if (!end) return;
+    report(end);
+    Promise.all(outputs.map((o) => o.flushed())).then(() => process.exit(0));
+  };
   child.once("exit", (code, signal) => {
     exited = true;
-    const endedAt = Date.now();
+    end = { code, signal, ended_at: Date.now(), stopped_by: stoppedBy };
     // The leader is gone: whatever it left behind goes with it.
     killAll("SIGKILL");
-    report({ code, signal, ended_at: endedAt, stopped_by: stoppedBy });
-    process.exit(0);
+    // Done once every holder of the output pipes is gone ("close"), so the output is whole; a
+    // descendant that could not be killed must not keep the report from TME for ever.
+    setTimeout(finish, 2000).unref();
   });
+  child.once("close", finish);
 }
 let watch;
+
+/**
+ * The command's output passes through here to TME, rather than the command writing to TME's
+ * pipes itself: when TME dies, a write to its pipe would kill the command at once with SIGPIPE
+ * (a shell prints "Terminated" for its killed job), before its TERM handler had run. Once TME
+ * is gone the output is read and dropped. Backpressure is kept (pipe), so a frozen TME stops
+ * the command's writes as before, and the sink does not block: the deadline still fires.
+ */
+const outputs = [];
+function relay(source, fd) {
+  let sink;
+  try {
+    sink = new net.Socket({ fd, readable: false, writable: true });
+  } catch {
+    // Not a pipe (a file, /dev/null): plain writes.
+    sink = fs.createWriteStream(null, { fd, autoClose: false });
+  }
+  let dropped = false;
+  const drop = () => {
+    if (dropped) return;
+    dropped = true;
+    source.unpipe(sink);
+    source.resume();
+  };
+  sink.on("error", drop);
+  source.pipe(sink, { end: false });
+  outputs.push({
+    drop,
+    flushed: () =>
+      new Promise((resolve) => {
+        if (dropped) return resolve();
+        sink.once("error", resolve);
+        sink.end(resolve);
+      }),
+  });
+}
 
 let buffered = "";
 process.stdin.setEncoding("utf8");
@@ -168,12 +225,18 @@ process.stdin.on("data", (chunk) => {
     if (line.trim()) onMessage(JSON.parse(line));
   }
 });
-// TME is gone (exit, crash, kill -9): nobody will renew or read the result.
+// TME is gone (exit, crash, kill -9): nobody will renew or read the result. The command is
+// stopped as on a deadline, SIGTERM then SIGKILL after the kill grace, so it can end cleanly
+// and say so; a TME that restarts on the same data waits that grace before running it again
+// (reclaimAll), so the two never overlap.
+let parentLeft = false;
 const parentGone = () => {
+  parentLeft = true;
+  for (const output of outputs) output.drop();
   if (!spec) return process.exit(0);
-  if (!exited) stop("parent", 0);
+  if (child && !exited) stop("parent", spec.kill_grace_ms);
 };
 process.stdin.on("end", parentGone);
 process.stdin.on("error", parentGone);
-for (const signal of ["SIGTERM", "SIGINT", "SIGHUP"]) process.on(signal, () => stop("parent", 0));
+for (const signal of ["SIGTERM", "SIGINT", "SIGHUP"]) process.on(signal, parentGone);
 `;

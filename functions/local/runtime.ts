@@ -95,6 +95,8 @@ export async function startLocalRuntime(options: StartOptions): Promise<RunningT
       max: config.db.pool.max,
       idleTimeoutMillis: config.db.pool.idle_timeout_ms,
       connectionTimeoutMillis: config.db.pool.connection_timeout_ms,
+      // Well inside a lease: a frozen TME's locks are gone before its tasks' leases run out.
+      idleInTransactionTimeoutMillis: Math.min(10_000, config.app.worker.lease_seconds * 500),
       onConnectionError: (error) => logger.warn({ err: error.message }, "database connection lost"),
       onStorageFailure: (message) =>
         logger.error(
@@ -112,10 +114,12 @@ export async function startLocalRuntime(options: StartOptions): Promise<RunningT
     };
 
     // One owner per embedded data directory: tasks still running belong to an instance that
-    // was killed, so they are taken back now rather than when their leases run out.
+    // was killed, so they are taken back now rather than when their leases run out (to run
+    // again once its commands' supervisors have had their kill grace to stop them).
     if (target.exclusive) {
       const reclaimed = await app.taskQueue.reclaimAll(
         "worker lost: the previous TME on this data directory stopped",
+        config.app.worker.kill_grace_seconds,
       );
       if (reclaimed > 0) logger.warn({ reclaimed }, "took back the tasks of the previous instance");
     }

@@ -7,9 +7,11 @@ import net from "node:net";
  * overlaps are measured from what really ran, not from TME's rows.
  */
 export function evidenceCommand(file: string, taskTag: string, seconds: number): string {
+  // The trap is set before the start line: a SIGTERM that lands between the two would otherwise
+  // end the shell with a start and no end (an end without a start is ignored).
   return (
-    `sh -c 'e() { echo $1 ${taskTag} $(date +%s%N) $$ >> ${file}; }; e start; ` +
-    `trap "e end; exit 143" TERM; sleep ${seconds} & wait $!; e end'`
+    `sh -c 'e() { echo $1 ${taskTag} $(date +%s%N) $$ >> ${file}; }; trap "e end; exit 143" TERM; ` +
+    `e start; sleep ${seconds} & wait $!; e end'`
   );
 }
 

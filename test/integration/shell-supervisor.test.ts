@@ -89,7 +89,7 @@ describe("the per-command supervisor", () => {
     );
   });
 
-  it("kills the command and its setsid child at once when its parent is killed with SIGKILL", async () => {
+  it("stops the command and its setsid child at once (SIGTERM, SIGKILL after the grace) when its parent is killed with SIGKILL", async () => {
     const { argv, pidFile } = escapingCommand("parent");
     // A stand-in for TME: a process that starts the supervisor and is then killed -9.
     const parentScript = `

@@ -53,6 +53,14 @@ export interface DatabaseOptions {
    * off by the network (no RST, no FIN) would otherwise hold a pool slot forever. Default 60 s.
    */
   queryTimeoutMillis?: number;
+  /**
+   * The server ends a session that sits this long inside a transaction without sending a
+   * statement (idle_in_transaction_session_timeout), rolling it back: a TME frozen (SIGSTOP, a
+   * stalled machine) between two statements of a transaction would otherwise hold its row
+   * locks forever, and every takeover of its tasks (FOR UPDATE SKIP LOCKED) would pass them by.
+   * TME itself never waits between a transaction's statements. Default: no limit.
+   */
+  idleInTransactionTimeoutMillis?: number;
   /** Told about every connection that breaks (default: nothing; the caller gets the error). */
   onConnectionError?: (error: Error) => void;
   /** Told when the server cannot write for want of disk, at most once a minute while it lasts. */
@@ -64,6 +72,9 @@ const INVALID_PASSWORD = "28P01";
 
 /** SQLSTATEs of a server that went away or refuses connections for now (class 08 and friends). */
 const UNAVAILABLE_STATES = new Set([
+  // The server ended a session idle in its transaction (idleInTransactionTimeoutMillis): it
+  // rolled back; like a terminated backend, the next connection works.
+  "25P03",
   "57P01",
   "57P02",
   "57P03",
@@ -158,6 +169,7 @@ export class Database implements Db {
       connectionTimeoutMillis: options.connectionTimeoutMillis ?? 5000,
       application_name: options.applicationName ?? "tme",
       query_timeout: options.queryTimeoutMillis ?? 60_000,
+      idle_in_transaction_session_timeout: options.idleInTransactionTimeoutMillis,
       // The kernel notices a peer that vanished (host down, cable cut) within about a minute.
       keepAlive: true,
       keepAliveInitialDelayMillis: 10_000,

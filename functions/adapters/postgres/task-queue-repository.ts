@@ -368,6 +368,7 @@ export class PostgresTaskQueue implements TaskQueue {
     taskId: string,
     reason: string,
     run: TaskOutcome = {},
+    rerunAfterSeconds = 0,
   ): Promise<"queued" | "failed"> {
     const { rows } = await tx.query<Task>(
       `UPDATE tasks SET infra_retries = infra_retries + 1,
@@ -375,11 +376,11 @@ export class PostgresTaskQueue implements TaskQueue {
          error = CASE WHEN infra_retries + 1 > $3
            THEN $2 || ' (lost ' || (infra_retries + 1) || ' runs to infrastructure; worker.max_infra_retries is ' || $3 || ')'
            ELSE $2 END,
-         updated_at = now(), run_at = now(),
+         updated_at = now(), run_at = now() + make_interval(secs => $4),
          finished_at = CASE WHEN infra_retries + 1 > $3 THEN now() END,
          lease_owner = NULL, lease_expires_at = NULL
        WHERE id = $1 AND status = 'running' RETURNING ${TASK_COLUMNS}`,
-      [taskId, reason, this.options.maxInfraRetries],
+      [taskId, reason, this.options.maxInfraRetries, rerunAfterSeconds],
     );
     const task = rows[0]!;
     await tx.query(
@@ -449,9 +450,11 @@ export class PostgresTaskQueue implements TaskQueue {
   /**
    * Takes back every running task and closes every open run at once, whatever its lease says:
    * for a process that knows it is the only worker (the embedded server's one owner at start),
-   * everything still running belonged to an instance that is gone.
+   * everything still running belonged to an instance that is gone. Its commands may still be
+   * ending: each supervisor stops its command when its TME dies, with SIGTERM and up to the kill
+   * grace before SIGKILL, so the tasks run again only `rerunAfterSeconds` (that grace) from now.
    */
-  async reclaimAll(reason: string, batch = 500): Promise<number> {
+  async reclaimAll(reason: string, rerunAfterSeconds = 0, batch = 500): Promise<number> {
     let total = 0;
     for (;;) {
       const taken = await this.db.transaction(async (tx) => {
@@ -459,7 +462,7 @@ export class PostgresTaskQueue implements TaskQueue {
           `SELECT id FROM tasks WHERE status = 'running' ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED`,
           [batch],
         );
-        for (const { id } of rows) await this.takeBack(tx, id, reason);
+        for (const { id } of rows) await this.takeBack(tx, id, reason, {}, rerunAfterSeconds);
         return rows.length;
       });
       total += taken;
