@@ -214,7 +214,7 @@ async function runIdempotent(
           JSON.stringify(withoutSecrets(response.body, route.secretFields) ?? null),
         ],
       );
-      await audit(bound, response);
+      if (!response.audited) await audit(bound, response);
     }
     return response;
   });
@@ -267,14 +267,9 @@ async function runRoute(
 
   let namespace = principal?.namespace ?? "default";
   let target: string | null = null;
-  const audit = async (
-    db: AppContext["db"] | undefined,
-    outcome: AuditOutcome,
-    status: number,
-    code?: string,
-  ) => {
-    if (!principal || (!mutating && outcome !== "forbidden")) return;
-    const entry: AuditEntry = {
+  const entryOf = (outcome: AuditOutcome, status: number, code?: string): AuditEntry | undefined => {
+    if (!principal || (!mutating && outcome !== "forbidden")) return undefined;
+    return {
       actor: principal.keyId,
       actor_name: principal.name,
       namespace,
@@ -286,6 +281,15 @@ async function runRoute(
       status,
       details: code ? { error: code } : {},
     };
+  };
+  const audit = async (
+    db: AppContext["db"] | undefined,
+    outcome: AuditOutcome,
+    status: number,
+    code?: string,
+  ) => {
+    const entry = entryOf(outcome, status, code);
+    if (!entry) return;
     if (db) await appendAudit(db, [entry]);
     else await app.audit.append(entry);
   };
@@ -320,6 +324,10 @@ async function runRoute(
       requestId,
       sourceIp,
       logger,
+      auditEntry:
+        principal && mutating
+          ? (auditTarget, status) => ({ ...entryOf("ok", status)!, target: auditTarget })
+          : undefined,
     };
 
     const idempotencyKey = headers["idempotency-key"];
@@ -332,7 +340,7 @@ async function runRoute(
     } else {
       response = await route.handle(req, app);
       target = targetOf(req.params, response);
-      if (response.status < 400) await audit(undefined, "ok", response.status);
+      if (response.status < 400 && !response.audited) await audit(undefined, "ok", response.status);
     }
     return withSecurityHeaders(toResult(response, requestId), route.scope !== "public");
   } catch (error) {

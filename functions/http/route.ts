@@ -1,5 +1,6 @@
 import type { z } from "zod";
 import type { AppContext } from "../context.js";
+import type { AuditEntry } from "../core/audit/audit.js";
 import type { Principal, Scope } from "../core/auth/api-keys.js";
 import type { Logger } from "../logging/logger.js";
 
@@ -23,6 +24,11 @@ export interface ApiRequest<B = unknown, Q = unknown, P = unknown> {
   requestId: string;
   sourceIp: string;
   logger: Logger;
+  /**
+   * The audit row of this call's success, for a route that writes it in the commit of its own
+   * change (it then answers `audited: true`); undefined when the call is not audited.
+   */
+  auditEntry?: (target: string | null, status: number) => AuditEntry;
 }
 
 export interface ApiResponse {
@@ -33,6 +39,11 @@ export interface ApiResponse {
   text?: string | Buffer;
   contentType?: string;
   headers?: Record<string, string>;
+  /**
+   * The route wrote its audit row in its own commit (ApiRequest.auditEntry): the pipeline writes
+   * none after it, where a failure would turn a committed change into an error answer.
+   */
+  audited?: boolean;
 }
 
 /** How a route appears in /openapi.json. */

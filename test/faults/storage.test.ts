@@ -90,10 +90,10 @@ async function checkIntegrity(dataDir: string): Promise<{ problems: string[]; ta
 }
 
 describe("the data directory's disk", () => {
-  // Skipped at the stop of 2026-12-02: in the clean-clone CI rehearsal it found 12 task rows for
-  // 11 answers of 201, so one request that was not answered 201 committed its row (likely a write
-  // after the commit, such as the audit row, failing on the full disk). A real bug, open.
-  it.skip("full: writes answer 503 database_storage_full (never 500), /health says storage_full; once space is freed every 201 runs once and nothing is corrupt", async (ctx) => {
+  // Found 12 task rows for 11 answers of 201 (2026-12-02): the audit row was written after the
+  // create had committed, and failed on the full disk. It is now written in the create's commit
+  // (test/integration/create-audit-commit.test.ts).
+  it("full: writes answer 503 database_storage_full (never 500), /health says storage_full; once space is freed every 201 runs once and nothing is corrupt", async (ctx) => {
     const s = scratch({ poll_interval_ms: 200 });
     cleanups.push(() => s.cleanup());
     const volume = mountVolume(s, 300);

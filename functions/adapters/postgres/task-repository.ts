@@ -1,7 +1,9 @@
+import type { AuditEntry } from "../../core/audit/audit.js";
 import type { QueueDispatch, TmeEvent } from "../../core/events/event.js";
 import { noObserver, type Observer } from "../../core/observability/observer.js";
 import type { Task } from "../../core/tasks/task.js";
 import type { NewTask, TaskStore } from "../../core/tasks/task-store.js";
+import { appendAudit } from "./audit-repository.js";
 import type { Db, Queryable } from "./database.js";
 import { writeEvent, writeQueueSignal } from "./event-writer.js";
 
@@ -16,7 +18,7 @@ export class PostgresTaskStore implements TaskStore {
     private readonly observer: Observer = noObserver,
   ) {}
 
-  async insert(task: NewTask, created: TmeEvent, dispatch: QueueDispatch): Promise<Task> {
+  async insert(task: NewTask, created: TmeEvent, dispatch: QueueDispatch, audit?: AuditEntry): Promise<Task> {
     // Read here, in the creating request's context, so its attempts can join its trace.
     const traceContext = task.trace_context ?? this.observer.traceContext();
     const stored = await this.db.transaction(async (tx) => {
@@ -48,6 +50,8 @@ export class PostgresTaskStore implements TaskStore {
       );
       await writeEvent(tx, created, task.id);
       await writeQueueSignal(tx, task.namespace, dispatch);
+      // Last: audit_append holds the chain head's lock until this commits.
+      if (audit) await appendAudit(tx, [audit]);
       return rows[0]!;
     });
     this.observer.taskCreated(stored);
