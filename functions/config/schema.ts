@@ -35,9 +35,25 @@ export const AppConfigSchema = z
         shutdown_grace_seconds: z.number().min(0).default(30),
         /** Runs of one task lost to infrastructure before it fails anyway (a task that kills its worker). */
         max_infra_retries: z.number().int().min(0).default(5),
+        /**
+         * A process sharing a server database registers in `workers` and beats this often; one
+         * silent for presence_timeout_seconds is taken for dead and its running tasks are taken
+         * back at once (its own commands stop before that, on its own clock).
+         */
+        presence_heartbeat_seconds: seconds.default(2),
+        presence_timeout_seconds: seconds.default(10),
       })
       .strict()
       .superRefine((worker, ctx) => {
+        if (
+          worker.presence_timeout_seconds <=
+          worker.presence_heartbeat_seconds + worker.kill_grace_seconds + 1
+        )
+          ctx.addIssue({
+            code: "custom",
+            path: ["presence_timeout_seconds"],
+            message: `must exceed presence_heartbeat_seconds + kill_grace_seconds + 1 (${worker.presence_heartbeat_seconds + worker.kill_grace_seconds + 1})`,
+          });
         // A worker stops its attempt kill_grace + 1 s before its lease ends unless a heartbeat
         // renewed it; a lease shorter than that plus one heartbeat would stop every attempt.
         if (worker.lease_seconds <= worker.heartbeat_seconds + worker.kill_grace_seconds + 1)

@@ -6,6 +6,7 @@ import { relayAfterChange } from "../adapters/aws/cloud-outbox-sinks.js";
 import { environmentSecrets, type SecretReader, secretsManagerSecrets } from "../adapters/secrets.js";
 import type { AppContext } from "../context.js";
 import type { QueueDispatch } from "../core/events/event.js";
+import type { AttemptLease } from "../core/plugins/plugin.js";
 import {
   type AttemptDeps,
   type AttemptResult,
@@ -37,6 +38,8 @@ export interface WorkerOptions {
   running?: RunningAttempts;
   secret?: SecretReader;
   random?: () => number;
+  /** The local process's presence in `workers` (worker-presence.ts); none in the cloud. */
+  workerLease?: AttemptLease;
 }
 
 export function defaultWorkerId(kind: string): string {
@@ -66,6 +69,7 @@ export function createWorkerHandler(app: AppContext, options: WorkerOptions = {}
     secret: options.secret ?? environmentSecrets(),
     running: options.running ?? new RunningAttempts(),
     random: options.random ?? Math.random,
+    workerLease: options.workerLease,
   };
 
   const processRecord = async (record: SQSRecord, preclaimed: Task | undefined) => {

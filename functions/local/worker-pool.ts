@@ -12,6 +12,7 @@ import {
 } from "../handlers/worker.js";
 import type { BackgroundService } from "./runtime.js";
 import { wakeableLoop } from "./wakeable-loop.js";
+import { workerPresence } from "./worker-presence.js";
 
 export interface WorkerPoolOptions extends Pick<WorkerOptions, "secret" | "random"> {
   /** Slots; default MAX_CONCURRENT_TASKS. */
@@ -40,7 +41,12 @@ export function workerPool(
   const slots = options.slots ?? app.config.app.MAX_CONCURRENT_TASKS;
   const workerId = options.workerId ?? defaultWorkerId("local");
   const running = new RunningAttempts();
-  const handle = createWorkerHandler(app, { ...options, workerId, running });
+  const presence = workerPresence(app, {
+    workerId,
+    slots,
+    onDeclaredDead: () => running.abortAll("lost"),
+  });
+  const handle = createWorkerHandler(app, { ...options, workerId, running, workerLease: presence.lease });
   const listener = new PostgresListener(app.databaseUrl, app.logger);
   const inFlight = new Set<Promise<void>>();
   let active = 0;
@@ -94,6 +100,7 @@ export function workerPool(
     },
     workerId,
     async start() {
+      await presence.start();
       listener
         .on(TASK_QUEUED_CHANNEL, wake)
         .on(TASK_CONTROL_CHANNEL, (taskId) => {
@@ -133,6 +140,7 @@ export function workerPool(
       clearTimeout(timer);
       if (timedOut) running.abortAll("shutdown");
       await all();
+      await presence.stop();
     },
   };
 }
@@ -146,6 +154,9 @@ export function taskMaintenance(app: AppContext): BackgroundService {
   let tick: Promise<void> | undefined;
   const run = async () => {
     try {
+      const dead = await app.taskQueue.reapDeadWorkers();
+      if (dead.workers.length > 0)
+        app.logger.warn(dead, "took back the tasks of workers that stopped beating");
       const reaped = await app.taskQueue.reapExpired();
       if (reaped.requeued + reaped.failed + reaped.orphanRuns > 0)
         app.logger.warn(reaped, "reaped expired leases");

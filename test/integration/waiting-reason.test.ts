@@ -2,6 +2,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { PluginRegistry } from "../../functions/adapters/plugins/plugin-registry.js";
 import type { Db } from "../../functions/adapters/postgres/database.js";
 import { PostgresTaskControlStore } from "../../functions/adapters/postgres/task-control-repository.js";
+import { PostgresWorkerRegistry } from "../../functions/adapters/postgres/worker-registry.js";
 import { insertRun, insertTask } from "../helpers/tasks.js";
 import { createTestApp, type TestApp } from "../helpers/test-app.js";
 
@@ -71,13 +72,33 @@ describe("waiting_reason", () => {
     expect(await reasonOf(id)).toBe("concurrency limit of limited_x reached (2 of 2 running)");
   });
 
-  it("names the global limit when MAX_CONCURRENT_TASKS tasks run, in any namespace", async () => {
+  it("with no worker registered, says all MAX_CONCURRENT_TASKS slots are busy when that many run, in any namespace", async () => {
     const id = await insertTask(t.app.db, { name: "noop" });
     await insertTask(t.app.db, { status: "running" });
     await insertTask(t.app.db, { status: "running", namespace: "other" });
     expect(await reasonOf(id)).toBe("next in queue, waiting for a free worker");
     await insertTask(t.app.db, { status: "running", namespace: "third" });
-    expect(await reasonOf(id)).toBe("global limit reached (3 of 3 running)");
+    expect(await reasonOf(id)).toBe("all worker slots busy (3 running, 3 slots: MAX_CONCURRENT_TASKS)");
+  });
+
+  it("with live workers, counts their slots summed (MAX_CONCURRENT_TASKS is per process); a dead one's do not count", async () => {
+    const registry = new PostgresWorkerRegistry(t.app.db);
+    const worker = (id: string) => ({ id, host: "h", pid: 1, slots: 3, deadAfterSeconds: 10 });
+    await registry.register(worker("w-a"));
+    await registry.register(worker("w-b"));
+    await registry.register(worker("w-dead"));
+    await t.app.db.query(
+      "UPDATE workers SET heartbeat_at = now() - interval '11 seconds' WHERE id = 'w-dead'",
+    );
+    try {
+      const id = await insertTask(t.app.db, { name: "noop" });
+      for (let i = 0; i < 3; i++) await insertTask(t.app.db, { status: "running" });
+      expect(await reasonOf(id)).toBe("next in queue, waiting for a free worker");
+      for (let i = 0; i < 3; i++) await insertTask(t.app.db, { status: "running", namespace: "other" });
+      expect(await reasonOf(id)).toBe("all worker slots busy (6 running, 6 slots across 2 workers)");
+    } finally {
+      await t.app.db.query("DELETE FROM workers");
+    }
   });
 
   it("counts the due tasks ahead of it in claim order: higher priority, or equal and earlier", async () => {

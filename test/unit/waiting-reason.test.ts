@@ -44,6 +44,7 @@ function task(overrides: Partial<Task> = {}): Task {
 function facts(overrides: Partial<WaitingFacts> = {}): WaitingFacts {
   return {
     runningTotal: 0,
+    workers: { count: 0, slots: 0 },
     runningByName: new Map(),
     pausedTypes: new Set(),
     aheadByTaskId: new Map(),
@@ -117,10 +118,26 @@ describe("waitingReason", () => {
     ).toBe("next in queue, waiting for a free worker");
   });
 
-  it("names the global limit when every slot is taken", () => {
+  it("with no worker process registered (the cloud), says MAX_CONCURRENT_TASKS slots are busy", () => {
     const f = facts({ runningTotal: 4 });
     expect(waitingReason(task({ name: "other" }), f, limits, now)).toBe(
-      "global limit reached (4 of 4 running)",
+      "all worker slots busy (4 running, 4 slots: MAX_CONCURRENT_TASKS)",
+    );
+  });
+
+  it("with worker processes, counts the slots of all of them (MAX_CONCURRENT_TASKS is per process)", () => {
+    const busy = facts({ runningTotal: 8, workers: { count: 2, slots: 8 } });
+    expect(waitingReason(task({ name: "other" }), busy, limits, now)).toBe(
+      "all worker slots busy (8 running, 8 slots across 2 workers)",
+    );
+    // Four running is not "full" when two processes of four slots each are alive.
+    const room = facts({ runningTotal: 4, workers: { count: 2, slots: 8 } });
+    expect(waitingReason(task({ name: "other" }), room, limits, now)).toBe(
+      "next in queue, waiting for a free worker",
+    );
+    const one = facts({ runningTotal: 4, workers: { count: 1, slots: 4 } });
+    expect(waitingReason(task({ name: "other" }), one, limits, now)).toBe(
+      "all worker slots busy (4 running, 4 slots across 1 worker)",
     );
   });
 

@@ -198,6 +198,7 @@ export class PostgresTaskControlStore implements TaskControlStore {
     const queued = tasks.filter((t) => t.status === "queued");
     const facts: WaitingFacts = {
       runningTotal: 0,
+      workers: { count: 0, slots: 0 },
       runningByName: new Map(),
       pausedTypes: new Set(),
       aheadByTaskId: new Map(),
@@ -206,15 +207,25 @@ export class PostgresTaskControlStore implements TaskControlStore {
     const names = [...new Set(queued.map((t) => t.name))];
 
     // Open runs, as the claim counts slots: a cancelled command still dying holds its slot.
-    const [running] = await this.db.rows<{ total: number; by_name: Record<string, number> }>(
+    // Live workers (heartbeat within their own timeout) and their slots, in the same round trip.
+    const [running] = await this.db.rows<{
+      total: number;
+      workers: number;
+      slots: number;
+      by_name: Record<string, number>;
+    }>(
       `SELECT (SELECT count(*) FROM task_runs WHERE finished_at IS NULL) AS total,
+         w.workers, w.slots,
          coalesce((SELECT jsonb_object_agg(name, n) FROM (
            SELECT t.name, count(*) AS n FROM task_runs r JOIN tasks t ON t.id = r.task_id
            WHERE r.finished_at IS NULL AND t.name = ANY($1::text[]) GROUP BY t.name
-         ) r), '{}') AS by_name`,
+         ) r), '{}') AS by_name
+       FROM (SELECT count(*)::int AS workers, COALESCE(sum(slots), 0)::int AS slots FROM workers
+             WHERE heartbeat_at >= now() - make_interval(secs => dead_after_seconds)) w`,
       [names],
     );
     facts.runningTotal = running?.total ?? 0;
+    facts.workers = { count: running?.workers ?? 0, slots: running?.slots ?? 0 };
     facts.runningByName = new Map(Object.entries(running?.by_name ?? {}));
 
     const pauses = await this.db.rows<{ namespace: string; name: string }>(

@@ -448,6 +448,36 @@ export class PostgresTaskQueue implements TaskQueue {
   }
 
   /**
+   * Local workers silent past their own presence timeout (migrations/0021_workers.sql) are dead,
+   * or cut off with their commands stopped on their own clocks by now: their rows go, and their
+   * running tasks come back at once rather than when each lease runs out. A task row locked by
+   * someone else is left to its lease's expiry.
+   */
+  async reapDeadWorkers(): Promise<{ workers: string[]; requeued: number; failed: number }> {
+    return this.db.transaction(async (tx) => {
+      const dead = await tx.query<{ id: string; dead_after_seconds: number }>(
+        `DELETE FROM workers WHERE id IN (
+           SELECT id FROM workers WHERE heartbeat_at < now() - make_interval(secs => dead_after_seconds)
+           FOR UPDATE SKIP LOCKED)
+         RETURNING id, dead_after_seconds`,
+      );
+      const counts = { workers: dead.rows.map((w) => w.id), requeued: 0, failed: 0 };
+      for (const worker of dead.rows) {
+        const { rows } = await tx.query<{ id: string }>(
+          `SELECT id FROM tasks WHERE status = 'running' AND lease_owner = $1 ORDER BY id FOR UPDATE SKIP LOCKED`,
+          [worker.id],
+        );
+        const reason = `worker lost: ${worker.id} sent no heartbeat for ${worker.dead_after_seconds} s`;
+        for (const { id } of rows) {
+          if ((await this.takeBack(tx, id, reason)) === "queued") counts.requeued++;
+          else counts.failed++;
+        }
+      }
+      return counts;
+    });
+  }
+
+  /**
    * Takes back every running task and closes every open run at once, whatever its lease says:
    * for a process that knows it is the only worker (the embedded server's one owner at start),
    * everything still running belonged to an instance that is gone. Its commands may still be

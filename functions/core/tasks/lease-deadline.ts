@@ -40,3 +40,33 @@ export class LeaseDeadline implements AttemptLease {
 export function leaseMarginMs(killGraceSeconds: number): number {
   return killGraceSeconds * 1000 + 1000;
 }
+
+/**
+ * Two deadlines as one, the earlier: an attempt holds its task's lease and its process's
+ * presence in `workers` (functions/local/worker-presence.ts), and must stop before whichever
+ * runs out first, since either lets another worker take the task. Renewals are passed on when
+ * they move the earlier one.
+ */
+export function earliestOf(a: AttemptLease, b: AttemptLease): AttemptLease {
+  return {
+    get deadlineMs() {
+      return Math.min(a.deadlineMs, b.deadlineMs);
+    },
+    onRenew(listener) {
+      let last = Math.min(a.deadlineMs, b.deadlineMs);
+      const changed = () => {
+        const next = Math.min(a.deadlineMs, b.deadlineMs);
+        if (next > last) {
+          last = next;
+          listener(next);
+        }
+      };
+      const offA = a.onRenew(changed);
+      const offB = b.onRenew(changed);
+      return () => {
+        offA();
+        offB();
+      };
+    },
+  };
+}

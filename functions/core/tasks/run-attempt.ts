@@ -1,6 +1,7 @@
 import type { AppConfig } from "../../config/schema.js";
 import { DatabaseStorageFull, DatabaseUnavailable } from "../errors.js";
 import {
+  type AttemptLease,
   PermanentTaskError,
   type PluginLogger,
   type PluginResolver,
@@ -9,7 +10,7 @@ import {
   type TaskOutcome,
   TaskRunError,
 } from "../plugins/plugin.js";
-import { LeaseDeadline, leaseMarginMs } from "./lease-deadline.js";
+import { earliestOf, LeaseDeadline, leaseMarginMs } from "./lease-deadline.js";
 import { retryDelayMs } from "./retry-policy.js";
 import { countedAttempts, type Task, type TaskProgress } from "./task.js";
 import { type AttemptEnd, type Lease, leaseOf, type TaskQueue } from "./task-queue.js";
@@ -68,6 +69,8 @@ export interface AttemptDeps {
   running: RunningAttempts;
   /** [0, 1); the retry jitter. */
   random: () => number;
+  /** This process's presence in `workers`, when it has one: attempts stop before it runs out too. */
+  workerLease?: AttemptLease;
 }
 
 /** How one attempt ended for the caller: the status written, or "lost" when nothing could be. */
@@ -96,6 +99,7 @@ export async function runAttempt(
     leaseMarginMs(deps.config.worker.kill_grace_seconds),
     claimRequestedAtMs,
   );
+  const stopBy = deps.workerLease ? earliestOf(leaseDeadline, deps.workerLease) : leaseDeadline;
   const logger = deps.logger.child({ task_id: task.id, attempt: task.attempt, series: task.series });
   const controller = new AbortController();
   deps.running.register(task.id, controller);
@@ -113,15 +117,15 @@ export async function runAttempt(
     clearTimeout(leaseTimer);
     leaseTimer = setTimeout(
       () => {
-        if (Date.now() < leaseDeadline.deadlineMs) return armLeaseTimer();
+        if (Date.now() < stopBy.deadlineMs) return armLeaseTimer();
         logger.warn("lease not renewed in time; stopping the attempt before another worker takes it");
         abort("lost");
       },
-      Math.max(0, leaseDeadline.deadlineMs - Date.now()),
+      Math.max(0, stopBy.deadlineMs - Date.now()),
     );
   };
   armLeaseTimer();
-  const stopWatchingLease = leaseDeadline.onRenew(armLeaseTimer);
+  const stopWatchingLease = stopBy.onRenew(armLeaseTimer);
   const heartbeat = setInterval(() => {
     const requestedAt = Date.now();
     deps.queue.heartbeat(lease).then(
@@ -159,7 +163,7 @@ export async function runAttempt(
       maxAttempts: task.max_attempts,
       timeoutSeconds: task.timeout_seconds,
       signal,
-      lease: leaseDeadline,
+      lease: stopBy,
       logger,
       progress: (percent, message) => progress.report(percent, message),
       secret: (name) => deps.secret(name),

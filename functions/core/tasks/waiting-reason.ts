@@ -5,8 +5,14 @@ import type { Task } from "./task.js";
  * (never one per task) by the store: TaskControlStore.waitingFacts.
  */
 export interface WaitingFacts {
-  /** Running tasks across every namespace: the global limit counts them all. */
+  /** Running tasks (open runs) across every namespace and every worker. */
   runningTotal: number;
+  /**
+   * The local worker processes alive in `workers` and their slots summed (MAX_CONCURRENT_TASKS
+   * is per process). None registered: the cloud, where MAX_CONCURRENT_TASKS is the worker
+   * Lambda's reserved concurrency and so the one limit for all.
+   */
+  workers: { count: number; slots: number };
   /** Running tasks by task name, for the names asked about. */
   runningByName: ReadonlyMap<string, number>;
   /** "namespace\u0000name" of paused task types, for the types asked about. */
@@ -16,7 +22,7 @@ export interface WaitingFacts {
 }
 
 export interface WaitingLimits {
-  /** MAX_CONCURRENT_TASKS. */
+  /** MAX_CONCURRENT_TASKS: one process's slots, or the cloud worker's reserved concurrency. */
   maxConcurrent: number;
   /** The per-type limit from task_plugins.yaml (undefined: none). */
   concurrencyOf(name: string): number | undefined;
@@ -57,8 +63,12 @@ export function waitingReason(
   if (typeLimit !== undefined && runningOfType >= typeLimit) {
     return `concurrency limit of ${task.name} reached (${runningOfType} of ${typeLimit} running)`;
   }
-  if (facts.runningTotal >= limits.maxConcurrent) {
-    return `global limit reached (${facts.runningTotal} of ${limits.maxConcurrent} running)`;
+  const { count: workers, slots } = facts.workers;
+  if (workers > 0 && facts.runningTotal >= slots) {
+    return `all worker slots busy (${facts.runningTotal} running, ${slots} slots across ${workers} ${workers === 1 ? "worker" : "workers"})`;
+  }
+  if (workers === 0 && facts.runningTotal >= limits.maxConcurrent) {
+    return `all worker slots busy (${facts.runningTotal} running, ${limits.maxConcurrent} slots: MAX_CONCURRENT_TASKS)`;
   }
   const ahead = facts.aheadByTaskId.get(task.id) ?? 0;
   const count = ahead >= AHEAD_COUNT_CAP ? `more than ${AHEAD_COUNT_CAP}` : String(ahead);

@@ -255,8 +255,10 @@ export const TaskViewSchema = z
       .meta({
         description:
           "Why a task that is not running is not running (null when running or finished): paused; task type paused; " +
-          "scheduled for T; retrying at T; concurrency limit of NAME reached (n of m running); global limit reached " +
-          "(n of m running); queued behind N tasks of higher or equal priority; next in queue",
+          "scheduled for T; retrying at T; concurrency limit of NAME reached (n of m running); all worker slots " +
+          "busy (n running, m slots across k workers), where MAX_CONCURRENT_TASKS is each TME process's slots and m " +
+          "their sum over the live processes (in the cloud: n running, m slots: MAX_CONCURRENT_TASKS, the worker's " +
+          "reserved concurrency); queued behind N tasks of higher or equal priority; next in queue",
       }),
   })
   .meta({ id: "Task" });
