@@ -3,7 +3,7 @@ import { fileURLToPath } from "node:url";
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from "aws-lambda";
 import { RouteNotFound, TmeError } from "../core/errors.js";
 import { errorResult, toResult, withSecurityHeaders } from "../http/api-gateway.js";
-import { type DashboardFiles, dashboardFiles } from "../http/dashboard-files.js";
+import { type DashboardFiles, dashboardFiles } from "../http/dashboard-static.js";
 
 /** Where the stack copies functions/dashboard/dist inside this function's bundle. */
 export const BUNDLED_DASHBOARD_DIR = "dashboard";

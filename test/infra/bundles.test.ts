@@ -4,7 +4,7 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { TmeFunctionName } from "../../functions/config/cloud-environment.js";
 import { createDashboardHandler } from "../../functions/handlers/dashboard.js";
-import { dashboardFiles } from "../../functions/http/dashboard-files.js";
+import { dashboardFiles } from "../../functions/http/dashboard-static.js";
 import { MAX_BUNDLE_BYTES } from "../../infra/constructs/tme-function.js";
 import { type BuiltBundles, synthesizeWithBundles } from "./synth.js";
 
@@ -33,7 +33,8 @@ describe("Lambda bundles", () => {
         );
       expect(run, name).not.toThrow();
     }
-  });
+    // Seven cold Node processes: seconds each on a busy machine.
+  }, 180_000);
 
   it(`are each under ${MAX_BUNDLE_BYTES / 1000} KB (sizes printed)`, () => {
     const sizes = Object.fromEntries(

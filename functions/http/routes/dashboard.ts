@@ -1,21 +1,8 @@
-import { fileURLToPath } from "node:url";
 import * as z from "zod";
 import { readTaskStats } from "../../adapters/postgres/stats-repository.js";
 import { SCOPES } from "../../core/auth/api-keys.js";
 import { TmeError } from "../../core/errors.js";
-import { ASSET_NAME, DASHBOARD_CSP, dashboardFiles } from "../dashboard-files.js";
 import { defineRoute } from "../route.js";
-
-/**
- * The dashboard's built files (npm run build:dashboard writes them; they are committed, so a
- * fresh clone serves the page without a build), served by the local runtime from here. In the
- * cloud API Gateway sends /dashboard and /dashboard/assets/* to the dashboard Lambda instead
- * (handlers/dashboard.ts, which carries the files), so the api bundle has no copy.
- */
-const files = dashboardFiles(fileURLToPath(new URL("../../dashboard/dist/", import.meta.url)));
-
-/** Re-exported: the local event stream and the tests read it from here. */
-export { DASHBOARD_CSP };
 
 const WhoAmI = z.object({
   key_id: z.string(),
@@ -43,36 +30,6 @@ const TaskStatsSchema = z.object({
 });
 
 export const dashboardRoutes = [
-  defineRoute({
-    method: "GET",
-    path: "/dashboard",
-    scope: "public",
-    docs: {
-      summary: "The management dashboard (a static page that signs in with an API key)",
-      tags: ["operations"],
-      description:
-        "The page itself holds no data: it asks for an API key, keeps it in sessionStorage, and calls this " +
-        "same public API. Served in both runtimes (in the cloud by a small Lambda of its own).",
-      responses: { 200: { description: "HTML" }, 404: { description: "No built dashboard in this copy" } },
-    },
-    async handle() {
-      return files.page();
-    },
-  }),
-  defineRoute({
-    method: "GET",
-    path: "/dashboard/assets/{file}",
-    scope: "public",
-    params: z.object({ file: z.string().regex(ASSET_NAME) }),
-    docs: {
-      summary: "The dashboard's scripts and styles (content-hashed names)",
-      tags: ["operations"],
-      responses: { 200: { description: "asset" }, 404: { description: "No such asset" } },
-    },
-    async handle(req) {
-      return files.asset(req.params.file);
-    },
-  }),
   defineRoute({
     method: "GET",
     path: "/whoami",
