@@ -14,7 +14,7 @@ let bundles: Record<TmeFunctionName, string>;
 beforeAll(() => {
   built = synthesizeWithBundles();
   bundles = built.bundles;
-}, 120_000);
+}, 300_000);
 
 afterAll(() => built?.remove());
 
