@@ -4,6 +4,7 @@ import { PostgresListener } from "../adapters/postgres/listener.js";
 import type { AppContext } from "../context.js";
 import { RunningAttempts } from "../core/tasks/run-attempt.js";
 import type { Task } from "../core/tasks/task.js";
+import type { ClaimedBatch } from "../core/tasks/task-queue.js";
 import {
   createWorkerHandler,
   defaultWorkerId,
@@ -47,10 +48,10 @@ export function workerPool(
   let poll: NodeJS.Timeout | undefined;
   let sequence = 0;
 
-  const runClaimed = (task: Task) => {
+  const runClaimed = (task: Task, leaseRequestedAtMs: number) => {
     const messageId = `local-${task.id}-${task.series}-${task.attempt}-${++sequence}`;
     const event: SQSEvent = { Records: [sqsRecordFor(task, messageId)] };
-    const done = handle(event, new Map([[messageId, task]]))
+    const done = handle(event, new Map([[messageId, { task, leaseRequestedAtMs }]]))
       .then(({ batchItemFailures }) => {
         // Locally there is no redelivery: a record that failed leaves its lease to the reaper.
         if (batchItemFailures.length > 0)
@@ -65,22 +66,30 @@ export function workerPool(
     inFlight.add(done);
   };
 
-  /** Claims while slots are free and work is there; one claimer at a time per pool. */
+  /**
+   * Claims while slots are free and work is there, one batch for all the free slots at once;
+   * one claimer at a time per pool.
+   */
   const claimer = wakeableLoop(
     async (pass) => {
       while (!pass.stopped && active < slots) {
-        let task: Task | undefined;
-        active++; // reserve the slot before the claim, so the count never exceeds slots
+        const want = slots - active;
+        active += want; // reserve the slots before the claim, so the count never exceeds slots
+        const requestedAt = Date.now();
+        let batch: ClaimedBatch | undefined;
         try {
-          task = await app.observer.claim(() => app.taskQueue.claimNext(workerId));
+          await app.observer.claim(async () => {
+            batch = await app.taskQueue.claimBatch(workerId, want);
+            return batch.tasks;
+          });
         } catch (error) {
           app.logger.error({ err: error }, "claim failed; retrying on the next wake-up");
         }
-        if (!task) {
-          active--;
-          break;
-        }
-        runClaimed(task);
+        const tasks = batch?.tasks ?? [];
+        active -= want - tasks.length;
+        for (const task of tasks) runClaimed(task, requestedAt);
+        // Fewer candidates than free slots: nothing more is claimable now; wait for a wake-up.
+        if (!batch || batch.candidates < want) break;
       }
     },
     (error) => app.logger.error({ err: error }, "worker pool"),

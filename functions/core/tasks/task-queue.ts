@@ -18,6 +18,16 @@ export type SkipReason = "not_claimable" | "not_due" | "type_paused" | "type_at_
 
 export type ClaimResult = { claimed: Task } | { skipped: SkipReason };
 
+/** What one batched claim took, in claim order. */
+export interface ClaimedBatch {
+  tasks: Task[];
+  /**
+   * Candidates the claim found: fewer than asked for means nothing more is claimable now; as
+   * many means there may be more, even when a type's limit let fewer be claimed.
+   */
+  candidates: number;
+}
+
 /** How an attempt ended, as decided by the core (see run-attempt.ts). */
 export type AttemptEnd =
   | { status: "succeeded"; result: unknown }
@@ -37,8 +47,11 @@ export type HeartbeatResult = "ok" | "cancelled" | "lost";
  * this is the Postgres implementation's contract (functions/adapters/postgres/task-queue-repository.ts).
  */
 export interface TaskQueue {
-  /** The best claimable task (priority, then run_at), claimed for its next attempt; or none. */
-  claimNext(workerId: string): Promise<Task | undefined>;
+  /**
+   * Up to `max` of the best claimable tasks (priority, then run_at), each claimed for its next
+   * attempt, in one transaction; per-type limits and paused types are honoured.
+   */
+  claimBatch(workerId: string, max: number): Promise<ClaimedBatch>;
   /** Claims one task for one attempt (an SQS message); a duplicate or stale message is skipped. */
   claim(taskId: string, attempt: number, workerId: string): Promise<ClaimResult>;
   /** Extends the lease; tells whether the attempt is still this worker's. */
