@@ -35,6 +35,8 @@ export interface PreclaimedAttempt {
   task: Task;
   /** Local-clock instant the claim (or the latest renewal of its lease) was requested. */
   leaseRequestedAtMs: number;
+  /** The pool's slot is free once the work is over, before its end is written. */
+  onWorkEnded?: () => void;
 }
 
 export interface WorkerOptions {
@@ -98,7 +100,9 @@ export function createWorkerHandler(app: AppContext, options: WorkerOptions = {}
       task = claim.claimed;
     }
     const claimed = task;
-    return app.observer.attempt(claimed, () => runAttempt(deps, claimed, workerId, leaseRequestedAtMs));
+    return app.observer.attempt(claimed, () =>
+      runAttempt(deps, claimed, workerId, { leaseRequestedAtMs, onWorkEnded: preclaimed?.onWorkEnded }),
+    );
   };
 
   return async (event, preclaimed) => {

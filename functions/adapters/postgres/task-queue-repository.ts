@@ -7,11 +7,18 @@ import type {
   HeartbeatResult,
   Lease,
   TaskQueue,
+  WorkInterval,
 } from "../../core/tasks/task-queue.js";
 import type { Db } from "./database.js";
+import { GroupCommit } from "./group-commit.js";
 import { claimBatch, claimOne, KnownLimits } from "./queue/claim.js";
-import { type CompleteOptions, completeAttempts, recordWorkEnded } from "./queue/complete.js";
-import { heartbeat, progress } from "./queue/heartbeat.js";
+import {
+  type CompleteOptions,
+  type Completion,
+  completeAttempts,
+  recordWorkEnded,
+} from "./queue/complete.js";
+import { progress, renewLeases } from "./queue/heartbeat.js";
 import { promoteDueRetries, redispatchStranded } from "./queue/promote.js";
 import { type ReapOptions, reapExpired, reclaimAll, release } from "./queue/reap.js";
 
@@ -27,6 +34,9 @@ export interface PostgresTaskQueueOptions {
   now?: () => Date;
 }
 
+/** Ends of attempts written in one transaction at most (bounds a statement under a burst). */
+const COMPLETION_BATCH = 500;
+
 /**
  * The task queue on Postgres (both runtimes: in the cloud SQS only carries the signal, the
  * claim happens here). Each operation is a module of its own under queue/ (claim, complete,
@@ -38,6 +48,12 @@ export class PostgresTaskQueue implements TaskQueue {
   private readonly complete: CompleteOptions;
   private readonly reap: ReapOptions;
   private readonly now: () => Date;
+  /**
+   * Ends of attempts that arrive together share one transaction (group commit): N slots that
+   * finish in the same few milliseconds cost one commit, and each caller is answered once its
+   * own end is committed. Fencing is per row, so a batch is the same writes, only fewer trips.
+   */
+  private readonly completions: GroupCommit<Completion, boolean>;
 
   constructor(
     private readonly db: Db,
@@ -47,6 +63,10 @@ export class PostgresTaskQueue implements TaskQueue {
     this.limits = new KnownLimits(options.limitOf);
     this.complete = { outputTailBytes: options.outputTailBytes, limits: this.limits, now: this.now };
     this.reap = { ...this.complete, maxInfraRetries: options.maxInfraRetries };
+    this.completions = new GroupCommit(
+      (items) => this.db.transaction((tx) => completeAttempts(tx, items, this.complete)),
+      { maxBatch: COMPLETION_BATCH, maxInFlight: 2 },
+    );
   }
 
   claimBatch(workerId: string, max: number): Promise<ClaimedBatch> {
@@ -61,20 +81,28 @@ export class PostgresTaskQueue implements TaskQueue {
     );
   }
 
-  heartbeat(lease: Lease): Promise<HeartbeatResult> {
-    return heartbeat(this.db, lease, this.options.leaseSeconds);
+  async heartbeat(lease: Lease): Promise<HeartbeatResult> {
+    const [result] = await renewLeases(this.db, [lease], this.options.leaseSeconds);
+    return result ?? "lost";
+  }
+
+  renewLeases(leases: readonly Lease[]): Promise<HeartbeatResult[]> {
+    return renewLeases(this.db, leases, this.options.leaseSeconds);
   }
 
   progress(lease: Lease, value: TaskProgress, emitEvent: boolean): Promise<boolean> {
     return progress(this.db, lease, value, emitEvent, this.now);
   }
 
-  async finish(lease: Lease, end: AttemptEnd, run: TaskOutcome, latest?: TaskProgress): Promise<boolean> {
+  finish(
+    lease: Lease,
+    end: AttemptEnd,
+    run: TaskOutcome,
+    latest?: TaskProgress,
+    worked?: WorkInterval,
+  ): Promise<boolean> {
     if (end.status === "released") return release(this.db, lease, end.error, run, this.reap);
-    const [written] = await this.db.transaction((tx) =>
-      completeAttempts(tx, [{ lease, end, run, progress: latest }], this.complete),
-    );
-    return written ?? false;
+    return this.completions.submit({ lease, end, run, progress: latest, worked });
   }
 
   recordWorkEnded(lease: Lease, endedAt: Date): Promise<void> {

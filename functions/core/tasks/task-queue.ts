@@ -39,6 +39,12 @@ export type AttemptEnd =
   /** This worker gives the attempt back (shutdown): like a lost worker, but at once. */
   | { status: "released"; error: string };
 
+/** When an attempt's work began and ended, on the worker's clock. */
+export interface WorkInterval {
+  startedAt: Date;
+  endedAt: Date;
+}
+
 /** Result of renewing a lease: still ours, cancelled by the API, or taken over / gone. */
 export type HeartbeatResult = "ok" | "cancelled" | "lost";
 
@@ -58,8 +64,21 @@ export interface TaskQueue {
   heartbeat(lease: Lease): Promise<HeartbeatResult>;
   /** Stores progress and, when `emitEvent`, a task.progress event. False when the lease is gone. */
   progress(lease: Lease, progress: TaskProgress, emitEvent: boolean): Promise<boolean>;
-  /** Ends the attempt. False when the lease was lost first (the late result changes nothing). */
-  finish(lease: Lease, end: AttemptEnd, run: TaskOutcome, progress?: TaskProgress): Promise<boolean>;
+  /**
+   * Ends the attempt. False when the lease was lost first (the late result changes nothing).
+   * `worked` is when the work really ran, on the worker's clock: the run row records that
+   * interval, not the moments of the claim and of the write (a claimed task may wait in the
+   * local queue; ends are written in batches).
+   */
+  finish(
+    lease: Lease,
+    end: AttemptEnd,
+    run: TaskOutcome,
+    progress?: TaskProgress,
+    worked?: WorkInterval,
+  ): Promise<boolean>;
+  /** Extends many leases at once (claimed tasks waiting in a local queue); one answer per lease. */
+  renewLeases(leases: readonly Lease[]): Promise<HeartbeatResult[]>;
   /** Stamps when a run whose lease was lost really stopped its work (the row may be closed already). */
   recordWorkEnded(lease: Lease, endedAt: Date): Promise<void>;
   /** Takes back running tasks whose lease expired; closes orphaned run rows. */

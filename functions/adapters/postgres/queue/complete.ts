@@ -3,7 +3,7 @@ import { storableText } from "../../../core/plugins/output-tail.js";
 import type { TaskOutcome } from "../../../core/plugins/plugin.js";
 import { attemptEndEvent, planAttemptEnd, RUN_STATUS_OF_END } from "../../../core/tasks/attempt-plan.js";
 import type { Task, TaskProgress } from "../../../core/tasks/task.js";
-import type { AttemptEnd, Lease } from "../../../core/tasks/task-queue.js";
+import type { AttemptEnd, Lease, WorkInterval } from "../../../core/tasks/task-queue.js";
 import type { Queryable } from "../database.js";
 import { writeQueueSignals, writeTaskEvents } from "../event-writer.js";
 import { TASK_COLUMNS } from "../task-repository.js";
@@ -16,6 +16,8 @@ export interface Completion {
   end: Exclude<AttemptEnd, { status: "released" }>;
   run: TaskOutcome;
   progress?: TaskProgress;
+  /** When the work ran, on the worker's clock; default: claimed until written. */
+  worked?: WorkInterval;
 }
 
 export interface CompleteOptions {
@@ -33,6 +35,8 @@ const TASK_COLUMNS_T = TASK_COLUMNS.split(",")
  * still fences it (FENCE, per row); its run row is closed with it. An attempt whose task the API
  * cancelled meanwhile (same series) gets its run closed as cancelled, which frees the type's slot
  * now that its work is over; the task itself is the API's (it already wrote task.cancelled).
+ * The run's interval is when the work ran as its worker saw it (worked), so a slot handed to the
+ * next task while this end waited for its batch never shows two runs overlapping in it.
  * Rows come back tagged: `ended` (this completion changed the task) or `cancelled`.
  */
 const COMPLETE = `
@@ -40,10 +44,12 @@ const COMPLETE = `
     SELECT * FROM jsonb_to_recordset($1::jsonb) AS c(
       id text, worker_id text, series int, attempt int, cancel boolean, status task_status, result jsonb,
       error text, finished boolean, retry_in_ms double precision, progress jsonb, run_status text,
-      exit_code int, output_tail text, output_truncated boolean, pid int)),
+      exit_code int, output_tail text, output_truncated boolean, pid int,
+      started_at timestamptz, ended_at timestamptz)),
   ended AS (
     UPDATE tasks t SET status = c.status, result = c.result -> 'value', error = c.error, updated_at = now(),
-      finished_at = CASE WHEN c.finished THEN now() END,
+      started_at = COALESCE(c.started_at, t.started_at),
+      finished_at = CASE WHEN c.finished THEN COALESCE(c.ended_at, now()) END,
       run_at = CASE WHEN c.status = 'retrying' THEN now() + make_interval(secs => c.retry_in_ms / 1000) ELSE t.run_at END,
       progress = COALESCE(c.progress, t.progress), lease_owner = NULL, lease_expires_at = NULL
     FROM c
@@ -57,7 +63,8 @@ const COMPLETE = `
       status = CASE WHEN c.id IN (SELECT id FROM cancelled) THEN 'cancelled' ELSE c.run_status END,
       error = CASE WHEN c.id IN (SELECT id FROM cancelled) AND NOT c.cancel THEN 'cancelled while running' ELSE c.error END,
       exit_code = c.exit_code, output_tail = c.output_tail, output_truncated = c.output_truncated,
-      pid = COALESCE(c.pid, r.pid), finished_at = clock_timestamp()
+      pid = COALESCE(c.pid, r.pid), started_at = COALESCE(c.started_at, r.started_at),
+      finished_at = COALESCE(c.ended_at, clock_timestamp())
     FROM c
     WHERE r.task_id = c.id AND r.series = c.series AND r.attempt = c.attempt AND r.worker_id = c.worker_id
       AND r.finished_at IS NULL
@@ -78,7 +85,7 @@ export async function completeAttempts(
   options: CompleteOptions,
 ): Promise<boolean[]> {
   if (completions.length === 0) return [];
-  const rows = completions.map(({ lease, end, run, progress }) => {
+  const rows = completions.map(({ lease, end, run, progress, worked }) => {
     const error = "error" in end ? storableText(end.error, MAX_ERROR_BYTES) : null;
     const change = end.status === "cancelled" ? undefined : planAttemptEnd(end, error);
     return {
@@ -100,6 +107,8 @@ export async function completeAttempts(
         run.outputTail === undefined ? null : storableText(run.outputTail, options.outputTailBytes),
       output_truncated: run.outputTruncated ?? false,
       pid: run.pid ?? null,
+      started_at: worked?.startedAt ?? null,
+      ended_at: worked?.endedAt ?? null,
     };
   });
   const { rows: changed } = await tx.query<Task & { outcome: "ended" | "cancelled" }>(COMPLETE, [

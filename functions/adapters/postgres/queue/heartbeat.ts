@@ -6,33 +6,45 @@ import { writeTaskEvents } from "../event-writer.js";
 import { TASK_COLUMNS } from "../task-repository.js";
 import { FENCE, sanitizeJson } from "./queue-sql.js";
 
-/** True when the API cancelled this very attempt (same series) while it ran. */
-export async function cancelledUnderUs(tx: Queryable, lease: Lease): Promise<boolean> {
-  const { rows } = await tx.query<{ status: string; series: number }>(
-    `SELECT status, series FROM tasks WHERE id = $1`,
-    [lease.taskId],
-  );
-  return rows[0]?.status === "cancelled" && rows[0].series === lease.series;
-}
-
 /**
- * Extends an attempt's lease (task and run row in one statement); tells whether the attempt is
- * still this worker's, was cancelled by the API, or was taken over.
+ * Extends many attempts' leases in one statement (task and run row); tells, per lease, whether
+ * the attempt is still this worker's, was cancelled by the API (same series), or was taken over.
+ * The running attempts of a pool beat one by one; the claimed tasks waiting in its local queue
+ * beat together.
  */
-export function heartbeat(db: Db, lease: Lease, leaseSeconds: number): Promise<HeartbeatResult> {
-  return db.transaction(async (tx) => {
-    const { rows } = await tx.query<{ id: string }>(
-      `WITH renewed AS (
-         UPDATE tasks SET lease_expires_at = now() + make_interval(secs => $5) WHERE ${FENCE} RETURNING id),
-       runs AS (
-         UPDATE task_runs SET lease_expires_at = now() + make_interval(secs => $5)
-         WHERE task_id IN (SELECT id FROM renewed) AND series = $3 AND attempt = $4 AND finished_at IS NULL)
-       SELECT id FROM renewed`,
-      [lease.taskId, lease.workerId, lease.series, lease.attempt, leaseSeconds],
-    );
-    if (rows.length === 1) return "ok";
-    return (await cancelledUnderUs(tx, lease)) ? "cancelled" : "lost";
-  });
+export async function renewLeases(
+  db: Queryable,
+  leases: readonly Lease[],
+  leaseSeconds: number,
+): Promise<HeartbeatResult[]> {
+  if (leases.length === 0) return [];
+  const { rows } = await db.query<{ ord: number; renewed: boolean; cancelled: boolean }>(
+    `WITH l AS (
+       SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::int[]) WITH ORDINALITY
+         AS l(id, worker_id, series, attempt, ord)),
+     renewed AS (
+       UPDATE tasks t SET lease_expires_at = now() + make_interval(secs => $5)
+       FROM l WHERE t.id = l.id AND t.status = 'running' AND t.lease_owner = l.worker_id
+         AND t.series = l.series AND t.attempt = l.attempt
+       RETURNING t.id, t.series, t.attempt),
+     runs AS (
+       UPDATE task_runs r SET lease_expires_at = now() + make_interval(secs => $5)
+       FROM renewed WHERE r.task_id = renewed.id AND r.series = renewed.series AND r.attempt = renewed.attempt
+         AND r.finished_at IS NULL)
+     SELECT l.ord::int AS ord, renewed.id IS NOT NULL AS renewed,
+       COALESCE(t.status = 'cancelled' AND t.series = l.series, false) AS cancelled
+     FROM l LEFT JOIN renewed ON renewed.id = l.id LEFT JOIN tasks t ON t.id = l.id`,
+    [
+      leases.map((l) => l.taskId),
+      leases.map((l) => l.workerId),
+      leases.map((l) => l.series),
+      leases.map((l) => l.attempt),
+      leaseSeconds,
+    ],
+  );
+  const results: HeartbeatResult[] = leases.map(() => "lost");
+  for (const row of rows) results[row.ord - 1] = row.renewed ? "ok" : row.cancelled ? "cancelled" : "lost";
+  return results;
 }
 
 /** Stores progress (fenced) and, when `emitEvent`, a task.progress event. False when the lease is gone. */
