@@ -29,9 +29,9 @@ export interface WorkerPoolOptions extends Pick<WorkerOptions, "secret" | "rando
  * to take within this many claims' time at the rate they have been finishing tasks, so the slots
  * never wait for a claim while short tasks keep coming, and a claimed task waits for a slot only
  * about that long (which bounds how long a task of higher priority created meanwhile can be passed
- * by one already claimed). More than two makes the queue grow from nothing within a few claims.
+ * by one already claimed). Two covers the next claim while the slots drain the queue, and lets the queue grow from nothing within a few claims.
  */
-export const LOCAL_QUEUE_CLAIMS_AHEAD = 4;
+export const LOCAL_QUEUE_CLAIMS_AHEAD = 2;
 
 /** Claims are at most this big (a statement's size), whatever the free room. */
 const MAX_CLAIM_BATCH = 500;
