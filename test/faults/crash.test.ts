@@ -32,26 +32,37 @@ describe("kill -9 of TME", () => {
     };
     const first: TmeProcess = await startTme(env, 120_000);
     cleanups.push(() => first.kill9());
-    // A mix: COMMANDS short shell commands that leave evidence, the rest noop/sleep tasks.
+    // A mix: COMMANDS short shell commands that leave evidence (their tag is in the command),
+    // the rest noop/sleep tasks.
     const tags: string[] = [];
     const bodies = Array.from({ length: TOTAL }, (_, i) => {
       if (i % (TOTAL / COMMANDS) === 0) {
         const tag = `crash_${i}`;
         tags.push(tag);
-        return { name: tag, command: evidenceCommand(s.evidence, tag, 0.3) };
+        return { name: "crash_command", command: evidenceCommand(s.evidence, tag, 0.3) };
       }
       return i % 2 ? { name: "noop" } : { name: "sleep", params: { seconds: 0.2 } };
     });
-    // Created before any runs much: the pool claims while they arrive, so most are in flight.
+    // All created with their types paused, then let go at once: the pool claims them together
+    // (its slots and its local queue), so however fast it runs, nearly all are in flight when
+    // the kill comes, commands mid-run among them.
+    const types = ["crash_command", "noop", "sleep"];
+    for (const name of types)
+      expect((await call(first.url, "POST", `/task-types/${name}/pause`)).status).toBe(200);
+    const tagOf = new Map<string, string>();
     let next = 0;
     await Promise.all(
       Array.from({ length: 8 }, async () => {
         while (next < bodies.length) {
-          const res = await call(first.url, "POST", "/task/create", bodies[next++]);
+          const i = next++;
+          const res = await call(first.url, "POST", "/task/create", bodies[i]);
           expect(res.status).toBe(201);
+          if (bodies[i]!.name === "crash_command") tagOf.set(res.body.id as string, `crash_${i}`);
         }
       }),
     );
+    for (const name of types)
+      expect((await call(first.url, "POST", `/task-types/${name}/resume`)).status).toBe(200);
     await until("some commands to run", async () => executions(s.evidence).length >= 20, 60_000);
     const db = await embeddedClient(s.dataDir);
     const countWhere = async (where: string) =>
@@ -65,8 +76,8 @@ describe("kill -9 of TME", () => {
     // the kill but whose result was not yet committed is run again (at least once), so each of
     // these may run twice, and every other command exactly once.
     const unfinished = new Set(
-      (await db.query<{ name: string }>(`SELECT name FROM tasks WHERE NOT status IN ${TERMINAL}`)).rows.map(
-        (r) => r.name,
+      (await db.query<{ id: string }>(`SELECT id FROM tasks WHERE NOT status IN ${TERMINAL}`)).rows.map((r) =>
+        tagOf.get(r.id),
       ),
     );
     // Of those, the commands whose processes were running at the kill (started before it ended,
