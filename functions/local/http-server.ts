@@ -235,6 +235,14 @@ export async function startHttpServer(
     const chunks: Buffer[] = [];
     let size = 0;
     const complete = await new Promise<boolean>((resolve) => {
+      // A client that left while this request waited for a body slot: its "aborted" has
+      // already fired and "end" never will, so without this the slot would be held forever
+      // (16 such clients, e.g. a load generator stopping, and every later body waited).
+      if (req.destroyed) {
+        resolve(false);
+        return;
+      }
+      req.on("close", () => resolve(false));
       req.on("data", (chunk: Buffer) => {
         size += chunk.length;
         if (size > edge.max_body_bytes) {
