@@ -48,7 +48,7 @@ export const FULL: Omit<BenchOptions, "onProgress" | "adminUrl"> = {
   pickupRate: 100,
   apiSeconds: 5,
   apiConnections: 50,
-  drainCapSeconds: 20,
+  drainCapSeconds: 10,
 };
 
 /** About a minute: a smoke of every measurement, not figures to quote. */
@@ -60,7 +60,7 @@ export const QUICK: Omit<BenchOptions, "onProgress" | "adminUrl"> = {
   pickupRate: 100,
   apiSeconds: 2,
   apiConnections: 50,
-  drainCapSeconds: 8,
+  drainCapSeconds: 5,
 };
 
 export const PEERS: PeerSystem[] = ["graphile-worker-tuned", "graphile-worker-default", "pg-boss"];

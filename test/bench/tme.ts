@@ -185,13 +185,22 @@ export async function waitForCount(
  * rest), then VACUUMs them as autovacuum would, so deleted rows count as free space.
  */
 export async function settledStorage(databaseUrl: string): Promise<Record<string, number>> {
+  // Until nothing is pending, or the count has stood still for a second (rows that no
+  // local sink takes stay pending, and are counted as kept).
   const deadline = Date.now() + 10_000;
+  let last = Number.NaN;
+  let stillSince = Date.now();
   while (Date.now() < deadline) {
     const pending = await adminQuery<{ n: string }>(
       databaseUrl,
       "SELECT count(*) AS n FROM outbox WHERE published_at IS NULL",
     ).catch(() => [{ n: "0" }]);
-    if (Number(pending[0]?.n ?? 0) === 0) break;
+    const n = Number(pending[0]?.n ?? 0);
+    if (n === 0) break;
+    if (n !== last) {
+      last = n;
+      stillSince = Date.now();
+    } else if (Date.now() - stillSince >= 1000) break;
     await sleep(100);
   }
   await adminQuery(databaseUrl, "VACUUM tasks, task_events, task_runs, outbox");
