@@ -14,6 +14,7 @@ import { AHEAD_COUNT_CAP, pausedTypeKey, type WaitingFacts } from "../../core/ta
 import type { Db, Queryable } from "./database.js";
 import {
   notifyTaskControl,
+  type QueueSignalRoute,
   TASK_QUEUED_CHANNEL,
   writeQueueSignals,
   writeTaskEvents,
@@ -52,7 +53,12 @@ const TASK_COLUMNS_T = TASK_COLUMNS.split(",")
  * whole set, then the events, queue signals and stop notices of the rows it changed, all in
  * the caller's transaction. Lease columns are never written: they belong to the worker.
  */
-async function applyChanges(tx: Queryable, namespace: string, changes: TaskChange[]): Promise<Task[]> {
+async function applyChanges(
+  tx: Queryable,
+  namespace: string,
+  changes: TaskChange[],
+  route: QueueSignalRoute,
+): Promise<Task[]> {
   if (changes.length === 0) return [];
   const rows = changes.map(({ next, expectedStatus }) => ({
     id: next.id,
@@ -98,6 +104,7 @@ async function applyChanges(tx: Queryable, namespace: string, changes: TaskChang
     tx,
     namespace,
     done.flatMap((c) => (c.dispatch ? [c.dispatch] : [])),
+    route,
   );
   await notifyTaskControl(
     tx,
@@ -108,7 +115,11 @@ async function applyChanges(tx: Queryable, namespace: string, changes: TaskChang
 }
 
 export class PostgresTaskControlStore implements TaskControlStore {
-  constructor(private readonly db: Db) {}
+  constructor(
+    private readonly db: Db,
+    /** Whether queue signals get outbox rows (the cloud) or only a NOTIFY (local). */
+    private readonly queueSignals: QueueSignalRoute = "outbox",
+  ) {}
 
   change(namespace: string, id: string, plan: (task: Task) => TaskChange): Promise<Task | undefined> {
     return this.db.transaction(async (tx) => {
@@ -120,7 +131,7 @@ export class PostgresTaskControlStore implements TaskControlStore {
       );
       const task = rows[0];
       if (!task) return undefined;
-      const [changed] = await applyChanges(tx, namespace, [plan(task)]);
+      const [changed] = await applyChanges(tx, namespace, [plan(task)], this.queueSignals);
       return changed ?? task;
     });
   }
@@ -144,7 +155,7 @@ export class PostgresTaskControlStore implements TaskControlStore {
         const change = plan(task);
         return change ? [change] : [];
       });
-      return applyChanges(tx, namespace, changes);
+      return applyChanges(tx, namespace, changes, this.queueSignals);
     });
   }
 
@@ -302,15 +313,18 @@ export class PostgresTaskControlStore implements TaskControlStore {
       // A queue message that arrived while the type was paused was dropped by the claim;
       // a fresh signal per queued task brings every one of them back (SQS in the cloud, a
       // NOTIFY locally), in one statement however many there are.
-      const { rowCount: signalled } = await tx.query(
-        `INSERT INTO outbox (event_id, namespace, type, payload, next_attempt_at)
-         SELECT 'q_' || id || '_' || md5(random()::text), namespace, $3,
-           jsonb_build_object('task_id', id, 'attempt', attempt + 1, 'priority', priority,
-             'run_at', to_char(run_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')),
-           run_at
-         FROM tasks WHERE namespace = $1 AND name = $2 AND status = 'queued'`,
-        [namespace, name, QUEUE_DISPATCH],
-      );
+      const { rowCount: signalled } =
+        this.queueSignals === "outbox"
+          ? await tx.query(
+              `INSERT INTO outbox (event_id, namespace, type, payload, next_attempt_at)
+               SELECT 'q_' || id || '_' || md5(random()::text), namespace, $3,
+                 jsonb_build_object('task_id', id, 'attempt', attempt + 1, 'priority', priority,
+                   'run_at', to_char(run_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')),
+                 run_at
+               FROM tasks WHERE namespace = $1 AND name = $2 AND status = 'queued'`,
+              [namespace, name, QUEUE_DISPATCH],
+            )
+          : { rowCount: 1 };
       if (signalled) {
         // Wake-ups, not the work list: a few task ids are enough to get idle workers claiming.
         await tx.query(
@@ -319,7 +333,7 @@ export class PostgresTaskControlStore implements TaskControlStore {
              ORDER BY priority DESC, run_at, id LIMIT 100) q`,
           [TASK_QUEUED_CHANNEL, namespace, name],
         );
-        await tx.query("SELECT pg_notify($1, '')", [OUTBOX_CHANNEL]);
+        if (this.queueSignals === "outbox") await tx.query("SELECT pg_notify($1, '')", [OUTBOX_CHANNEL]);
       }
     });
   }
