@@ -153,6 +153,14 @@ export const ListTasksQuery = z
 
 export const PageQuery = z.strictObject({ limit: Limit, cursor: Cursor });
 
+export const BulkPreviewQuery = ListTasksQuery.omit({ limit: true, cursor: true })
+  .extend({ action: z.enum(CONTROL_ACTIONS) })
+  .refine(
+    ({ action: _, ...filter }) => Object.keys(filter).length > 0,
+    "give at least one filter; an empty filter would select every task",
+  )
+  .meta({ id: "BulkTaskActionPreviewQuery" });
+
 const FilterBody = z
   .strictObject({
     status: z

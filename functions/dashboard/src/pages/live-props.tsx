@@ -1,11 +1,21 @@
 import type { WhoAmI } from "../api.js";
 
-/** What every page gets: a counter that moves on each change, the last event, and the key. */
+/** What every page gets: a counter that moves when something changed (re-read then), and the key. */
 export interface Live {
   tick: number;
-  lastEvent: unknown;
   who: WhoAmI;
 }
+
+export const STATUSES = [
+  "queued",
+  "running",
+  "retrying",
+  "paused",
+  "succeeded",
+  "failed",
+  "timed_out",
+  "cancelled",
+];
 
 export interface Task {
   id: string;
