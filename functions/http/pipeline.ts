@@ -221,7 +221,7 @@ async function runIdempotent(
           JSON.stringify(withoutSecrets(response.body, route.secretFields) ?? null),
         ],
       );
-      if (!response.audited) await audit(bound, response);
+      await audit(bound, response);
     }
     return response;
   });
@@ -274,29 +274,32 @@ async function runRoute(
 
   let namespace = principal?.namespace ?? "default";
   let target: string | null = null;
-  const entryOf = (outcome: AuditOutcome, status: number, code?: string): AuditEntry | undefined => {
-    if (!principal || (!mutating && outcome !== "forbidden")) return undefined;
-    return {
-      actor: principal.keyId,
-      actor_name: principal.name,
-      namespace,
-      action,
-      target,
-      request_id: requestId,
-      source_ip: sourceIp,
-      outcome,
-      status,
-      details: code ? { error: code } : {},
-    };
-  };
+  const entryOf = (
+    who: Principal,
+    about: string | null,
+    outcome: AuditOutcome,
+    status: number,
+    code?: string,
+  ): AuditEntry => ({
+    actor: who.keyId,
+    actor_name: who.name,
+    namespace,
+    action,
+    target: about,
+    request_id: requestId,
+    source_ip: sourceIp,
+    outcome,
+    status,
+    details: code ? { error: code } : {},
+  });
   const audit = async (
     db: AppContext["db"] | undefined,
     outcome: AuditOutcome,
     status: number,
     code?: string,
   ) => {
-    const entry = entryOf(outcome, status, code);
-    if (!entry) return;
+    if (!principal || (!mutating && outcome !== "forbidden")) return;
+    const entry = entryOf(principal, target, outcome, status, code);
     if (db) await appendAudit(db, [entry]);
     else await app.audit.append(entry);
   };
@@ -332,17 +335,15 @@ async function runRoute(
       sourceIp,
       logger,
       auditEntry:
-        principal && mutating
-          ? (auditTarget, status) => ({ ...entryOf("ok", status)!, target: auditTarget })
-          : undefined,
+        principal && mutating ? (about, status) => entryOf(principal, about, "ok", status) : undefined,
     };
 
     const idempotencyKey = headers["idempotency-key"];
     let response: ApiResponse;
     if (route.idempotent && idempotencyKey !== undefined) {
-      response = await runIdempotent(route, req, app, idempotencyKey, (db, r) => {
+      response = await runIdempotent(route, req, app, idempotencyKey, async (db, r) => {
         target = targetOf(req.params, r);
-        return audit(db, "ok", r.status);
+        if (!r.audited) await audit(db, "ok", r.status);
       });
     } else {
       response = await route.handle(req, app);

@@ -25,8 +25,9 @@ export interface ApiRequest<B = unknown, Q = unknown, P = unknown> {
   sourceIp: string;
   logger: Logger;
   /**
-   * The audit row of this call's success, for a route that writes it in the commit of its own
-   * change (it then answers `audited: true`); undefined when the call is not audited.
+   * The audit row this call writes if it succeeds with `status`, about `target`; undefined when
+   * the call is not audited (a read, a public route). A route that writes it in its own commit
+   * answers `audited: true`, and the pipeline writes no other.
    */
   auditEntry?: (target: string | null, status: number) => AuditEntry;
 }
@@ -39,10 +40,7 @@ export interface ApiResponse {
   text?: string | Buffer;
   contentType?: string;
   headers?: Record<string, string>;
-  /**
-   * The route wrote its audit row in its own commit (ApiRequest.auditEntry): the pipeline writes
-   * none after it, where a failure would turn a committed change into an error answer.
-   */
+  /** The route wrote the call's audit row (req.auditEntry) in the same commit as its change. */
   audited?: boolean;
 }
 

@@ -30,7 +30,7 @@ export interface CreateTaskDeps {
   config: Pick<AppConfig, "default_task_timeout" | "max_task_timeout" | "default_max_attempts"> &
     Partial<Pick<AppConfig, "shell">>;
   now: () => Date;
-  /** The API call's audit row for the new task's id, written in the create's own commit. */
+  /** The audit row of the request, for this task's id: written in the task's own commit. */
   audit?: (taskId: string) => AuditEntry;
 }
 

@@ -19,8 +19,8 @@ export type NewTask = Omit<
 /** Port: where tasks live. The Postgres adapter is functions/adapters/postgres/task-repository.ts. */
 export interface TaskStore {
   /**
-   * Stores the task, its task.created event, its queue signal and, for an API call, its audit
-   * row in one transaction: a create that committed is a create the caller is told of.
+   * Stores the task, its task.created event, its queue signal and, when given, the audit row of
+   * the request that made it, all in one commit. A returned task is committed.
    */
   insert(task: NewTask, created: TmeEvent, dispatch: QueueDispatch, audit?: AuditEntry): Promise<Task>;
   get(namespace: string, id: string): Promise<Task | undefined>;
