@@ -13,6 +13,12 @@ import {
   TaskRunError,
 } from "../functions/core/plugins/plugin.js";
 import { checkShellLine } from "./shell-line.js";
+import {
+  CommandNotVisible,
+  type IsolatedCommand,
+  isolateCommand,
+  resolveIsolation,
+} from "./shell-sandbox.js";
 import { SUPERVISOR_SOURCE } from "./shell-supervisor.js";
 
 /** Never passed to a command, even when listed in shell.env_allowlist: TME's own credentials. */
@@ -98,7 +104,7 @@ export const handler = definePlugin({
     "Runs the task's command (argv, no shell unless shell.allow_shell) with a scrubbed environment.",
   paramsSchema: z
     .object({
-      /** Working directory; default TME's. */
+      /** Working directory; in a sandbox a path inside it (default its private /tmp), else TME's. */
       cwd: z.string().min(1).max(4096).optional(),
     })
     .strict(),
@@ -115,11 +121,27 @@ export const handler = definePlugin({
     const tail = new OutputTail(shell.output_tail_bytes);
     if (ctx.signal.aborted) throw new PermanentTaskError("aborted before start");
 
+    let isolated: IsolatedCommand;
+    try {
+      isolated = isolateCommand(
+        resolveIsolation(shell),
+        argv,
+        scrubbedEnvironment(shell.env_allowlist),
+        ctx.params.cwd,
+      );
+    } catch (error) {
+      if (error instanceof CommandNotVisible)
+        throw new PermanentTaskError(`command could not start: ${error.message}`);
+      throw error;
+    }
     const supervised = superviseCommand(
       {
-        argv,
-        cwd: ctx.params.cwd,
-        env: scrubbedEnvironment(shell.env_allowlist),
+        argv: isolated.argv,
+        cwd: isolated.cwd,
+        env: isolated.env,
+        uid: isolated.uid,
+        gid: isolated.gid,
+        sandboxed: isolated.sandboxed,
         deadline_in_ms: Math.max(0, ctx.lease.deadlineMs - Date.now()),
         kill_grace_ms: ctx.config.worker.kill_grace_seconds * 1000,
       },
@@ -127,7 +149,7 @@ export const handler = definePlugin({
       ctx.signal,
       tail,
     );
-    const ended = await supervised.ended;
+    const ended = await supervised.ended.finally(() => isolated.cleanup());
     const output = tail.text();
     const outcome = {
       exitCode: ended.code ?? undefined,
@@ -168,6 +190,8 @@ export interface SupervisorSpec {
   env: Record<string, string>;
   uid?: number;
   gid?: number;
+  /** argv starts bubblewrap: SIGTERM spares it and its pid 1 (see plugins/shell-supervisor.ts). */
+  sandboxed?: boolean;
   deadline_in_ms: number;
   kill_grace_ms: number;
 }
