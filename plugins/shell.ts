@@ -3,7 +3,7 @@ import path from "node:path";
 import type { Readable } from "node:stream";
 import picomatch from "picomatch";
 import { join as shellJoin, split as shellSplit } from "shlex";
-import { z } from "zod";
+import * as z from "zod";
 import type { AppConfig } from "../functions/config/schema.js";
 import { OutputTail } from "../functions/core/plugins/output-tail.js";
 import {

@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 
 /** The shape of configurations/app_config.yaml. Strict: an unknown key is an error. */
 export const LogLevel = z.enum(["DEBUG", "INFO", "WARN", "ERROR"]);
@@ -35,6 +35,11 @@ export const AppConfigSchema = z
         shutdown_grace_seconds: z.number().min(0).default(30),
         /** Runs of one task lost to infrastructure before it fails anyway (a task that kills its worker). */
         max_infra_retries: z.number().int().min(0).default(5),
+        /**
+         * Claimed tasks a process may hold ahead of its free slots when tasks are short (the
+         * local queue; 0: claim only for free slots). See docs/engine.md.
+         */
+        local_queue_size: z.number().int().min(0).max(10_000).default(500),
       })
       .strict()
       .superRefine((worker, ctx) => {

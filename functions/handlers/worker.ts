@@ -27,8 +27,17 @@ import type { Task } from "../core/tasks/task.js";
  */
 export type WorkerHandler = (
   event: SQSEvent,
-  preclaimed?: ReadonlyMap<string, Task>,
+  preclaimed?: ReadonlyMap<string, PreclaimedAttempt>,
 ) => Promise<SQSBatchResponse & { results: Record<string, AttemptResult | "skipped"> }>;
+
+/** A task the local pool claimed, and when it sent the claim (the lease counts from then). */
+export interface PreclaimedAttempt {
+  task: Task;
+  /** Local-clock instant the claim (or the latest renewal of its lease) was requested. */
+  leaseRequestedAtMs: number;
+  /** The pool's slot is free once the work is over, before its end is written. */
+  onWorkEnded?: () => void;
+}
 
 export interface WorkerOptions {
   /** Names this process in leases and task_runs.worker_id. */
@@ -68,8 +77,9 @@ export function createWorkerHandler(app: AppContext, options: WorkerOptions = {}
     random: options.random ?? Math.random,
   };
 
-  const processRecord = async (record: SQSRecord, preclaimed: Task | undefined) => {
-    let task = preclaimed;
+  const processRecord = async (record: SQSRecord, preclaimed: PreclaimedAttempt | undefined) => {
+    let task = preclaimed?.task;
+    let leaseRequestedAtMs = preclaimed?.leaseRequestedAtMs ?? Date.now();
     if (!task) {
       const dispatch = parseDispatch(record.body);
       if (!dispatch) {
@@ -78,6 +88,7 @@ export function createWorkerHandler(app: AppContext, options: WorkerOptions = {}
         app.logger.error({ message_id: record.messageId }, "worker: malformed queue message dropped");
         return "skipped" as const;
       }
+      leaseRequestedAtMs = Date.now();
       const claim = await app.taskQueue.claim(dispatch.task_id, dispatch.attempt, workerId);
       if ("skipped" in claim) {
         app.logger.debug(
@@ -89,7 +100,9 @@ export function createWorkerHandler(app: AppContext, options: WorkerOptions = {}
       task = claim.claimed;
     }
     const claimed = task;
-    return app.observer.attempt(claimed, () => runAttempt(deps, claimed, workerId));
+    return app.observer.attempt(claimed, () =>
+      runAttempt(deps, claimed, workerId, { leaseRequestedAtMs, onWorkEnded: preclaimed?.onWorkEnded }),
+    );
   };
 
   return async (event, preclaimed) => {

@@ -6,7 +6,7 @@ import type { AppContext } from "../context.js";
 import { effectiveNamespace, type Principal, requireScope } from "../core/auth/api-keys.js";
 import { TmeError, Unauthenticated } from "../core/errors.js";
 import { securityHeaders } from "../http/api-gateway.js";
-import { DASHBOARD_CSP } from "../http/routes/dashboard.js";
+import { DASHBOARD_CSP } from "../http/routes/dashboard-files.js";
 import type { StreamHandler } from "./http-server.js";
 import type { BackgroundService } from "./runtime.js";
 import { wakeableLoop } from "./wakeable-loop.js";

@@ -4,6 +4,7 @@ import { PostgresListener } from "../adapters/postgres/listener.js";
 import type { AppContext } from "../context.js";
 import { RunningAttempts } from "../core/tasks/run-attempt.js";
 import type { Task } from "../core/tasks/task.js";
+import { type ClaimedBatch, leaseOf } from "../core/tasks/task-queue.js";
 import {
   createWorkerHandler,
   defaultWorkerId,
@@ -19,38 +20,95 @@ export interface WorkerPoolOptions extends Pick<WorkerOptions, "secret" | "rando
   /** How long stop() lets running attempts finish before handing them back; default worker.shutdown_grace_seconds. */
   stopGraceMs?: number;
   workerId?: string;
+  /** Claimed tasks held ahead of the free slots at most; default worker.local_queue_size (0: none). */
+  localQueueSize?: number;
 }
 
 /**
- * The local worker pool: MAX_CONCURRENT_TASKS slots that claim from Postgres (priority, then
- * run_at; SKIP LOCKED, so several processes share one database) and run each claimed task
- * through the same worker handler the cloud's SQS event source calls.
+ * How far ahead the local queue claims, in claim round trips: it holds what the slots are expected
+ * to take within this many claims' time at the rate they have been finishing tasks, so the slots
+ * never wait for a claim while short tasks keep coming, and a claimed task waits for a slot only
+ * about that long (which bounds how long a task of higher priority created meanwhile can be passed
+ * by one already claimed). Two covers the next claim while the slots drain the queue, and lets the queue grow from nothing within a few claims.
+ */
+export const LOCAL_QUEUE_CLAIMS_AHEAD = 2;
+
+/** Claims are at most this big (a statement's size), whatever the free room. */
+const MAX_CLAIM_BATCH = 500;
+
+/** A claimed task waiting in the local queue for a slot. */
+interface QueuedAttempt {
+  task: Task;
+  /** Local-clock instant its claim, or the latest renewal of its lease, was requested. */
+  leaseRequestedAtMs: number;
+}
+
+/**
+ * The local worker pool: MAX_CONCURRENT_TASKS slots fed from Postgres (priority, then run_at;
+ * SKIP LOCKED, so several processes share one database), each claimed task run through the same
+ * worker handler the cloud's SQS event source calls.
  *
- * Woken by NOTIFY on tme_task_queued, by a finished attempt, and by a poll every
+ * One claimer claims in batches: all the free slots at once, plus a bounded local queue ahead of
+ * them when tasks are short (what the slots will take within LOCAL_QUEUE_CLAIMS_AHEAD claims' time
+ * at their recent rate, at most worker.local_queue_size). A slot takes the next queued task the moment its
+ * work is over; the end is written in a batch meanwhile (see PostgresTaskQueue.finish). A queued
+ * task is claimed (running, leased, its run open and task.started written), so it holds its
+ * type's slot while it waits; its lease is renewed with the others' in one statement every
+ * half heartbeat, so it cannot expire before the task starts (docs/engine.md).
+ *
+ * Woken by NOTIFY on tme_task_queued, by a slot that frees, and by a poll every
  * worker.poll_interval_ms: a lost notification or a dropped listener only delays a task.
- * NOTIFY on tme_task_control aborts a cancelled task's attempt at once.
+ * NOTIFY on tme_task_control aborts a cancelled task's attempt at once (or drops it from the
+ * local queue, closing its run).
  */
 export function workerPool(
   app: AppContext,
   options: WorkerPoolOptions = {},
 ): BackgroundService & {
+  /** Attempts this pool holds: running, waiting in its local queue, or having their end written. */
   readonly active: number;
   readonly workerId: string;
 } {
+  const worker = app.config.app.worker;
   const slots = options.slots ?? app.config.app.MAX_CONCURRENT_TASKS;
+  const localQueueSize = options.localQueueSize ?? worker.local_queue_size;
   const workerId = options.workerId ?? defaultWorkerId("local");
   const running = new RunningAttempts();
   const handle = createWorkerHandler(app, { ...options, workerId, running });
   const listener = new PostgresListener(app.databaseUrl, app.logger);
   const inFlight = new Set<Promise<void>>();
-  let active = 0;
+  const queue: QueuedAttempt[] = [];
+  /** Slots taken by attempts whose work is not over. */
+  let executing = 0;
+  /** Attempts whose work is over and whose end is being written. */
+  let finishing = 0;
+  let stopping = false;
   let poll: NodeJS.Timeout | undefined;
+  let renewal: NodeJS.Timeout | undefined;
   let sequence = 0;
+  const rate = new FinishRate();
+  /** How long a claim takes, smoothed (ms). */
+  let claimMs = 0;
 
-  const runClaimed = (task: Task) => {
+  /** How many claimed tasks the local queue may hold now. */
+  const queueLimit = () =>
+    Math.min(localQueueSize, Math.floor((rate.perSecond() * LOCAL_QUEUE_CLAIMS_AHEAD * claimMs) / 1000));
+
+  const start = ({ task, leaseRequestedAtMs }: QueuedAttempt) => {
+    executing++;
+    let holdsSlot = true;
+    const freeSlot = () => {
+      if (!holdsSlot) return;
+      holdsSlot = false;
+      executing--;
+      finishing++;
+      rate.ended();
+      dispatch();
+      wake();
+    };
     const messageId = `local-${task.id}-${task.series}-${task.attempt}-${++sequence}`;
     const event: SQSEvent = { Records: [sqsRecordFor(task, messageId)] };
-    const done = handle(event, new Map([[messageId, task]]))
+    const done = handle(event, new Map([[messageId, { task, leaseRequestedAtMs, onWorkEnded: freeSlot }]]))
       .then(({ batchItemFailures }) => {
         // Locally there is no redelivery: a record that failed leaves its lease to the reaper.
         if (batchItemFailures.length > 0)
@@ -58,39 +116,103 @@ export function workerPool(
       })
       .catch((error) => app.logger.error({ err: error, task_id: task.id }, "worker pool"))
       .finally(() => {
-        active--;
+        freeSlot();
+        finishing--;
         inFlight.delete(done);
         wake();
       });
     inFlight.add(done);
   };
 
-  /** Claims while slots are free and work is there; one claimer at a time per pool. */
+  /** Free slots take queued tasks, oldest claim first (the queue is in claim order). */
+  const dispatch = () => {
+    while (executing < slots && queue.length > 0) start(queue.shift()!);
+  };
+
+  /**
+   * Claims while there is room (free slots plus local-queue headroom) and work is there. The
+   * local queue is refilled once it is down to half its limit, so claims come in batches.
+   */
   const claimer = wakeableLoop(
     async (pass) => {
-      while (!pass.stopped && active < slots) {
-        let task: Task | undefined;
-        active++; // reserve the slot before the claim, so the count never exceeds slots
+      while (!pass.stopped && !stopping) {
+        const limit = queueLimit();
+        const room = slots - executing + limit - queue.length;
+        // Ends waiting to be written are bounded too: a database slow to commit slows claims.
+        if (room <= 0 || queue.length > limit / 2 || finishing > slots + localQueueSize) break;
+        const want = Math.min(room, MAX_CLAIM_BATCH);
+        const requestedAt = Date.now();
+        let batch: ClaimedBatch | undefined;
         try {
-          task = await app.observer.claim(() => app.taskQueue.claimNext(workerId));
+          await app.observer.claim(async () => {
+            batch = await app.taskQueue.claimBatch(workerId, want);
+            return batch.tasks;
+          });
         } catch (error) {
           app.logger.error({ err: error }, "claim failed; retrying on the next wake-up");
         }
-        if (!task) {
-          active--;
-          break;
-        }
-        runClaimed(task);
+        const took = Date.now() - requestedAt;
+        claimMs = claimMs === 0 ? took : (claimMs * 3 + took) / 4;
+        for (const task of batch?.tasks ?? []) queue.push({ task, leaseRequestedAtMs: requestedAt });
+        dispatch();
+        // Fewer candidates than room: nothing more is claimable now; wait for a wake-up.
+        if (!batch || batch.candidates < want) break;
       }
     },
     (error) => app.logger.error({ err: error }, "worker pool"),
   );
   const wake = () => claimer.wake();
 
+  /**
+   * Renews the leases of queued tasks claimed (or last renewed) over half a heartbeat ago, in
+   * one statement. One the API cancelled meanwhile leaves the queue with its run closed; one
+   * taken over (its lease had expired) just leaves it.
+   */
+  const renewQueued = async () => {
+    const dueBefore = Date.now() - (worker.heartbeat_seconds * 1000) / 2;
+    const due = queue.filter((q) => q.leaseRequestedAtMs < dueBefore);
+    if (due.length === 0) return;
+    const requestedAt = Date.now();
+    let results: Awaited<ReturnType<typeof app.taskQueue.renewLeases>>;
+    try {
+      results = await app.taskQueue.renewLeases(due.map((q) => leaseOf(q.task, workerId)));
+    } catch (error) {
+      app.logger.warn({ err: error }, "renewing the leases of queued tasks failed");
+      return;
+    }
+    due.forEach((entry, i) => {
+      if (results[i] === "ok") entry.leaseRequestedAtMs = requestedAt;
+      else drop(entry.task.id, results[i] === "cancelled");
+    });
+  };
+
+  /** Takes a task out of the local queue; a cancelled one gets its run closed (its slot freed). */
+  const drop = (taskId: string, cancelled: boolean): boolean => {
+    const index = queue.findIndex((q) => q.task.id === taskId);
+    if (index < 0) return false;
+    const [entry] = queue.splice(index, 1);
+    if (cancelled && entry) {
+      const closed = app.taskQueue
+        .finish(
+          leaseOf(entry.task, workerId),
+          { status: "cancelled", error: "cancelled before it started" },
+          {},
+        )
+        .then(
+          () => undefined,
+          (error) =>
+            app.logger.warn({ err: error, task_id: taskId }, "closing a cancelled queued task's run"),
+        )
+        .finally(() => inFlight.delete(closed));
+      inFlight.add(closed);
+    }
+    return true;
+  };
+
   return {
     name: "worker-pool",
     get active() {
-      return active;
+      return executing + finishing + queue.length;
     },
     workerId,
     async start() {
@@ -99,42 +221,100 @@ export function workerPool(
         .on(TASK_CONTROL_CHANNEL, (taskId) => {
           if (running.abort(taskId, "cancelled"))
             app.logger.info({ task_id: taskId }, "cancel: attempt aborted");
+          // Any control notice may be a cancel; the renewal tells which, and closes its run.
+          else if (queue.some((q) => q.task.id === taskId)) void renewQueuedNow(taskId);
         })
         .onReconnect(wake);
       await listener.start();
-      poll = setInterval(wake, app.config.app.worker.poll_interval_ms);
+      poll = setInterval(wake, worker.poll_interval_ms);
+      renewal = setInterval(() => void renewQueued(), (worker.heartbeat_seconds * 1000) / 2);
       wake();
     },
     /**
-     * Stops claiming, lets running attempts finish for a grace period, then aborts the rest
-     * (reason "shutdown": their shell process groups are killed and each task is handed back to
-     * the queue with its run row closed as 'lost'), and waits for those writes.
+     * Stops claiming, lets running attempts (and the tasks already claimed into the local
+     * queue) finish for a grace period, then aborts the rest (reason "shutdown": their shell
+     * process groups are killed and each task is handed back to the queue with its run row
+     * closed as 'lost'), hands back the queued ones likewise, and waits for those writes.
      */
     async stop() {
+      stopping = true;
       const claimsEnded = claimer.stop();
       clearInterval(poll);
+      clearInterval(renewal);
       await listener.stop();
-      // A claim in progress completes and its task joins the ones in flight.
+      // A claim in progress completes and its tasks join the queue.
       await claimsEnded;
-      const graceMs = options.stopGraceMs ?? app.config.app.worker.shutdown_grace_seconds * 1000;
-      if (inFlight.size > 0)
+      const graceMs = options.stopGraceMs ?? worker.shutdown_grace_seconds * 1000;
+      if (inFlight.size + queue.length > 0)
         app.logger.info(
-          { running: inFlight.size, grace_seconds: graceMs / 1000 },
+          { running: inFlight.size, queued: queue.length, grace_seconds: graceMs / 1000 },
           "shutdown: letting running attempts finish",
         );
-      const all = () => Promise.allSettled([...inFlight]);
-      let timer: NodeJS.Timeout | undefined;
-      const timedOut = await Promise.race([
-        all().then(() => false),
-        new Promise<boolean>((resolve) => {
-          timer = setTimeout(() => resolve(true), graceMs);
-        }),
-      ]);
-      clearTimeout(timer);
-      if (timedOut) running.abortAll("shutdown");
-      await all();
+      const deadline = Date.now() + graceMs;
+      while ((inFlight.size > 0 || queue.length > 0) && Date.now() < deadline) {
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([
+          Promise.race([...inFlight]),
+          new Promise((resolve) => {
+            timer = setTimeout(resolve, Math.max(0, Math.min(50, deadline - Date.now())));
+          }),
+        ]);
+        clearTimeout(timer);
+      }
+      if (inFlight.size > 0 || queue.length > 0) {
+        running.abortAll("shutdown");
+        const handedBack = queue.splice(0).map((entry) =>
+          app.taskQueue
+            .finish(
+              leaseOf(entry.task, workerId),
+              { status: "released", error: "worker shut down before the attempt started" },
+              {},
+            )
+            .catch((error) => app.logger.warn({ err: error, task_id: entry.task.id }, "hand back"))
+            .then(() => undefined),
+        );
+        await Promise.allSettled([...inFlight, ...handedBack]);
+      }
     },
   };
+
+  async function renewQueuedNow(taskId: string): Promise<void> {
+    const entry = queue.find((q) => q.task.id === taskId);
+    if (!entry) return;
+    try {
+      const [result] = await app.taskQueue.renewLeases([leaseOf(entry.task, workerId)]);
+      if (result !== "ok") drop(taskId, result === "cancelled");
+    } catch (error) {
+      app.logger.warn({ err: error, task_id: taskId }, "checking a queued task after a control notice");
+    }
+  }
+}
+
+/**
+ * Tasks finished per second, smoothed: a moving estimate over 100 ms windows, so the local queue
+ * grows with short tasks within a few windows and shrinks to nothing when tasks are slow or none
+ * come.
+ */
+class FinishRate {
+  private count = 0;
+  private windowStart = Date.now();
+  private estimate = 0;
+
+  ended(): void {
+    this.count++;
+  }
+
+  perSecond(): number {
+    const now = Date.now();
+    const elapsed = now - this.windowStart;
+    if (elapsed >= 100) {
+      const sample = (this.count * 1000) / elapsed;
+      this.estimate = this.estimate === 0 ? sample : (this.estimate + sample) / 2;
+      this.count = 0;
+      this.windowStart = now;
+    }
+    return this.estimate;
+  }
 }
 
 /**

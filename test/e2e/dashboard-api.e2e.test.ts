@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { DASHBOARD_CSP } from "../../functions/http/routes/dashboard.js";
+import { DASHBOARD_CSP } from "../../functions/http/routes/dashboard-files.js";
 import { type InProcessTme, startInProcessTme } from "../helpers/local-runtime.js";
 
 let tme: InProcessTme;
@@ -89,6 +89,39 @@ describe("the dashboard's server side", () => {
     expect(typeof stats.body.queue_depth).toBe("number");
     const spec = await tme.api("GET", "/openapi.json");
     expect(Object.keys(spec.body.paths)).toEqual(expect.arrayContaining(["/stats", "/whoami", "/stream"]));
+  });
+
+  it("GET /tasks/actions/preview counts what a bulk action would change and skip, changing nothing", async () => {
+    const paused = [];
+    for (let i = 0; i < 3; i++) {
+      const t = await tme.api("POST", "/task/create", {
+        name: "preview_probe",
+        command: "true",
+        run_at: "2099-01-01T00:00:00Z",
+      });
+      paused.push(t.body.id);
+    }
+    await tme.api("POST", `/task/${paused[0]}/pause`);
+    const preview = await tme.api("GET", "/tasks/actions/preview?action=resume&name=preview_probe");
+    expect(preview.status).toBe(200);
+    expect(preview.body).toEqual({ changed: 1, skipped: 2, more: false });
+    const cancel = await tme.api(
+      "GET",
+      "/tasks/actions/preview?action=cancel&name=preview_probe&status=queued",
+    );
+    expect(cancel.body).toEqual({ changed: 2, skipped: 0, more: false });
+    expect((await tme.api("GET", `/task/${paused[0]}`)).body.status).toBe("paused");
+    const applied = await tme.api("POST", "/tasks/actions", {
+      action: "resume",
+      filter: { name: "preview_probe" },
+    });
+    expect(applied.body).toEqual(preview.body);
+    const empty = await tme.api("GET", "/tasks/actions/preview?action=cancel");
+    expect(empty.status).toBe(400);
+    expect(empty.body.error.message).toContain("give at least one filter");
+    const bad = await tme.api("GET", "/tasks/actions/preview?action=explode&name=x");
+    expect(bad.status).toBe(400);
+    expect(bad.body.error.details[0].path).toBe("query.action");
   });
 
   it("GET /stream sends the namespace's task events as they happen, and needs a key with tasks:read", async () => {

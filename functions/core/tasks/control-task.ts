@@ -118,3 +118,26 @@ export async function bulkAction(
   const rest = await deps.control.list(namespace, { ...filter, status: actionable }, 1, cursor);
   return { changed, skipped, more: rest.tasks.length > 0 };
 }
+
+/**
+ * GET /tasks/actions/preview: what POST /tasks/actions would change and skip if sent now, from
+ * two counts, changing nothing; the dashboard's confirmation says these numbers before it acts.
+ * Tasks that change status between the two calls make the real figures differ.
+ */
+export async function previewBulkAction(
+  deps: Pick<ControlDeps, "control">,
+  namespace: string,
+  action: ControlAction,
+  filter: TaskFilter,
+): Promise<BulkResult> {
+  const legal: readonly string[] = TRANSITIONS[action].from;
+  const actionable = (filter.status ?? TRANSITIONS[action].from).filter((s) => legal.includes(s));
+  const selected = await deps.control.count(namespace, filter);
+  const changeable =
+    actionable.length === 0 ? 0 : await deps.control.count(namespace, { ...filter, status: [...actionable] });
+  return {
+    changed: Math.min(changeable, BULK_MAX_CHANGES),
+    skipped: selected - changeable,
+    more: changeable > BULK_MAX_CHANGES,
+  };
+}

@@ -70,6 +70,20 @@ export interface AttemptDeps {
   random: () => number;
 }
 
+/** How the caller started an attempt. */
+export interface AttemptStart {
+  /**
+   * Local-clock instant the claim that took this attempt (or the latest renewal of its lease)
+   * was requested: the lease counts from then. Default now.
+   */
+  leaseRequestedAtMs?: number;
+  /**
+   * Called once, as soon as the attempt's work is over and before its end is recorded: the
+   * slot it held may take the next task while the end is written (in a batch).
+   */
+  onWorkEnded?: () => void;
+}
+
 /** How one attempt ended for the caller: the status written, or "lost" when nothing could be. */
 export type AttemptResult = AttemptEnd["status"] | "lost";
 
@@ -87,14 +101,15 @@ export async function runAttempt(
   deps: AttemptDeps,
   task: Task,
   workerId: string,
-  /** Local-clock instant the claim that took this attempt was sent; default now. */
-  claimRequestedAtMs = Date.now(),
+  start: AttemptStart = {},
 ): Promise<AttemptResult> {
+  const startedAt = new Date();
+  const leaseRequestedAtMs = start.leaseRequestedAtMs ?? startedAt.getTime();
   const lease = leaseOf(task, workerId);
   const leaseDeadline = new LeaseDeadline(
     deps.config.worker.lease_seconds * 1000,
     leaseMarginMs(deps.config.worker.kill_grace_seconds),
-    claimRequestedAtMs,
+    leaseRequestedAtMs,
   );
   const logger = deps.logger.child({ task_id: task.id, attempt: task.attempt, series: task.series });
   const controller = new AbortController();
@@ -122,7 +137,7 @@ export async function runAttempt(
   };
   armLeaseTimer();
   const stopWatchingLease = leaseDeadline.onRenew(armLeaseTimer);
-  const heartbeat = setInterval(() => {
+  const beat = () => {
     const requestedAt = Date.now();
     deps.queue.heartbeat(lease).then(
       (state) => {
@@ -133,7 +148,18 @@ export async function runAttempt(
       // reaper takes the task back and the next beat answers "lost".
       (error) => logger.warn({ err: error }, "lease heartbeat failed"),
     );
-  }, deps.config.worker.heartbeat_seconds * 1000);
+  };
+  // Beats keep the rhythm of the lease's last renewal: an attempt that waited in the local
+  // queue beats the first time when a heartbeat is due, not a whole interval after it started.
+  const heartbeatMs = deps.config.worker.heartbeat_seconds * 1000;
+  let heartbeat: NodeJS.Timeout | undefined;
+  const firstBeat = setTimeout(
+    () => {
+      beat();
+      heartbeat = setInterval(beat, heartbeatMs);
+    },
+    Math.max(0, leaseRequestedAtMs + heartbeatMs - Date.now()),
+  );
   const progress = new ProgressReporter(deps.queue, lease, logger);
 
   let outcome: TaskOutcome = {};
@@ -173,6 +199,7 @@ export async function runAttempt(
     if (error instanceof TaskRunError) outcome = error.outcome;
   } finally {
     clearTimeout(deadline);
+    clearTimeout(firstBeat);
     clearInterval(heartbeat);
     clearTimeout(leaseTimer);
     stopWatchingLease();
@@ -180,6 +207,7 @@ export async function runAttempt(
   // The work is over (the plugin returned, or was abandoned after its kill grace); a plugin
   // whose work ran in another process may know the earlier, true instant.
   const workEndedAt = outcome.workEndedAt ?? new Date();
+  start.onWorkEnded?.();
   await progress.settle();
 
   const end = decideEnd(task, signal, succeeded, outcome, failure, deps);
@@ -192,7 +220,7 @@ export async function runAttempt(
     // While the database is out of reach (a restart, a cut connection) the result is kept and
     // retried until the lease would have expired: the work is done and must not run again.
     const written = await withRetries(
-      () => deps.queue.finish(lease, end, outcome, progress.latest),
+      () => deps.queue.finish(lease, end, outcome, progress.latest, { startedAt, endedAt: workEndedAt }),
       3,
       leaseDeadline.deadlineMs + leaseMarginMs(deps.config.worker.kill_grace_seconds),
     );

@@ -18,6 +18,16 @@ export type SkipReason = "not_claimable" | "not_due" | "type_paused" | "type_at_
 
 export type ClaimResult = { claimed: Task } | { skipped: SkipReason };
 
+/** What one batched claim took, in claim order. */
+export interface ClaimedBatch {
+  tasks: Task[];
+  /**
+   * Candidates the claim found: fewer than asked for means nothing more is claimable now; as
+   * many means there may be more, even when a type's limit let fewer be claimed.
+   */
+  candidates: number;
+}
+
 /** How an attempt ended, as decided by the core (see run-attempt.ts). */
 export type AttemptEnd =
   | { status: "succeeded"; result: unknown }
@@ -29,6 +39,12 @@ export type AttemptEnd =
   /** This worker gives the attempt back (shutdown): like a lost worker, but at once. */
   | { status: "released"; error: string };
 
+/** When an attempt's work began and ended, on the worker's clock. */
+export interface WorkInterval {
+  startedAt: Date;
+  endedAt: Date;
+}
+
 /** Result of renewing a lease: still ours, cancelled by the API, or taken over / gone. */
 export type HeartbeatResult = "ok" | "cancelled" | "lost";
 
@@ -37,16 +53,32 @@ export type HeartbeatResult = "ok" | "cancelled" | "lost";
  * this is the Postgres implementation's contract (functions/adapters/postgres/task-queue-repository.ts).
  */
 export interface TaskQueue {
-  /** The best claimable task (priority, then run_at), claimed for its next attempt; or none. */
-  claimNext(workerId: string): Promise<Task | undefined>;
+  /**
+   * Up to `max` of the best claimable tasks (priority, then run_at), each claimed for its next
+   * attempt, in one transaction; per-type limits and paused types are honoured.
+   */
+  claimBatch(workerId: string, max: number): Promise<ClaimedBatch>;
   /** Claims one task for one attempt (an SQS message); a duplicate or stale message is skipped. */
   claim(taskId: string, attempt: number, workerId: string): Promise<ClaimResult>;
   /** Extends the lease; tells whether the attempt is still this worker's. */
   heartbeat(lease: Lease): Promise<HeartbeatResult>;
   /** Stores progress and, when `emitEvent`, a task.progress event. False when the lease is gone. */
   progress(lease: Lease, progress: TaskProgress, emitEvent: boolean): Promise<boolean>;
-  /** Ends the attempt. False when the lease was lost first (the late result changes nothing). */
-  finish(lease: Lease, end: AttemptEnd, run: TaskOutcome, progress?: TaskProgress): Promise<boolean>;
+  /**
+   * Ends the attempt. False when the lease was lost first (the late result changes nothing).
+   * `worked` is when the work really ran, on the worker's clock: the run row records that
+   * interval, not the moments of the claim and of the write (a claimed task may wait in the
+   * local queue; ends are written in batches).
+   */
+  finish(
+    lease: Lease,
+    end: AttemptEnd,
+    run: TaskOutcome,
+    progress?: TaskProgress,
+    worked?: WorkInterval,
+  ): Promise<boolean>;
+  /** Extends many leases at once (claimed tasks waiting in a local queue); one answer per lease. */
+  renewLeases(leases: readonly Lease[]): Promise<HeartbeatResult[]>;
   /** Stamps when a run whose lease was lost really stopped its work (the row may be closed already). */
   recordWorkEnded(lease: Lease, endedAt: Date): Promise<void>;
   /** Takes back running tasks whose lease expired; closes orphaned run rows. */

@@ -1,14 +1,19 @@
 import { storedKey } from "./api.js";
 
+/** While streaming, re-read this often anyway (what the stream does not carry). */
+const CATCH_UP_MS = 5000;
+
 export type LiveMode = "connecting" | "streaming" | "polling";
 
 /**
  * Tells the views when to re-read: on each event of GET /stream (read with fetch, since
- * EventSource cannot send the key in a header), or every 2 s when the runtime does not stream.
+ * EventSource cannot send the key in a header) and every 5 s besides, or every 2 s when the
+ * runtime does not stream.
  */
 export function startLive(onChange: (event: unknown) => void, onMode: (mode: LiveMode) => void): () => void {
   let stopped = false;
   let poll: number | undefined;
+  let catchUp: number | undefined;
   const controller = new AbortController();
   const startPolling = () => {
     if (stopped || poll !== undefined) return;
@@ -23,6 +28,8 @@ export function startLive(onChange: (event: unknown) => void, onMode: (mode: Liv
       });
       if (!response.ok || !response.body) return startPolling();
       onMode("streaming");
+      // The stream carries task events only: schedules, deliveries and alerts change without one.
+      catchUp ??= window.setInterval(() => onChange(null), CATCH_UP_MS);
       const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
       let buffer = "";
       for (;;) {
@@ -56,5 +63,6 @@ export function startLive(onChange: (event: unknown) => void, onMode: (mode: Liv
     stopped = true;
     controller.abort();
     if (poll !== undefined) window.clearInterval(poll);
+    if (catchUp !== undefined) window.clearInterval(catchUp);
   };
 }

@@ -1,10 +1,17 @@
 import { render } from "preact";
 import { useCallback, useEffect, useState } from "preact/hooks";
-import { ApiError, get, storedKey, storeKey, type WhoAmI } from "./api.js";
+import { ApiError, can, get, storedKey, storeKey, type WhoAmI } from "./api.js";
 import { type LiveMode, startLive } from "./live.js";
+import { AlertsPage } from "./pages/alerts.js";
+import { AuditPage } from "./pages/audit.js";
+import type { Live } from "./pages/live-props.js";
 import { OverviewPage } from "./pages/overview.js";
+import { SchedulesPage } from "./pages/schedules.js";
+import { SubscriptionPage, SubscriptionsPage } from "./pages/subscriptions.js";
 import { TaskPage } from "./pages/task.js";
+import { TaskTypesPage } from "./pages/task-types.js";
 import { TasksPage } from "./pages/tasks.js";
+import { NotAllowed } from "./ui.js";
 import "./styles.css";
 
 function useHash(): string {
@@ -55,12 +62,60 @@ function SignIn(props: { onSignedIn: (who: WhoAmI) => void }) {
   );
 }
 
+/** The pages, with what a key needs to open each (the navigation shows only those it may). */
+const PAGES: Array<{ path: string; title: string; also?: string; opens: (who: WhoAmI) => boolean }> = [
+  { path: "", title: "Overview", opens: (who) => can(who, "tasks:read") },
+  { path: "tasks", title: "Tasks", also: "task", opens: (who) => can(who, "tasks:read") },
+  { path: "types", title: "Task types", opens: (who) => can(who, "tasks:read") },
+  {
+    path: "schedules",
+    title: "Schedules",
+    opens: (who) => can(who, "tasks:read") || can(who, "schedules:write"),
+  },
+  {
+    path: "subscriptions",
+    title: "Subscriptions",
+    also: "subscription",
+    opens: (who) => can(who, "events:write"),
+  },
+  { path: "alerts", title: "Alerts", opens: (who) => can(who, "tasks:read") },
+  { path: "audit", title: "Audit", opens: (who) => can(who, "admin") },
+];
+
+function Page(props: { page: string; id: string | undefined; query: URLSearchParams; live: Live }) {
+  const { page, id, query, live } = props;
+  switch (page) {
+    case "tasks":
+      return <TasksPage key={query.toString()} live={live} query={query} />;
+    case "task":
+      return id ? <TaskPage id={id} live={live} /> : null;
+    case "types":
+      return <TaskTypesPage live={live} />;
+    case "schedules":
+      return <SchedulesPage live={live} />;
+    case "subscriptions":
+      return <SubscriptionsPage live={live} />;
+    case "subscription":
+      return id ? <SubscriptionPage id={id} live={live} /> : null;
+    case "alerts":
+      return <AlertsPage live={live} />;
+    case "audit":
+      return <AuditPage live={live} />;
+    default:
+      return <OverviewPage live={live} />;
+  }
+}
+
+/** Re-read at most this often however many events arrive: a burst of events is one refresh. */
+const REFRESH_MS = 250;
+const SLOW_REFRESH_MS = 5000;
+
 function App() {
   const [who, setWho] = useState<WhoAmI | null>(null);
   const [checked, setChecked] = useState(false);
   const [mode, setMode] = useState<LiveMode>("connecting");
   const [tick, setTick] = useState(0);
-  const [lastEvent, setLastEvent] = useState<unknown>(null);
+  const [slowTick, setSlowTick] = useState(0);
   const hash = useHash();
 
   useEffect(() => {
@@ -72,10 +127,22 @@ function App() {
   }, []);
   useEffect(() => {
     if (!who) return;
-    return startLive((event) => {
-      setLastEvent(event);
-      setTick((t) => t + 1);
+    let pending: number | undefined;
+    const stop = startLive(() => {
+      pending ??= window.setTimeout(() => {
+        pending = undefined;
+        setTick((t) => t + 1);
+      }, REFRESH_MS);
     }, setMode);
+    return () => {
+      stop();
+      window.clearTimeout(pending);
+    };
+  }, [who]);
+  useEffect(() => {
+    if (!who) return;
+    const timer = window.setInterval(() => setSlowTick((t) => t + 1), SLOW_REFRESH_MS);
+    return () => window.clearInterval(timer);
   }, [who]);
   const signOut = useCallback(() => {
     storeKey(null);
@@ -84,18 +151,25 @@ function App() {
 
   if (!checked) return null;
   if (!who) return <SignIn onSignedIn={setWho} />;
-  const [, page, id] = hash.split("/");
-  const live = { tick, lastEvent, who };
+  const [route = "", search = ""] = hash.slice(1).split("?");
+  const [, page = "", id] = route.split("/");
+  const current = PAGES.find((p) => p.path === page || p.also === page) ?? PAGES[0]!;
+  const open = PAGES.filter((p) => p.opens(who));
+  // A key that may not read tasks starts on the first page it may open.
+  const shown = current.path === "" && !current.opens(who) && open[0] ? open[0] : current;
+  const live = { tick, slowTick, who };
   return (
     <>
+      <button type="button" class="skip" onClick={skipToContent}>
+        Skip to content
+      </button>
       <header>
         <nav aria-label="Main">
-          <a href="#/" aria-current={!page ? "page" : undefined}>
-            Overview
-          </a>
-          <a href="#/tasks" aria-current={page === "tasks" || page === "task" ? "page" : undefined}>
-            Tasks
-          </a>
+          {open.map((p) => (
+            <a key={p.path} href={`#/${p.path}`} aria-current={p === shown ? "page" : undefined}>
+              {p.title}
+            </a>
+          ))}
         </nav>
         <p class="who">
           <span>
@@ -113,17 +187,25 @@ function App() {
           </button>
         </p>
       </header>
-      <main>
-        {page === "tasks" ? (
-          <TasksPage live={live} />
-        ) : page === "task" && id ? (
-          <TaskPage id={decodeURIComponent(id)} live={live} />
+      <main id="content" tabIndex={-1}>
+        {shown.opens(who) ? (
+          <Page
+            page={shown === current ? page : shown.path}
+            id={id === undefined ? undefined : decodeURIComponent(id)}
+            query={new URLSearchParams(search)}
+            live={live}
+          />
         ) : (
-          <OverviewPage live={live} />
+          <NotAllowed needs={`a scope that opens ${shown.title}`} />
         )}
       </main>
     </>
   );
+}
+
+/** The hash routes the pages, so skipping to the content moves the focus instead of navigating. */
+function skipToContent() {
+  document.getElementById("content")?.focus();
 }
 
 render(<App />, document.getElementById("app")!);

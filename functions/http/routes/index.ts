@@ -2,6 +2,7 @@ import type { AnyRoute } from "../route.js";
 import { alertRoutes } from "./alerts.js";
 import { auditRoutes } from "./audit.js";
 import { dashboardRoutes } from "./dashboard.js";
+import { dashboardFileRoutes } from "./dashboard-files.js";
 import { eventRoutes } from "./events.js";
 import { keyRoutes } from "./keys.js";
 import { metricsRoute } from "./metrics.js";
@@ -25,5 +26,6 @@ export const routes: AnyRoute[] = [
   ...keyRoutes,
   ...auditRoutes,
   ...dashboardRoutes,
+  ...dashboardFileRoutes,
 ];
 routes.push(...documentationRoutes(() => routes));

@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 import { TASK_STATUSES, type TaskStatus } from "../../core/tasks/task.js";
 import { CONTROL_ACTIONS } from "../../core/tasks/task-control.js";
 import type { TaskCursor, TaskFilter } from "../../core/tasks/task-control-store.js";
@@ -152,6 +152,14 @@ export const ListTasksQuery = z
   .meta({ id: "ListTasksQuery" });
 
 export const PageQuery = z.strictObject({ limit: Limit, cursor: Cursor });
+
+export const BulkPreviewQuery = ListTasksQuery.omit({ limit: true, cursor: true })
+  .extend({ action: z.enum(CONTROL_ACTIONS) })
+  .refine(
+    ({ action: _, ...filter }) => Object.keys(filter).length > 0,
+    "give at least one filter; an empty filter would select every task",
+  )
+  .meta({ id: "BulkTaskActionPreviewQuery" });
 
 const FilterBody = z
   .strictObject({

@@ -6,6 +6,7 @@ import {
   type ControlDeps,
   cancelTask,
   pauseTask,
+  previewBulkAction,
   restartTask,
   resumeTask,
   updateTask,
@@ -18,6 +19,7 @@ import { ErrorBodySchema } from "../openapi.js";
 import { type AnyRoute, type ApiRequest, defineRoute } from "../route.js";
 import {
   BulkActionBody,
+  BulkPreviewQuery,
   BulkResultSchema,
   CreateTaskBody,
   EmptyBody,
@@ -320,10 +322,33 @@ const bulkActionRoute = defineRoute({
   },
 });
 
+const bulkPreviewRoute = defineRoute({
+  method: "GET",
+  path: "/tasks/actions/preview",
+  scope: "tasks:read",
+  query: BulkPreviewQuery,
+  docs: {
+    summary: "How many tasks POST /tasks/actions would change and skip now, changing nothing",
+    tags: TAGS,
+    description:
+      "The same filters as GET /tasks (at least one) and the action. Counts at the moment of asking: " +
+      "tasks that change status before the action is sent make its real figures differ.",
+    responses: { 200: { description: "Counts the action would have", schema: BulkResultSchema } },
+  },
+  async handle(req, app) {
+    const { action, ...filter } = req.query;
+    return {
+      status: 200,
+      body: await previewBulkAction(controlDeps(app), req.namespace, action, toTaskFilter(filter)),
+    };
+  },
+});
+
 export const taskRoutes: AnyRoute[] = [
   createTaskRoute,
   listTasksRoute,
   bulkActionRoute,
+  bulkPreviewRoute,
   getTaskRoute,
   updateTaskRoute,
   actionRoute("cancel"),

@@ -1,11 +1,28 @@
 import type { WhoAmI } from "../api.js";
 
-/** What every page gets: a counter that moves on each change, the last event, and the key. */
+/** What every page gets: counters that say when to re-read, and the key. */
 export interface Live {
+  /** Moves when a task changed (at most every 250 ms): pages of tasks follow it. */
   tick: number;
-  lastEvent: unknown;
+  /**
+   * Moves every 5 s: pages whose reads cost a request per row (subscriptions, schedules) or that
+   * the task stream does not cover (alerts) follow this instead, so a busy engine does not make
+   * them re-read four times a second.
+   */
+  slowTick: number;
   who: WhoAmI;
 }
+
+export const STATUSES = [
+  "queued",
+  "running",
+  "retrying",
+  "paused",
+  "succeeded",
+  "failed",
+  "timed_out",
+  "cancelled",
+];
 
 export interface Task {
   id: string;

@@ -1,7 +1,7 @@
 import { useEffect, useState } from "preact/hooks";
 import { get, list } from "../api.js";
 import { ThroughputChart } from "../chart.js";
-import { type Live, Progress, type Task } from "./live-props.js";
+import { type Live, Progress, STATUSES, type Task } from "./live-props.js";
 
 interface Stats {
   counts: Record<string, number>;
@@ -10,7 +10,6 @@ interface Stats {
   queue_depth: number;
   oldest_queued_age_seconds: number | null;
 }
-const STATUSES = ["queued", "running", "retrying", "paused", "succeeded", "failed", "timed_out", "cancelled"];
 
 export function OverviewPage(props: { live: Live }) {
   const [stats, setStats] = useState<Stats | null>(null);

@@ -1,0 +1,77 @@
+import type { QueueDispatch } from "../../../core/events/event.js";
+import type { Db, Queryable } from "../database.js";
+import { writeQueueSignals } from "../event-writer.js";
+import { CLAIMABLE } from "./queue-sql.js";
+
+/** Queue signals for the next attempt of each task, one batch per namespace. */
+export async function signalNextAttempts(
+  tx: Queryable,
+  rows: ReadonlyArray<{ id: string; namespace: string; attempt: number; priority: number; run_at: Date }>,
+): Promise<void> {
+  const byNamespace = new Map<string, QueueDispatch[]>();
+  for (const row of rows) {
+    const list = byNamespace.get(row.namespace) ?? [];
+    list.push({
+      task_id: row.id,
+      attempt: row.attempt + 1,
+      priority: row.priority,
+      run_at: row.run_at.toISOString(),
+    });
+    byNamespace.set(row.namespace, list);
+  }
+  for (const [namespace, dispatches] of byNamespace) await writeQueueSignals(tx, namespace, dispatches);
+}
+
+/** Moves retrying tasks whose time has come back to queued, with a queue signal. */
+export function promoteDueRetries(db: Db, limit: number): Promise<number> {
+  return db.transaction(async (tx) => {
+    const { rows } = await tx.query<{
+      id: string;
+      namespace: string;
+      attempt: number;
+      priority: number;
+      run_at: Date;
+    }>(
+      `UPDATE tasks t SET status = 'queued', updated_at = now()
+       FROM (SELECT id FROM tasks WHERE status = 'retrying' AND run_at <= now()
+             ORDER BY run_at LIMIT $1 FOR UPDATE SKIP LOCKED) due
+       WHERE t.id = due.id
+       RETURNING t.id, t.namespace, t.attempt, t.priority, t.run_at`,
+      [limit],
+    );
+    // No event: the task.retrying event already announced this moment (its retry_at).
+    await signalNextAttempts(tx, rows);
+    return rows.length;
+  });
+}
+
+/**
+ * Cloud safety net: queued tasks that are due, not held by a paused type, and had no queue
+ * signal for `olderThanSeconds` get a new one. Covers a message dropped after a skipped claim
+ * (its type was paused or full) or lost anywhere between the outbox and the worker.
+ */
+export function redispatchStranded(db: Db, olderThanSeconds: number, limit: number): Promise<number> {
+  return db.transaction(async (tx) => {
+    const { rows } = await tx.query<{
+      id: string;
+      namespace: string;
+      attempt: number;
+      priority: number;
+      run_at: Date;
+    }>(
+      `SELECT t.id, t.namespace, t.attempt, t.priority, t.run_at FROM tasks t
+       WHERE ${CLAIMABLE}
+         AND t.run_at < now() - make_interval(secs => $1)
+         AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.type = 'queue.dispatch'
+           AND o.payload ->> 'task_id' = t.id AND o.created_at > now() - make_interval(secs => $1))
+       ORDER BY t.priority DESC, t.run_at LIMIT $2 FOR UPDATE SKIP LOCKED`,
+      [olderThanSeconds, limit],
+    );
+    const now = new Date();
+    await signalNextAttempts(
+      tx,
+      rows.map((row) => ({ ...row, run_at: now })),
+    );
+    return rows.length;
+  });
+}

@@ -1,0 +1,51 @@
+/**
+ * The definitions every queue operation shares (claim, complete, heartbeat, reap, promote, and
+ * the waiting_reason facts): what is claimable, in which order, what holds a slot, and which
+ * attempt a write belongs to. Each is written once here so the operations cannot drift apart.
+ * Fragments expect the tasks table aliased `t` (and task_runs aliased `r` where they say so).
+ */
+
+/**
+ * The only ways a claim picks a task: queued, due, with an attempt left (runs lost to
+ * infrastructure do not count), and its type not paused in its namespace.
+ */
+export const CLAIMABLE = `t.status = 'queued' AND t.run_at <= now() AND t.attempt - t.infra_retries < t.max_attempts
+  AND NOT EXISTS (SELECT 1 FROM task_type_pauses p WHERE p.namespace = t.namespace AND p.name = t.name)`;
+
+/** Claim order: higher priority first, then older run_at; the id breaks ties so the order is total. */
+export const CLAIM_ORDER = "t.priority DESC, t.run_at, t.id";
+
+/**
+ * A slot of a task type is an open run (finished_at IS NULL), not a task in status running: a
+ * cancelled task's command may take a kill grace to die and holds its slot until it has, and a
+ * finished attempt holds it until its completion is committed.
+ */
+export const OPEN_RUNS = `task_runs r JOIN tasks t ON t.id = r.task_id WHERE r.finished_at IS NULL`;
+
+/** Open runs per name, for the names in the text[] expression `names`: rows (name, open). */
+export function openRunsByName(names: string): string {
+  return `SELECT t.name, count(*)::int AS open FROM ${OPEN_RUNS} AND t.name = ANY(${names}) GROUP BY t.name`;
+}
+
+/** The advisory lock key that serialises the claims of one limited task type (a name expression). */
+export function typeLockKey(name: string): string {
+  return `hashtext('tme.task_type:' || ${name})`;
+}
+
+// Which attempt a write belongs to: a worker whose lease was taken over (the reaper presumed it
+// dead) or whose task was cancelled or restarted matches nothing, so a late write changes nothing.
+// $1 task id, $2 worker id, $3 series, $4 attempt.
+export const FENCE = `id = $1 AND status = 'running' AND lease_owner = $2 AND series = $3 AND attempt = $4`;
+
+/** Errors and messages stored on tasks and runs are cut to this. */
+export const MAX_ERROR_BYTES = 16_384;
+
+/** A JSON.stringify replacer for jsonb parameters: NUL characters (which jsonb refuses) become U+FFFD. */
+export function sanitizeReplacer(_key: string, value: unknown): unknown {
+  return typeof value === "string" && value.includes("\u0000") ? value.replaceAll("\u0000", "\uFFFD") : value;
+}
+
+/** JSON for a jsonb parameter, NUL characters replaced (sanitizeReplacer). */
+export function sanitizeJson(value: unknown): string {
+  return JSON.stringify(value ?? null, sanitizeReplacer);
+}
