@@ -4,6 +4,7 @@ import type { Readable } from "node:stream";
 import picomatch from "picomatch";
 import { join as shellJoin, split as shellSplit } from "shlex";
 import * as z from "zod";
+import { ConfigError } from "../functions/config/load.js";
 import type { AppConfig } from "../functions/config/schema.js";
 import { OutputTail } from "../functions/core/plugins/output-tail.js";
 import {
@@ -17,6 +18,7 @@ import {
   CommandNotVisible,
   type IsolatedCommand,
   isolateCommand,
+  type ResolvedIsolation,
   resolveIsolation,
 } from "./shell-sandbox.js";
 import { SUPERVISOR_SOURCE } from "./shell-supervisor.js";
@@ -110,6 +112,9 @@ export const handler = definePlugin({
     .strict(),
   checkCommand(command, shell) {
     commandArgv(command, shell);
+    // Where no start refused it already (the cloud's API and worker), a required sandbox that
+    // cannot be had is a 422 at create rather than a task that can never run.
+    if (shell.sandbox === "required") isolationOrRefuse(shell);
   },
   // Whoever makes a task or schedule that runs a command must hold commands:run (finding 6: a
   // schedules:write key ran one through a schedule's template and /trigger).
@@ -124,7 +129,7 @@ export const handler = definePlugin({
     let isolated: IsolatedCommand;
     try {
       isolated = isolateCommand(
-        resolveIsolation(shell),
+        isolationOrRefuse(shell),
         argv,
         scrubbedEnvironment(shell.env_allowlist),
         ctx.params.cwd,
@@ -182,6 +187,16 @@ export const handler = definePlugin({
     };
   },
 });
+
+/** The isolation in force; a required sandbox that cannot run fails the task for good. */
+function isolationOrRefuse(shell: AppConfig["shell"]): ResolvedIsolation {
+  try {
+    return resolveIsolation(shell);
+  } catch (error) {
+    if (error instanceof ConfigError) throw new PermanentTaskError(error.message);
+    throw error;
+  }
+}
 
 /** The first line the supervisor reads. */
 export interface SupervisorSpec {

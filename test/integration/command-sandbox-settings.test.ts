@@ -105,3 +105,23 @@ describe("what the sandbox cannot see fails at once, without a retry", () => {
     expect(inside.output).toBe("/usr\n");
   });
 });
+
+describe("required, where no start refused it (the cloud's API and worker)", () => {
+  it("a command task is a 422 at create that says why, when bubblewrap cannot run", async () => {
+    const h = await createEngineHarness({
+      app: { shell: { sandbox: "required", bwrap_path: "/nonexistent/bwrap" } },
+    });
+    harnesses.push(h);
+    await expect(h.create({ name: "x", command: "id" })).rejects.toMatchObject({
+      status: 422,
+      details: [
+        {
+          path: "command",
+          message: expect.stringContaining(
+            "shell.sandbox is required but bubblewrap cannot run commands here (/nonexistent/bwrap does not exist)",
+          ),
+        },
+      ],
+    });
+  });
+});
