@@ -27,6 +27,8 @@ function tempDir(prefix: string): string {
   return dir;
 }
 
+// Each test starts a TME (one on the embedded database) and runs a dozen commands: minutes on a
+// busy machine, not the 30 s default.
 const BOOTSTRAP_KEY = `tme_sandbox_test_bootstrap_${"k".repeat(24)}`;
 const PLANTED = "planted-secret-in-tme-environment-7f3a";
 
@@ -194,7 +196,7 @@ describe("shell.sandbox required (bubblewrap), on the embedded database", () => 
       async () => hostProcessesWith(`sleep ${marker2}`).length === 0 || undefined,
       10_000,
     );
-  });
+  }, 180_000);
 });
 
 describe("without a working bubblewrap (simulated with shell.bwrap_path pointing nowhere)", () => {
@@ -212,7 +214,7 @@ describe("without a working bubblewrap (simulated with shell.bwrap_path pointing
     expect(failed).toContain(
       "tme: shell.sandbox is required but bubblewrap cannot run commands here (/nonexistent/bwrap does not exist): install the bubblewrap package, set shell.bwrap_path (SHELL_BWRAP_PATH), or choose shell.sandbox auto or none\n",
     );
-  });
+  }, 180_000);
 
   it("auto, as root, runs commands as uid 65534: TME's data directory and environment stay out of reach, and /health says so", async () => {
     const { tme, dataDir } = await startWith({
@@ -232,7 +234,7 @@ describe("without a working bubblewrap (simulated with shell.bwrap_path pointing
     expect(environ.status).toBe("failed");
     expect(environ.output).toContain("Permission denied");
     expect(environ.output).not.toContain(PLANTED);
-  });
+  }, 180_000);
 
   it("none runs commands as TME's own user, and says so at start and in /health", async () => {
     const { tme } = await startWith({ SHELL_SANDBOX: "none" });
@@ -240,5 +242,5 @@ describe("without a working bubblewrap (simulated with shell.bwrap_path pointing
     const health = await healthOf(tme);
     expect(health.command_isolation).toMatchObject({ kind: "none" });
     expect((await attack(tme, "id -u")).output.trim()).toBe(String(process.getuid!()));
-  });
+  }, 180_000);
 });
