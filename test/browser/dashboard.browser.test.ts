@@ -252,6 +252,10 @@ describe("the dashboard in Chromium", () => {
       await tme.api("POST", "/task/create", { name: "noop_bulk", run_at: "2099-01-01T00:00:00Z" });
     await page.goto(dashboard("#/tasks?name=noop_bulk"));
     await page.locator("tr[data-task-id]").nth(2).waitFor();
+    await page.getByLabel("Status").selectOption("queued");
+    await page.waitForFunction(
+      () => (globalThis as any).location.hash === "#/tasks?status=queued&name=noop_bulk",
+    );
     await page.getByLabel("Action").selectOption("pause");
     await page.getByRole("button", { name: "Apply to matching tasks…" }).click();
     const dialog = page.getByRole("dialog");
@@ -359,7 +363,7 @@ describe("the dashboard in Chromium", () => {
     await signIn(tme.key);
   });
 
-  it("is usable at 390 px: no page scrolls sideways and every page is reachable from the navigation", async () => {
+  it("is usable at 390 px: no page scrolls sideways, every page is reachable from the navigation and passes axe", async () => {
     await page.setViewportSize({ width: 390, height: 844 });
     try {
       await page.goto(dashboard("#/"));
@@ -375,6 +379,7 @@ describe("the dashboard in Chromium", () => {
         "Audit",
       ]);
       const overflow: string[] = [];
+      const problems: string[] = [];
       for (const title of titles) {
         await links.filter({ hasText: new RegExp(`^${title}$`) }).click();
         await page.locator("main h1").waitFor();
@@ -384,8 +389,10 @@ describe("the dashboard in Chromium", () => {
           viewport: (globalThis as any).innerWidth,
         }));
         if (widths.content > widths.viewport) overflow.push(`${title}: ${widths.content} px`);
+        problems.push(...(await accessibilityProblems()).map((p) => `${title}: ${p}`));
       }
       expect(overflow).toEqual([]);
+      expect(problems).toEqual([]);
     } finally {
       await page.setViewportSize({ width: 1280, height: 900 });
     }
