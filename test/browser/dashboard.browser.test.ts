@@ -363,6 +363,30 @@ describe("the dashboard in Chromium", () => {
     await signIn(tme.key);
   });
 
+  it("lets an admin key look at another namespace, and back at its own", async () => {
+    const other = await tme.api("POST", "/keys", {
+      name: "team_a",
+      scopes: ["tasks:read", "tasks:write"],
+      namespace: "team_a",
+    });
+    const theirs = await tme.api("POST", "/task/create", { name: "noop_team_a" }, other.body.key);
+    expect(theirs.status).toBe(201);
+    await page.goto(dashboard("#/tasks"));
+    await page.locator("tr[data-task-id]").first().waitFor();
+    expect(await page.locator(`tr[data-task-id="${theirs.body.id}"]`).count()).toBe(0);
+    await page.getByLabel("Namespace").fill("team_a");
+    await page.getByRole("button", { name: "Show" }).click();
+    await page.getByText("Showing namespace team_a").waitFor();
+    await page.locator(`tr[data-task-id="${theirs.body.id}"]`).waitFor();
+    expect(await page.locator("tr[data-task-id]").count()).toBe(1);
+    expect(await accessibilityProblems()).toEqual([]);
+    await page.getByLabel("Namespace").fill("default");
+    await page.getByRole("button", { name: "Show" }).click();
+    await page.getByText("Showing namespace team_a").waitFor({ state: "detached" });
+    await page.locator("tr[data-task-id]").nth(1).waitFor();
+    expect(await page.locator(`tr[data-task-id="${theirs.body.id}"]`).count()).toBe(0);
+  });
+
   it("is usable at 390 px: no page scrolls sideways, every page is reachable from the navigation and passes axe", async () => {
     await page.setViewportSize({ width: 390, height: 844 });
     try {
