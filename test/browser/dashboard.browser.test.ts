@@ -292,11 +292,24 @@ describe("the dashboard in Chromium", () => {
     expect(await accessibilityProblems()).toEqual([]);
   });
 
-  it("has no serious or critical accessibility problem on the overview; saves its screenshot when asked", async () => {
+  it("shows running tasks' progress on the overview, with no serious or critical accessibility problem; saves its screenshot when asked", async () => {
+    const running = await tme.api("POST", "/task/create", {
+      name: "sleep_overview",
+      params: { seconds: 20 },
+    });
     await page.goto(dashboard("#/"));
     await page.getByRole("heading", { name: "Finished per minute, last hour" }).waitFor();
+    await page.waitForFunction(
+      () =>
+        Number(
+          (globalThis as any).document.querySelector('progress[aria-label="sleep_overview progress"]')?.value,
+        ) > 0,
+      undefined,
+      { timeout: 15_000 },
+    );
     expect(await accessibilityProblems()).toEqual([]);
     await screenshot("overview");
+    await tme.api("POST", `/task/${running.body.id}/cancel`);
   });
 
   it("falls back to polling every 2 s where /stream is not served (the cloud), and still updates", async () => {
