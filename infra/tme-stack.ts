@@ -93,6 +93,7 @@ export class TmeStack extends Stack {
       this.events.dispatcher,
       this.scheduling.reaper,
       this.migration.handler,
+      this.httpApi.dashboard,
     ];
 
     const environment = this.cloudEnvironment(settings);

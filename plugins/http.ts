@@ -1,6 +1,6 @@
 import http from "node:http";
 import https from "node:https";
-import { z } from "zod";
+import * as z from "zod";
 import { guardedLookup } from "../functions/adapters/net/guarded-lookup.js";
 import { assertPublicUrl } from "../functions/core/net/address-policy.js";
 import { definePlugin, PermanentTaskError } from "../functions/core/plugins/plugin.js";

@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 import { definePlugin } from "../functions/core/plugins/plugin.js";
 
 /** Does nothing and succeeds; for tests and benchmarks of the engine itself. */

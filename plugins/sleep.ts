@@ -1,5 +1,5 @@
 import { setTimeout as delay } from "node:timers/promises";
-import { z } from "zod";
+import * as z from "zod";
 import { definePlugin, PermanentTaskError } from "../functions/core/plugins/plugin.js";
 
 /** Waits, reporting progress; for tests and benchmarks. Stops at once when aborted. */

@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 
 /**
  * The contract between the CDK stack (infra/) and the Lambda handlers: which environment
@@ -16,6 +16,7 @@ export const TME_FUNCTIONS = [
   "webhook-dispatcher",
   "reaper",
   "migrate",
+  "dashboard",
 ] as const;
 export type TmeFunctionName = (typeof TME_FUNCTIONS)[number];
 
@@ -160,6 +161,8 @@ export const FUNCTION_ENVIRONMENT = {
   // and it retries webhook deliveries, whose credentials it opens with the encryption key.
   reaper: [...OUTBOX, ...SCHEDULER, "ENCRYPTION_KEY_SECRET_ARN"],
   migrate: [...DATABASE, "TME_MIGRATIONS_DIR", "FIRST_ADMIN_KEY_SECRET_ARN"],
+  // Static files only: no database, no configuration, no AWS resource.
+  dashboard: [],
 } as const satisfies Record<TmeFunctionName, readonly CloudEnvName[]>;
 
 type Shape = typeof CloudEnvironmentShape;

@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 
 /** The shape of configurations/app_config.yaml. Strict: an unknown key is an error. */
 export const LogLevel = z.enum(["DEBUG", "INFO", "WARN", "ERROR"]);

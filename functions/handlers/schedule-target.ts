@@ -1,5 +1,5 @@
 import type { Context } from "aws-lambda";
-import { z } from "zod";
+import * as z from "zod";
 import { coldStart } from "../adapters/aws/cloud-context.js";
 import { relayAfterChange } from "../adapters/aws/cloud-outbox-sinks.js";
 import type { AppContext } from "../context.js";

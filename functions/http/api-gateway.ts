@@ -1,4 +1,5 @@
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from "aws-lambda";
+import type { TmeError } from "../core/errors.js";
 import type { ApiResponse } from "./route.js";
 
 /** Header names lowercased; API Gateway v2 already joins repeated headers with commas. */
@@ -72,4 +73,17 @@ export function withSecurityHeaders(
   for (const [name, value] of Object.entries(securityHeaders())) if (!has(name)) headers[name] = value;
   if (authenticated && !has("Cache-Control")) headers["Cache-Control"] = "no-store";
   return { ...result, headers };
+}
+
+/** The one error shape of every TME response: `{ error: { code, message, details } }`. */
+export function errorResult(error: TmeError, requestId: string): APIGatewayProxyStructuredResultV2 {
+  const result = toResult(
+    {
+      status: error.status,
+      headers: error.headers,
+      body: { error: { code: error.code, message: error.message, details: error.details } },
+    },
+    requestId,
+  );
+  return withSecurityHeaders(result, true);
 }

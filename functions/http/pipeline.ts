@@ -25,7 +25,14 @@ import {
   ValidationFailed,
 } from "../core/errors.js";
 import type { Logger } from "../logging/logger.js";
-import { lowercaseHeaders, parseQuery, rawBody, toResult, withSecurityHeaders } from "./api-gateway.js";
+import {
+  errorResult,
+  lowercaseHeaders,
+  parseQuery,
+  rawBody,
+  toResult,
+  withSecurityHeaders,
+} from "./api-gateway.js";
 import type { AnyRoute, ApiRequest, ApiResponse, Method } from "./route.js";
 import { assertStorableJson, assertUtf8Query, decodeUtf8Body } from "./safe-input.js";
 
@@ -363,15 +370,7 @@ function errorResponse(error: unknown, logger: Logger, requestId: string): Resul
     tmeError = new TmeError(500, "internal_error", `internal error (request id ${requestId})`);
   }
   if (tmeError.status < 500) logger.info({ code: tmeError.code, status: tmeError.status }, tmeError.message);
-  const result = toResult(
-    {
-      status: tmeError.status,
-      headers: tmeError.headers,
-      body: { error: { code: tmeError.code, message: tmeError.message, details: tmeError.details } },
-    },
-    requestId,
-  );
-  return withSecurityHeaders(result, true);
+  return errorResult(tmeError, requestId);
 }
 
 /** Path templates compiled once, to tell a wrong method (405) from an unknown path (404). */

@@ -85,8 +85,7 @@ export class EventFanout extends Construct {
     this.dispatcher = new TmeFunction(this, "Dispatcher", {
       name: "webhook-dispatcher",
       description: "TME webhook dispatcher: delivers events to matching subscriptions, signed",
-      vpc: props.data.vpc,
-      securityGroup: props.data.lambdaSecurityGroup,
+      network: { vpc: props.data.vpc, securityGroup: props.data.lambdaSecurityGroup },
       timeout: DISPATCHER_TIMEOUT,
     });
     this.dispatcher.addEventSource(

@@ -4,6 +4,7 @@ import { HttpLambdaIntegration } from "aws-cdk-lib/aws-apigatewayv2-integrations
 import * as logs from "aws-cdk-lib/aws-logs";
 import { NagSuppressions } from "cdk-nag";
 import { Construct } from "constructs";
+import { BUNDLED_DASHBOARD_DIR } from "../../functions/handlers/dashboard.js";
 import type { NetworkAndDatabase } from "./network-and-database.js";
 import { TmeFunction } from "./tme-function.js";
 
@@ -16,13 +17,16 @@ export interface HttpApiProps {
 
 /**
  * The HTTP API: every path and method goes to the one api function, which routes itself
- * (the same router serves the local runtime), so the API Gateway side stays a single
- * $default route.
+ * (the same router serves the local runtime), through the $default route; only the
+ * dashboard's static files (GET /dashboard and GET /dashboard/{proxy+}) go to a small
+ * function of their own, which carries them, so the api bundle does not.
  */
 export class HttpApi extends Construct {
   readonly api: apigw.HttpApi;
   readonly stage: apigw.HttpStage;
   readonly handler: TmeFunction;
+  /** Serves functions/dashboard/dist at /dashboard on the API's own origin. */
+  readonly dashboard: TmeFunction;
 
   constructor(scope: Construct, id: string, props: HttpApiProps) {
     super(scope, id);
@@ -30,8 +34,7 @@ export class HttpApi extends Construct {
     this.handler = new TmeFunction(this, "Handler", {
       name: "api",
       description: "TME HTTP API",
-      vpc: props.data.vpc,
-      securityGroup: props.data.lambdaSecurityGroup,
+      network: { vpc: props.data.vpc, securityGroup: props.data.lambdaSecurityGroup },
       // API Gateway gives up after 30 s; a longer function timeout would only run on unseen.
       timeout: Duration.seconds(29),
       memorySize: 1024,
@@ -53,6 +56,19 @@ export class HttpApi extends Construct {
       ],
     });
 
+    this.dashboard = new TmeFunction(this, "Dashboard", {
+      name: "dashboard",
+      description: "TME dashboard: the static page and its assets",
+      // No VPC, no database, no configuration: it reads its own files and nothing else.
+      includeConfig: false,
+      memorySize: 256,
+      timeout: Duration.seconds(5),
+      extraFiles: [
+        { from: "functions/dashboard/dist", files: ["index.html"], to: BUNDLED_DASHBOARD_DIR },
+        { from: "functions/dashboard/dist/assets", files: ["*"], to: `${BUNDLED_DASHBOARD_DIR}/assets` },
+      ],
+    });
+
     this.api = new apigw.HttpApi(this, "Api", {
       description: "TME Task Management Engine",
       createDefaultStage: false,
@@ -60,6 +76,13 @@ export class HttpApi extends Construct {
         payloadFormatVersion: apigw.PayloadFormatVersion.VERSION_2_0,
       }),
     });
+
+    const dashboard = new HttpLambdaIntegration("Dashboard", this.dashboard, {
+      payloadFormatVersion: apigw.PayloadFormatVersion.VERSION_2_0,
+    });
+    for (const path of ["/dashboard", "/dashboard/{proxy+}"]) {
+      this.api.addRoutes({ path, methods: [apigw.HttpMethod.GET], integration: dashboard });
+    }
 
     const accessLogs = new logs.LogGroup(this, "AccessLogs", {
       retention: logs.RetentionDays.THREE_MONTHS,

@@ -49,8 +49,7 @@ export class Migration extends Construct {
     this.handler = new TmeFunction(this, "Handler", {
       name: "migrate",
       description: "TME migrate: applies migrations/*.sql in order (custom resource handler)",
-      vpc: data.vpc,
-      securityGroup: data.lambdaSecurityGroup,
+      network: { vpc: data.vpc, securityGroup: data.lambdaSecurityGroup },
       timeout: Duration.minutes(10),
       includeMigrations: true,
     });

@@ -45,8 +45,7 @@ export class Scheduling extends Construct {
     this.scheduleTarget = new TmeFunction(this, "ScheduleTarget", {
       name: "schedule-target",
       description: "TME schedule target: a schedule fired; create its task (overlap rules applied)",
-      vpc: data.vpc,
-      securityGroup: data.lambdaSecurityGroup,
+      network: { vpc: data.vpc, securityGroup: data.lambdaSecurityGroup },
       timeout: Duration.seconds(30),
     });
 
@@ -86,8 +85,7 @@ export class Scheduling extends Construct {
     this.reaper = new TmeFunction(this, "Reaper", {
       name: "reaper",
       description: "TME reaper: expired leases, due retries, outbox relay, schedule sync",
-      vpc: data.vpc,
-      securityGroup: data.lambdaSecurityGroup,
+      network: { vpc: data.vpc, securityGroup: data.lambdaSecurityGroup },
       // Under the one-minute period, so runs rarely overlap (SKIP LOCKED makes it safe if they do).
       timeout: Duration.seconds(55),
     });

@@ -47,8 +47,7 @@ export class TaskQueues extends Construct {
     this.worker = new TmeFunction(this, "Worker", {
       name: "worker",
       description: "TME worker: claims a queued task and runs its plugin or command",
-      vpc: props.data.vpc,
-      securityGroup: props.data.lambdaSecurityGroup,
+      network: { vpc: props.data.vpc, securityGroup: props.data.lambdaSecurityGroup },
       timeout: WORKER_TIMEOUT,
       memorySize: 1024,
       // The cloud's global limit of tasks running at once (MAX_CONCURRENT_TASKS).

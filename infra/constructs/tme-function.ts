@@ -21,6 +21,21 @@ export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url
 export const BUNDLE_CONFIG_DIR = "/var/task/configurations";
 export const BUNDLE_MIGRATIONS_DIR = "/var/task/migrations";
 
+/**
+ * Largest index.mjs a bundle may be (1 MB): the bundles test fails above it and every synth
+ * prints each one's size. Cold starts grow with what Node has to parse.
+ */
+export const MAX_BUNDLE_BYTES = 1_000_000;
+
+/**
+ * Packages the bundles replace with a smaller stand-in (infra/bundling/): a Lambda needs
+ * neither the SDK's full credential chain nor a YAML parser. Each file says why.
+ */
+const BUNDLE_ALIASES: Record<string, string> = {
+  "@aws-sdk/credential-provider-node": path.join(REPO_ROOT, "infra/bundling/env-credentials.ts"),
+  yaml: path.join(REPO_ROOT, "infra/bundling/yaml-as-json.ts"),
+};
+
 /** Lambda's CA bundle, with the RDS certificate authorities among Amazon's. */
 export const LAMBDA_CA_BUNDLE = "/var/runtime/ca-cert.pem";
 
@@ -33,11 +48,13 @@ export interface TmeFunctionProps {
   /** Which handler: bundles functions/handlers/<name>.ts and picks its environment contract. */
   readonly name: TmeFunctionName;
   readonly description: string;
-  readonly vpc: ec2.IVpc;
-  readonly securityGroup: ec2.ISecurityGroup;
+  /** The VPC and security group to run in; a function that reaches no database has none. */
+  readonly network?: { vpc: ec2.IVpc; securityGroup: ec2.ISecurityGroup };
   readonly timeout?: Duration;
   readonly memorySize?: number;
   readonly reservedConcurrentExecutions?: number;
+  /** Copy configurations/*.yaml into the bundle (default true: every handler loads the configuration). */
+  readonly includeConfig?: boolean;
   /** Copy migrations/*.sql into the bundle (only the migrate function needs them). */
   readonly includeMigrations?: boolean;
   /** Files the code reads at run time beside the bundle, which esbuild cannot see. */
@@ -67,9 +84,7 @@ export class TmeFunction extends NodejsFunction {
       retention: logs.RetentionDays.ONE_MONTH,
       removalPolicy: RemovalPolicy.DESTROY,
     });
-    const copies: FileCopy[] = [
-      { from: "configurations", files: ["*.yaml"], to: path.basename(BUNDLE_CONFIG_DIR) },
-    ];
+    const copies: FileCopy[] = [];
     if (props.includeMigrations) {
       copies.push({ from: "migrations", files: ["*.sql"], to: path.basename(BUNDLE_MIGRATIONS_DIR) });
     }
@@ -95,9 +110,13 @@ export class TmeFunction extends NodejsFunction {
         NODE_OPTIONS: "--enable-source-maps",
         NODE_EXTRA_CA_CERTS: LAMBDA_CA_BUNDLE,
       },
-      vpc: props.vpc,
-      vpcSubnets: { subnetGroupName: NETWORK_SUBNETS.app },
-      securityGroups: [props.securityGroup],
+      ...(props.network
+        ? {
+            vpc: props.network.vpc,
+            vpcSubnets: { subnetGroupName: NETWORK_SUBNETS.app },
+            securityGroups: [props.network.securityGroup],
+          }
+        : {}),
       bundling: {
         format: OutputFormat.ESM,
         target: "node22",
@@ -110,15 +129,26 @@ export class TmeFunction extends NodejsFunction {
         // Everything is bundled, the AWS SDK too, so the versions in package-lock.json are
         // the ones that run. pg-native is pg's optional native driver, which TME never asks for.
         externalModules: ["pg-native"],
+        esbuildArgs: {
+          "--alias": Object.entries(BUNDLE_ALIASES).map(([name, file]) => `${name}=${file}`),
+        },
         commandHooks: {
           beforeBundling: () => [],
           beforeInstall: () => [],
-          afterBundling: (inputDir: string, outputDir: string) =>
-            copies.flatMap(({ from, files, to }) => {
+          afterBundling: (inputDir: string, outputDir: string) => [
+            ...(props.includeConfig === false
+              ? []
+              : [
+                  `node "${inputDir}/infra/bundling/config-as-json.mjs" "${inputDir}/configurations" "${outputDir}/${path.basename(BUNDLE_CONFIG_DIR)}"`,
+                ]),
+            ...copies.flatMap(({ from, files, to }) => {
               const target = `${outputDir}/${to}`;
               const sources = files.map((file) => `"${inputDir}/${from}/"${file}`).join(" ");
               return [`mkdir -p "${target}"`, `cp ${sources} "${target}/"`];
             }),
+            // One line per function in every synth's output (on stderr, with CDK's own lines).
+            `wc -c < "${outputDir}/index.mjs" | awk '{ printf "TME bundle %-20s %8.1f KB of %d KB%s\\n", "${props.name}", $1 / 1000, ${MAX_BUNDLE_BYTES / 1000}, ($1 > ${MAX_BUNDLE_BYTES} ? "  OVER THE LIMIT" : "") }' >&2`,
+          ],
         },
       },
     });

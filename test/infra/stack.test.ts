@@ -285,7 +285,7 @@ describe("event fan-out", () => {
 });
 
 describe("Lambda functions", () => {
-  it("are the six TME handlers on Node.js 22, arm64, traced, in the VPC, with their own log groups", () => {
+  it("are the TME handlers on Node.js 22, arm64, traced, with their own log groups; all but the dashboard's in the VPC", () => {
     expect(Object.keys(s.functionIds).sort()).toEqual([...TME_FUNCTIONS].sort());
     for (const [name, id] of Object.entries(s.functionIds)) {
       const props = resources[id]!.Properties;
@@ -296,7 +296,8 @@ describe("Lambda functions", () => {
         TracingConfig: { Mode: "Active" },
         LoggingConfig: { LogGroup: { Ref: expect.any(String) } },
       });
-      expect(props.VpcConfig.SubnetIds, name).toHaveLength(2);
+      if (name === "dashboard") expect(props.VpcConfig, name).toBeUndefined();
+      else expect(props.VpcConfig.SubnetIds, name).toHaveLength(2);
     }
   });
 
@@ -306,6 +307,7 @@ describe("Lambda functions", () => {
       expect(Object.keys(variables).sort(), name).toEqual(
         [...FUNCTION_ENVIRONMENT[name], "NODE_OPTIONS", "NODE_EXTRA_CA_CERTS"].sort(),
       );
+      if (name === "dashboard") continue;
       expect(variables, name).toMatchObject({
         TME_RUNTIME: "cloud",
         TME_CONFIG_DIR: "/var/task/configurations",
@@ -377,16 +379,27 @@ describe("Lambda functions", () => {
 });
 
 describe("HTTP API", () => {
-  it("sends every route to the api function with payload format 2.0", () => {
-    const [[integrationId]] = ofType("AWS::ApiGatewayV2::Integration") as [[string, Resource]];
-    s.template.hasResourceProperties("AWS::ApiGatewayV2::Integration", {
-      IntegrationType: "AWS_PROXY",
-      IntegrationUri: arnOf(s.functionIds.api),
-      PayloadFormatVersion: "2.0",
-    });
-    s.template.hasResourceProperties("AWS::ApiGatewayV2::Route", {
-      RouteKey: "$default",
-      Target: { "Fn::Join": ["", ["integrations/", { Ref: integrationId }]] },
+  it("sends every route to the api function, GET /dashboard and below to the dashboard function, with payload format 2.0", () => {
+    const integrations = ofType("AWS::ApiGatewayV2::Integration");
+    const integrationOf = (fn: string) =>
+      integrations.find(
+        ([, r]) => JSON.stringify(r.Properties.IntegrationUri) === JSON.stringify(arnOf(fn)),
+      )?.[0];
+    const api = integrationOf(s.functionIds.api);
+    const dashboard = integrationOf(s.functionIds.dashboard);
+    expect(api).toBeDefined();
+    expect(dashboard).toBeDefined();
+    for (const [, r] of integrations) {
+      expect(r.Properties).toMatchObject({ IntegrationType: "AWS_PROXY", PayloadFormatVersion: "2.0" });
+    }
+    const targetOf = Object.fromEntries(
+      ofType("AWS::ApiGatewayV2::Route").map(([, r]) => [r.Properties.RouteKey, r.Properties.Target]),
+    );
+    const target = (id: string | undefined) => ({ "Fn::Join": ["", ["integrations/", { Ref: id }]] });
+    expect(targetOf).toEqual({
+      $default: target(api),
+      "GET /dashboard": target(dashboard),
+      "GET /dashboard/{proxy+}": target(dashboard),
     });
   });
 

@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 import { alertView, listAlerts } from "../../adapters/postgres/alert-repository.js";
 import { ALERT_RULES } from "../../core/alerts/alert.js";
 import { defineRoute } from "../route.js";

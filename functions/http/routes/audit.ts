@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 import { type AuditRow, listAudit } from "../../adapters/postgres/audit-repository.js";
 import { ErrorBodySchema } from "../openapi.js";
 import { defineRoute } from "../route.js";

@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 import { readTaskStats } from "../../adapters/postgres/stats-repository.js";
 import { SCOPES } from "../../core/auth/api-keys.js";
 import { TmeError } from "../../core/errors.js";

@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 import type { ApiKeyRecord } from "../../core/auth/api-keys.js";
 import { createApiKey, NAMESPACE_PATTERN, NAMESPACE_RULE, SCOPES } from "../../core/auth/api-keys.js";
 import { NotFound, ValidationFailed } from "../../core/errors.js";

@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 import type { Keyset } from "../../adapters/postgres/keyset.js";
 import { decodeCursor, encodeCursor } from "../cursor.js";
 

@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 import type { AppContext } from "../../context.js";
 import type { Principal, Scope } from "../../core/auth/api-keys.js";
 import { NotFound } from "../../core/errors.js";

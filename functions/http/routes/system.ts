@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import path from "node:path";
-import { z } from "zod";
+import * as z from "zod";
 import { buildOpenApiDocument } from "../openapi.js";
 import { type AnyRoute, defineRoute } from "../route.js";
 

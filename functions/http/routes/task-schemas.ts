@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 import { TASK_STATUSES, type TaskStatus } from "../../core/tasks/task.js";
 import { CONTROL_ACTIONS } from "../../core/tasks/task-control.js";
 import type { TaskCursor, TaskFilter } from "../../core/tasks/task-control-store.js";
