@@ -34,8 +34,12 @@ export interface WorkerPoolOptions extends Pick<WorkerOptions, "secret" | "rando
  */
 export const LOCAL_QUEUE_CLAIMS_AHEAD = 4;
 
-/** Claims under way at once per pool. */
-const MAX_CLAIMS_IN_FLIGHT = 2;
+/**
+ * Claims under way at once per pool. One: a second claim under way beside the first takes the
+ * tasks after the first's, and could bring them back first (measured: no faster on this machine,
+ * and a priority-order test caught the inversion).
+ */
+const MAX_CLAIMS_IN_FLIGHT = 1;
 
 /** Claims are at most this big (a statement's size), whatever the free room. */
 const MAX_CLAIM_BATCH = 500;
@@ -129,15 +133,24 @@ export function workerPool(
     inFlight.add(done);
   };
 
-  /** Free slots take queued tasks, oldest claim first (the queue is in claim order). */
+  /**
+   * Into the local queue in claim order: a task claimed later but of higher priority (created
+   * after the earlier claim) goes ahead of the queued ones it outranks.
+   */
+  const enqueue = (entry: QueuedAttempt) => {
+    let at = queue.length;
+    while (at > 0 && inClaimOrder(entry.task, queue[at - 1]!.task)) at--;
+    queue.splice(at, 0, entry);
+  };
+
+  /** Free slots take queued tasks, the head first (the queue is in claim order). */
   const dispatch = () => {
     while (executing < slots && queue.length > 0) start(queue.shift()!);
   };
 
   /**
    * Claims while there is room (free slots plus local-queue headroom) and work is there, with up
-   * to MAX_CLAIMS_IN_FLIGHT claims under way at once (SKIP LOCKED keeps them apart), so one can
-   * travel while the other commits. The local queue is refilled once it is down to what the slots
+   * to MAX_CLAIMS_IN_FLIGHT claims under way at once. The local queue is refilled once it is down to what the slots
    * take during one claim, so claims come in batches (see LOCAL_QUEUE_CLAIMS_AHEAD). A claim that
    * found fewer candidates than it asked for means nothing more is claimable now: claiming waits
    * for the next wake-up (NOTIFY, a freed slot, the poll), unless one came while it was under way.
@@ -186,7 +199,7 @@ export function workerPool(
     }
     const took = Date.now() - requestedAt;
     claimMs = claimMs === 0 ? took : (claimMs * 3 + took) / 4;
-    for (const task of batch?.tasks ?? []) queue.push({ task, leaseRequestedAtMs: requestedAt });
+    for (const task of batch?.tasks ?? []) enqueue({ task, leaseRequestedAtMs: requestedAt });
     dispatch();
     return batch?.candidates ?? 0;
   };
@@ -322,6 +335,14 @@ export function workerPool(
       app.logger.warn({ err: error, task_id: taskId }, "checking a queued task after a control notice");
     }
   }
+}
+
+/** True when `a` comes before `b` in claim order (priority DESC, run_at, id). */
+function inClaimOrder(a: Task, b: Task): boolean {
+  if (a.priority !== b.priority) return a.priority > b.priority;
+  const byRunAt = a.run_at.getTime() - b.run_at.getTime();
+  if (byRunAt !== 0) return byRunAt < 0;
+  return a.id < b.id;
 }
 
 /**
