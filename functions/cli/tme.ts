@@ -266,7 +266,7 @@ program
   .option("--api-seconds <n>", "seconds of load per API route and system (default 5; quick 2)")
   .option(
     "--drain-cap-seconds <n>",
-    "a drain still running then is stopped and rated on what finished (default 10)",
+    "a drain still running then is stopped and rated on what finished (default 8)",
   )
   .option(
     "--database-url <url>",

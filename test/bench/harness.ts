@@ -48,7 +48,7 @@ export const FULL: Omit<BenchOptions, "onProgress" | "adminUrl"> = {
   pickupRate: 100,
   apiSeconds: 5,
   apiConnections: 50,
-  drainCapSeconds: 10,
+  drainCapSeconds: 8,
 };
 
 /** About a minute: a smoke of every measurement, not figures to quote. */
