@@ -46,7 +46,12 @@ afterAll(async () => {
 });
 
 async function startOn(dataDir: string): Promise<TmeProcess> {
-  const tme = await startTme({ TME_BOOTSTRAP_API_KEY: BOOTSTRAP_KEY, TME_DATA_DIR: dataDir }, 120_000);
+  // Commands outside the sandbox, as in scratch(): their evidence file is in this test's
+  // directory, which a sandboxed command (a private /tmp) would not see.
+  const tme = await startTme(
+    { TME_BOOTSTRAP_API_KEY: BOOTSTRAP_KEY, TME_DATA_DIR: dataDir, SHELL_SANDBOX: "none" },
+    120_000,
+  );
   cleanups.push(() => tme.kill9());
   return tme;
 }
