@@ -2,6 +2,7 @@ import type { PluginRegistry } from "./adapters/plugins/plugin-registry.js";
 import { PostgresApiKeyStore } from "./adapters/postgres/api-keys-repository.js";
 import { BatchingAuditWriter } from "./adapters/postgres/audit-repository.js";
 import { Database, type Db } from "./adapters/postgres/database.js";
+import { queueSignalRouteFor } from "./adapters/postgres/event-writer.js";
 import { PostgresHistoryPruner } from "./adapters/postgres/history-repository.js";
 import { PostgresScheduleStore } from "./adapters/postgres/schedule-repository.js";
 import { PostgresTaskControlStore } from "./adapters/postgres/task-control-repository.js";
@@ -61,12 +62,13 @@ export interface MetricsScrape {
 }
 
 /** The ports that talk to the database, built on one Db. */
-function databasePorts(db: Db, observer: Observer) {
+function databasePorts(db: Db, observer: Observer, config: Config) {
+  const queueSignals = queueSignalRouteFor(config.runtime);
   return {
     db,
     apiKeys: new PostgresApiKeyStore(db),
-    tasks: new PostgresTaskStore(db, observer),
-    taskControl: new PostgresTaskControlStore(db),
+    tasks: new PostgresTaskStore(db, observer, { queueSignals }),
+    taskControl: new PostgresTaskControlStore(db, queueSignals),
     schedules: new PostgresScheduleStore(db, observer),
   } satisfies Partial<AppContext>;
 }
@@ -76,7 +78,7 @@ function databasePorts(db: Db, observer: Observer) {
  * TransactionBoundDb, and each store must join that transaction, not the pool.
  */
 export function withDb(app: AppContext, db: Db): AppContext {
-  return { ...app, ...databasePorts(db, app.observer) };
+  return { ...app, ...databasePorts(db, app.observer, app.config) };
 }
 
 /** Wires the Postgres adapters; both runtimes and the tests build their context here. */
@@ -93,7 +95,7 @@ export function createAppContext(
     databaseUrl,
     logger,
     now: () => new Date(),
-    ...databasePorts(db, observer),
+    ...databasePorts(db, observer, config),
     observer,
     audit: new BatchingAuditWriter(db),
     plugins,

@@ -12,6 +12,7 @@ import {
   PermanentTaskError,
   TaskRunError,
 } from "../functions/core/plugins/plugin.js";
+import { checkShellLine } from "./shell-line.js";
 import { SUPERVISOR_SOURCE } from "./shell-supervisor.js";
 
 /** Never passed to a command, even when listed in shell.env_allowlist: TME's own credentials. */
@@ -33,11 +34,12 @@ export function scrubbedEnvironment(
 /**
  * The argv a command runs as: split like a POSIX shell splits words (quotes, escapes) but
  * executed directly, so "; id" or "$(id)" are plain arguments; or, only when
- * shell.allow_shell is set, /bin/sh -c with the whole text.
+ * shell.allow_shell is set, /bin/sh -c with the whole text, once every simple command in it has
+ * passed the allowlist (plugins/shell-line.ts).
  */
 export function commandArgv(command: string, shell: AppConfig["shell"]): string[] {
   if (shell.allow_shell) {
-    checkAllowed(command, shell.allowed_commands, false);
+    checkShellLine(command, shell.allowed_commands);
     return ["/bin/sh", "-c", command];
   }
   let argv: string[];
@@ -49,20 +51,19 @@ export function commandArgv(command: string, shell: AppConfig["shell"]): string[
   if (argv.length === 0 || argv[0] === "") throw new PermanentTaskError("command is empty");
   // The allowlist judges the normalised program path, so "/opt/jobs/../../bin/sh" is "/bin/sh".
   const program = argv[0]!.includes("/") ? path.posix.normalize(argv[0]!) : argv[0]!;
-  checkAllowed(shellJoin([program, ...argv.slice(1)]), shell.allowed_commands, true);
+  checkAllowed(shellJoin([program, ...argv.slice(1)]), shell.allowed_commands);
   return [program, ...argv.slice(1)];
 }
 
 /**
- * `argvMode`: the text is argv joined, where a newline is only a character of an argument, so
- * "*" crosses it too ("*" alone would refuse `python3 -c 'import os\nprint(1)'`). For /bin/sh a
- * newline starts another command, and a pattern still stops at it.
+ * The text is argv joined, where a newline is only a character of an argument, so "*" crosses
+ * it too ("*" alone would refuse `python3 -c 'import os\nprint(1)'`).
  */
-function checkAllowed(text: string, patterns: readonly string[], argvMode: boolean): void {
+function checkAllowed(text: string, patterns: readonly string[]): void {
   // bash mode: "*" crosses "/", so "/opt/jobs/*" allows "/opt/jobs/run.sh --all".
   const allows = (pattern: string) => {
     const re = picomatch.makeRe(pattern, { bash: true, dot: true });
-    return (argvMode ? new RegExp(re.source, `${re.flags}s`) : re).test(text);
+    return new RegExp(re.source, `${re.flags}s`).test(text);
   };
   if (patterns.some(allows)) return;
   throw new PermanentTaskError(
@@ -104,6 +105,9 @@ export const handler = definePlugin({
   checkCommand(command, shell) {
     commandArgv(command, shell);
   },
+  // Whoever makes a task or schedule that runs a command must hold commands:run (finding 6: a
+  // schedules:write key ran one through a schedule's template and /trigger).
+  requiredScope: () => "commands:run",
   async run(ctx) {
     if (!ctx.command) throw new PermanentTaskError("the shell plugin needs a command");
     const shell = ctx.config.shell;

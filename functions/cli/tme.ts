@@ -254,11 +254,39 @@ audit
 
 program
   .command("bench")
-  .description("benchmarks (arrive with the benchmark issue)")
-  .action(() => {
-    process.stdout.write(
-      "No benchmarks yet: the benchmark suite (queue throughput and API latency, as ratios against a baseline run side by side) is planned but not built.\n",
-    );
+  .description(
+    "benchmarks, side by side on one PostgreSQL: queue drain, pickup latency and API against graphile-worker, pg-boss and bare handlers (docs/benchmarks.md)",
+  )
+  .option("--quick", "a smoke of about a minute: fewer tasks, one repeat (written as quick.*)")
+  .option("--tasks <n>", "tasks per drain run (default 5000; quick 1000)")
+  .option("--repeats <n>", "repeats; the table compares medians (default 3; quick 1)")
+  .option("--concurrency <list>", "drain concurrencies, comma list (default 24,64)")
+  .option("--pickup-tasks <n>", "tasks of the pickup-latency run (default 500; quick 100)")
+  .option("--pickup-rate <n>", "tasks per second created in the pickup run (default 100)")
+  .option("--api-seconds <n>", "seconds of load per API route and system (default 5; quick 2)")
+  .option(
+    "--drain-cap-seconds <n>",
+    "a drain still running then is stopped and rated on what finished (default 8)",
+  )
+  .option(
+    "--database-url <url>",
+    "superuser URL of the server (default 127.0.0.1:5432 if it answers, else embedded)",
+  )
+  .option("--out <dir>", "where the JSON, SVG and table go (default bench/results)")
+  .option("--no-progress", "no progress line")
+  .action(async (options: Record<string, string | boolean | undefined>, command: Command) => {
+    // The harness and its peers (graphile-worker, pg-boss, autocannon) are devDependencies:
+    // a checkout with `npm ci` has them, a production install does not.
+    let bench: typeof import("../../test/bench/main.js");
+    try {
+      bench = await import("../../test/bench/main.js");
+    } catch (error) {
+      throw new Error(
+        `the benchmark needs a checkout with its devDependencies (npm ci): ${(error as Error).message}`,
+      );
+    }
+    const argv = process.argv.slice(process.argv.indexOf(command.name()) + 1);
+    await bench.benchCommand(options, argv);
   });
 
 program.parseAsync(process.argv).catch(fail);

@@ -274,6 +274,24 @@ async function runRoute(
 
   let namespace = principal?.namespace ?? "default";
   let target: string | null = null;
+  const entryOf = (
+    who: Principal,
+    about: string | null,
+    outcome: AuditOutcome,
+    status: number,
+    code?: string,
+  ): AuditEntry => ({
+    actor: who.keyId,
+    actor_name: who.name,
+    namespace,
+    action,
+    target: about,
+    request_id: requestId,
+    source_ip: sourceIp,
+    outcome,
+    status,
+    details: code ? { error: code } : {},
+  });
   const audit = async (
     db: AppContext["db"] | undefined,
     outcome: AuditOutcome,
@@ -281,18 +299,7 @@ async function runRoute(
     code?: string,
   ) => {
     if (!principal || (!mutating && outcome !== "forbidden")) return;
-    const entry: AuditEntry = {
-      actor: principal.keyId,
-      actor_name: principal.name,
-      namespace,
-      action,
-      target,
-      request_id: requestId,
-      source_ip: sourceIp,
-      outcome,
-      status,
-      details: code ? { error: code } : {},
-    };
+    const entry = entryOf(principal, target, outcome, status, code);
     if (db) await appendAudit(db, [entry]);
     else await app.audit.append(entry);
   };
@@ -327,19 +334,21 @@ async function runRoute(
       requestId,
       sourceIp,
       logger,
+      auditEntry:
+        principal && mutating ? (about, status) => entryOf(principal, about, "ok", status) : undefined,
     };
 
     const idempotencyKey = headers["idempotency-key"];
     let response: ApiResponse;
     if (route.idempotent && idempotencyKey !== undefined) {
-      response = await runIdempotent(route, req, app, idempotencyKey, (db, r) => {
+      response = await runIdempotent(route, req, app, idempotencyKey, async (db, r) => {
         target = targetOf(req.params, r);
-        return audit(db, "ok", r.status);
+        if (!r.audited) await audit(db, "ok", r.status);
       });
     } else {
       response = await route.handle(req, app);
       target = targetOf(req.params, response);
-      if (response.status < 400) await audit(undefined, "ok", response.status);
+      if (response.status < 400 && !response.audited) await audit(undefined, "ok", response.status);
     }
     return withSecurityHeaders(toResult(response, requestId), route.scope !== "public");
   } catch (error) {

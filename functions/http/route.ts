@@ -1,5 +1,6 @@
 import type { z } from "zod";
 import type { AppContext } from "../context.js";
+import type { AuditEntry } from "../core/audit/audit.js";
 import type { Principal, Scope } from "../core/auth/api-keys.js";
 import type { Logger } from "../logging/logger.js";
 
@@ -23,6 +24,12 @@ export interface ApiRequest<B = unknown, Q = unknown, P = unknown> {
   requestId: string;
   sourceIp: string;
   logger: Logger;
+  /**
+   * The audit row this call writes if it succeeds with `status`, about `target`; undefined when
+   * the call is not audited (a read, a public route). A route that writes it in its own commit
+   * answers `audited: true`, and the pipeline writes no other.
+   */
+  auditEntry?: (target: string | null, status: number) => AuditEntry;
 }
 
 export interface ApiResponse {
@@ -33,6 +40,8 @@ export interface ApiResponse {
   text?: string | Buffer;
   contentType?: string;
   headers?: Record<string, string>;
+  /** The route wrote the call's audit row (req.auditEntry) in the same commit as its change. */
+  audited?: boolean;
 }
 
 /** How a route appears in /openapi.json. */

@@ -235,6 +235,14 @@ export async function startHttpServer(
     const chunks: Buffer[] = [];
     let size = 0;
     const complete = await new Promise<boolean>((resolve) => {
+      // A client that went away while its request waited (for its key check, for a body slot)
+      // has already had its 'close': without this the wait below would never end, and the
+      // slot it holds would be lost for good (16 such and no request with a body is served).
+      if (req.destroyed) {
+        resolve(req.complete);
+        return;
+      }
+      req.on("close", () => resolve(req.complete));
       req.on("data", (chunk: Buffer) => {
         size += chunk.length;
         if (size > edge.max_body_bytes) {

@@ -295,6 +295,51 @@ describe("the dashboard in Chromium", () => {
     await screenshot("overview");
   });
 
+  it("falls back to polling every 2 s where /stream is not served (the cloud), and still updates", async () => {
+    // What API Gateway answers: the route exists but cannot stream.
+    await page.route("**/stream", (route) =>
+      route.fulfill({
+        status: 404,
+        contentType: "application/json",
+        body: JSON.stringify({ error: { code: "stream_not_served", message: "poll instead" } }),
+      }),
+    );
+    try {
+      await page.goto(dashboard("#/tasks"));
+      await page.reload();
+      await page.getByText("live: polling every 2 s").waitFor();
+      const created = await tme.api("POST", "/task/create", { name: "noop_polled" });
+      await page.locator(`tr[data-task-id="${created.body.id}"] td.status[data-status="succeeded"]`).waitFor({
+        timeout: 20_000,
+      });
+    } finally {
+      await page.unroute("**/stream");
+    }
+  });
+
+  it("works from the keyboard: skip to the content, open a page, act, and leave a dialog with Escape", async () => {
+    await page.goto(dashboard("#/"));
+    await page.getByRole("heading", { name: "Overview" }).waitFor();
+    await page.keyboard.press("Tab");
+    expect(await page.evaluate(() => (globalThis as any).document.activeElement.textContent)).toBe(
+      "Skip to content",
+    );
+    await page.keyboard.press("Enter");
+    expect(await page.evaluate(() => (globalThis as any).document.activeElement.id)).toBe("content");
+    await page.getByRole("link", { name: "Schedules" }).focus();
+    await page.keyboard.press("Enter");
+    await page.getByRole("heading", { name: "Schedules" }).waitFor();
+    await page.getByRole("button", { name: "Resume schedule noop_nightly" }).focus();
+    await page.keyboard.press("Enter");
+    await page.getByRole("status").filter({ hasText: "noop_nightly is now active" }).waitFor();
+    await page.goto(dashboard("#/tasks?name=noop_bulk"));
+    await page.getByRole("button", { name: "Apply to matching tasks…" }).focus();
+    await page.keyboard.press("Enter");
+    await page.getByRole("dialog").waitFor();
+    await page.keyboard.press("Escape");
+    await page.getByRole("dialog").waitFor({ state: "hidden" });
+  });
+
   it("shows only what a read-only key may do", async () => {
     const key = await tme.api("POST", "/keys", { name: "viewer", scopes: ["tasks:read"] });
     expect(key.status).toBe(201);
@@ -378,6 +423,14 @@ describe("the dashboard in Chromium", () => {
         `${label}: ${wall} ms from the click to the rows on screen (${inPage} ms request to paint)`,
       );
     }
+    // Paging on: the next page's cursor, from the last page measured.
+    await page.evaluate(() => delete (globalThis as any).document.body.dataset.tasksRenderedMs);
+    const started = Date.now();
+    await page.getByRole("button", { name: "Next page" }).click();
+    await page.waitForFunction(() => (globalThis as any).document.body.dataset.tasksRenderedMs);
+    figures.push(
+      `next page of label=batch:2: ${Date.now() - started} ms from the click to the rows on screen`,
+    );
     console.log(
       `[dashboard] task list, 10,000 tasks in the database, 50 rows a page:\n  ${figures.join("\n  ")}`,
     );

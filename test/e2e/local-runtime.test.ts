@@ -255,7 +255,7 @@ describe("tme keys create", () => {
     });
     expect(result.code).toBe(1);
     expect(result.stderr.trim()).toBe(
-      "tme: error: unknown scope tasks:admin; allowed: tasks:read, tasks:write, schedules:write, events:write, metrics:read, admin",
+      "tme: error: unknown scope tasks:admin; allowed: tasks:read, tasks:write, schedules:write, commands:run, events:write, metrics:read, admin",
     );
   });
 });

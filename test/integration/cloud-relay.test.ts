@@ -25,7 +25,8 @@ const env = {
 
 let t: TestApp;
 beforeAll(async () => {
-  t = await createTestApp();
+  // The cloud runtime: queue signals go through the outbox (locally they are NOTIFY only).
+  t = await createTestApp({ env: { TME_RUNTIME: "cloud" } });
 });
 afterAll(async () => {
   await t.close();

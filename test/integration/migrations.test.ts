@@ -111,6 +111,31 @@ describe("migrations", () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
+  it("0030 gives commands:run to keys that held tasks:write (they could run commands), not to schedules:write alone", async () => {
+    const { url, db } = await emptyDatabase();
+    const dir = mkdtempSync(path.join(os.tmpdir(), "tme-migrations-"));
+    for (const m of readMigrations().filter((m) => m.id < 30)) {
+      writeFileSync(path.join(dir, `${String(m.id).padStart(4, "0")}_${m.name}.sql`), m.sql);
+    }
+    await migrate(url, dir);
+    await db.query(
+      `INSERT INTO api_keys (id, name, scopes, key_hash, prefix) VALUES
+       ('key_w', 'w', '{tasks:read,tasks:write}', '\\x01', 'p1'),
+       ('key_s', 's', '{schedules:write}', '\\x02', 'p2'),
+       ('key_a', 'a', '{admin}', '\\x03', 'p3')`,
+    );
+    await migrate(url);
+    const keys = await db.rows<{ id: string; scopes: string[] }>(
+      "SELECT id, scopes FROM api_keys ORDER BY id",
+    );
+    expect(keys).toEqual([
+      { id: "key_a", scopes: ["admin"] },
+      { id: "key_s", scopes: ["schedules:write"] },
+      { id: "key_w", scopes: ["tasks:read", "tasks:write", "commands:run"] },
+    ]);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
   it("refuse a running task without a lease", async () => {
     const { url, db } = await emptyDatabase();
     await migrate(url);

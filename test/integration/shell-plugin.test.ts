@@ -188,6 +188,42 @@ describe("the shell plugin's allowlist and shell mode", () => {
   });
 });
 
+describe("allow_shell with an allowlist (finding 3)", () => {
+  it('refuses "echo a; id" and "echo $(cat ...)" under ["echo *"] at create, with the rule, and runs what passes', async () => {
+    const shelled = await createEngineHarness({
+      app: {
+        shell: {
+          allow_shell: true,
+          allowed_commands: ["echo *"],
+          env_allowlist: ["PATH"],
+          output_tail_bytes: 1024,
+        },
+      },
+    });
+    try {
+      await shelled.startPool({ slots: 1 });
+      for (const [command, why] of [
+        ["echo a; id", '"id" matches no pattern of shell.allowed_commands'],
+        ["echo $(cat /etc/hostname)", "command substitution ($(...) or backticks) is not allowed"],
+        ["echo `id`", "command substitution"],
+        ["echo a > /tmp/x", 'redirection "> /tmp/x" is not allowed'],
+      ] as const) {
+        await expect(shelled.create({ name: "hostile", command }), command).rejects.toMatchObject({
+          status: 422,
+          details: [{ path: "command", message: expect.stringContaining(why) }],
+        });
+      }
+      const refused = await shelled.create({ name: "x", command: "echo a && id" }).catch((e) => e);
+      expect(refused.details[0].message).toContain("allowed: each simple command must match a pattern");
+      const ok = await shelled.create({ name: "ok", command: "echo a && echo b 2>&1" });
+      await shelled.waitForStatus(ok.id, ["succeeded"]);
+      expect((await shelled.runs(ok.id))[0]!.output_tail).toBe("a\nb\n");
+    } finally {
+      await shelled.close();
+    }
+  });
+});
+
 describe("the shell plugin with the shipped 64 KiB tail", () => {
   it("puts the end of a long output in a failed task's error, where the command says why", async () => {
     const loud = await createEngineHarness();

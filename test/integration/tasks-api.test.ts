@@ -8,7 +8,9 @@ import { createTestApp, type TestApp } from "../helpers/test-app.js";
 
 let t: TestApp;
 beforeAll(async () => {
-  t = await createTestApp();
+  // The cloud's queue signals are outbox rows, which these tests can see (locally a NOTIFY;
+  // test/integration/create-task.test.ts checks that no row is written there).
+  t = await createTestApp({ env: { TME_RUNTIME: "cloud" } });
 });
 afterAll(async () => {
   await t.close();

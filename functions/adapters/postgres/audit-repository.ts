@@ -8,6 +8,7 @@ import {
   GLOBAL_NAMESPACE,
 } from "../../core/audit/audit.js";
 import type { Queryable } from "./database.js";
+import { GroupCommit } from "./group-commit.js";
 import { andKeysetBefore, type Keyset, type KeysetPage, keysetMicros, toKeysetPage } from "./keyset.js";
 
 /** Appends entries in one statement: audit_append() chains them under the chain head's lock. */
@@ -16,45 +17,27 @@ export async function appendAudit(db: Queryable, entries: AuditEntry[]): Promise
   await db.query("SELECT audit_append($1::jsonb)", [JSON.stringify(entries)]);
 }
 
-/** Entries per statement at most: bounds a statement's size under a burst. */
-const MAX_BATCH = 500;
-
 /**
  * Group commit for audit rows written outside a request's own transaction: every entry that
  * arrives while a batch is being written goes into the next one, so N concurrent calls cost
  * one statement, not N, and each caller still waits until its row is committed.
  */
 export class BatchingAuditWriter implements AuditSink {
-  private pending: Array<{ entry: AuditEntry; done: (error?: unknown) => void }> = [];
-  private writing = false;
+  private readonly commits: GroupCommit<AuditEntry, void>;
 
-  constructor(private readonly db: Queryable) {}
-
-  append(entry: AuditEntry): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      this.pending.push({ entry, done: (error) => (error ? reject(error) : resolve()) });
-      if (!this.writing) void this.drain();
-    });
+  constructor(db: Queryable) {
+    // One write at a time: the chain head's lock would serialise more anyway.
+    this.commits = new GroupCommit<AuditEntry, void>(
+      async (entries) => {
+        await appendAudit(db, entries);
+        return entries.map(() => undefined);
+      },
+      { maxBatch: 500, maxInFlight: 1 },
+    );
   }
 
-  private async drain(): Promise<void> {
-    this.writing = true;
-    try {
-      while (this.pending.length > 0) {
-        const batch = this.pending.splice(0, MAX_BATCH);
-        try {
-          await appendAudit(
-            this.db,
-            batch.map((p) => p.entry),
-          );
-          for (const p of batch) p.done();
-        } catch (error) {
-          for (const p of batch) p.done(error);
-        }
-      }
-    } finally {
-      this.writing = false;
-    }
+  append(entry: AuditEntry): Promise<void> {
+    return this.commits.submit(entry);
   }
 }
 

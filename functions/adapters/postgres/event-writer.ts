@@ -13,27 +13,32 @@ export const TASK_CONTROL_CHANNEL = "tme_task_control";
 
 /**
  * Records an event in the same transaction as the change it describes: in task_events
- * (the task's history, when it is about a task) and in the outbox (for the bus).
+ * (the task's history, when it is about a task) and in the outbox (for the bus), with the
+ * NOTIFY that wakes the relay: one statement, one round trip.
  */
 export async function writeEvent(tx: Queryable, event: TmeEvent, taskId?: string): Promise<void> {
-  if (taskId) {
-    await tx.query(
-      `INSERT INTO task_events (event_id, namespace, task_id, type, data, occurred_at) VALUES ($1, $2, $3, $4, $5, $6)`,
-      [event.id, event.namespace, taskId, event.type, JSON.stringify(event.data), event.occurred_at],
-    );
-  }
-  await tx.query(`INSERT INTO outbox (event_id, namespace, type, payload) VALUES ($1, $2, $3, $4)`, [
-    event.id,
-    event.namespace,
-    event.type,
-    JSON.stringify(event),
-  ]);
-  await tx.query("SELECT pg_notify($1, '')", [OUTBOX_CHANNEL]);
+  await tx.query(
+    `WITH history AS (
+       INSERT INTO task_events (event_id, namespace, task_id, type, data, occurred_at)
+       SELECT $1, $2, $3, $4, $5, $6 WHERE $3::text IS NOT NULL),
+     relayed AS (INSERT INTO outbox (event_id, namespace, type, payload) VALUES ($1, $2, $4, $7))
+     SELECT pg_notify($8, '')`,
+    [
+      event.id,
+      event.namespace,
+      taskId ?? null,
+      event.type,
+      JSON.stringify(event.data),
+      event.occurred_at,
+      JSON.stringify(event),
+      OUTBOX_CHANNEL,
+    ],
+  );
 }
 
 /**
- * writeEvent for many task events at once (bulk actions): two INSERTs and one NOTIFY
- * whatever the number of events.
+ * writeEvent for many task events at once (bulk actions): one statement whatever the number
+ * of events.
  */
 export async function writeTaskEvents(
   tx: Queryable,
@@ -42,58 +47,85 @@ export async function writeTaskEvents(
   if (items.length === 0) return;
   const events = items.map(({ event, taskId }) => ({ ...event, task_id: taskId }));
   await tx.query(
-    `INSERT INTO task_events (event_id, namespace, task_id, type, data, occurred_at)
-     SELECT e.id, e.namespace, e.task_id, e.type, e.data, e.occurred_at
-     FROM jsonb_to_recordset($1::jsonb) AS e(id text, namespace text, task_id text, type text, data jsonb, occurred_at timestamptz)`,
-    [JSON.stringify(events)],
+    `WITH e AS (SELECT value AS e FROM jsonb_array_elements($1::jsonb)),
+     history AS (
+       INSERT INTO task_events (event_id, namespace, task_id, type, data, occurred_at)
+       SELECT e->>'id', e->>'namespace', e->>'task_id', e->>'type', e->'data', (e->>'occurred_at')::timestamptz
+       FROM e),
+     relayed AS (
+       INSERT INTO outbox (event_id, namespace, type, payload)
+       SELECT e->>'id', e->>'namespace', e->>'type', e - 'task_id' FROM e)
+     SELECT pg_notify($2, '')`,
+    [JSON.stringify(events), OUTBOX_CHANNEL],
   );
-  await tx.query(
-    `INSERT INTO outbox (event_id, namespace, type, payload)
-     SELECT e->>'id', e->>'namespace', e->>'type', e - 'task_id' FROM jsonb_array_elements($1::jsonb) AS e`,
-    [JSON.stringify(events)],
-  );
-  await tx.query("SELECT pg_notify($1, '')", [OUTBOX_CHANNEL]);
 }
 
 /**
- * Signals that a task can be claimed: an outbox row for the cloud queue (relayed to SQS) and a
- * NOTIFY for local workers. Both are transactional: they take effect only if the change commits.
+ * Where queue signals go. "outbox": an outbox row per signal, relayed to the task queue (SQS in
+ * the cloud, whose workers are fed by it), plus the NOTIFY. "notify": the NOTIFY alone: local
+ * workers claim straight from Postgres, so a row would be written, relayed to nowhere and
+ * deleted, costing a write per task for nothing.
+ */
+export type QueueSignalRoute = "outbox" | "notify";
+
+/** The cloud relays queue signals to SQS; the local runtime has no reader for them. */
+export function queueSignalRouteFor(runtime: "local" | "cloud"): QueueSignalRoute {
+  return runtime === "cloud" ? "outbox" : "notify";
+}
+
+/**
+ * Signals that a task can be claimed: a NOTIFY for local workers and, on the "outbox" route, an
+ * outbox row for the cloud queue. Both are transactional: they take effect only if the change
+ * commits. One statement either way.
  */
 export async function writeQueueSignal(
   tx: Queryable,
   namespace: string,
   dispatch: QueueDispatch,
+  route: QueueSignalRoute = "outbox",
 ): Promise<void> {
+  if (route === "notify") {
+    await tx.query("SELECT pg_notify($1, $2)", [TASK_QUEUED_CHANNEL, dispatch.task_id]);
+    return;
+  }
   await tx.query(
-    `INSERT INTO outbox (event_id, namespace, type, payload, next_attempt_at)
-     VALUES ('q_' || $1 || '_' || md5(random()::text), $2, $3, $4, $5)`,
-    [dispatch.task_id, namespace, QUEUE_DISPATCH, JSON.stringify(dispatch), dispatch.run_at],
+    `WITH signal AS (
+       INSERT INTO outbox (event_id, namespace, type, payload, next_attempt_at)
+       VALUES ('q_' || $1 || '_' || md5(random()::text), $2, $3, $4, $5))
+     SELECT pg_notify($6, $1), pg_notify($7, '')`,
+    [
+      dispatch.task_id,
+      namespace,
+      QUEUE_DISPATCH,
+      JSON.stringify(dispatch),
+      dispatch.run_at,
+      TASK_QUEUED_CHANNEL,
+      OUTBOX_CHANNEL,
+    ],
   );
-  await tx.query("SELECT pg_notify($1, $2), pg_notify($3, '')", [
-    TASK_QUEUED_CHANNEL,
-    dispatch.task_id,
-    OUTBOX_CHANNEL,
-  ]);
 }
 
-/** writeQueueSignal for many tasks of one namespace at once. */
+/** writeQueueSignal for many tasks of one namespace at once (one statement). */
 export async function writeQueueSignals(
   tx: Queryable,
   namespace: string,
   dispatches: readonly QueueDispatch[],
+  route: QueueSignalRoute = "outbox",
 ): Promise<void> {
   if (dispatches.length === 0) return;
+  if (route === "notify") {
+    // Workers wake on the channel, whatever the payload: one notification is enough.
+    await tx.query("SELECT pg_notify($1, '')", [TASK_QUEUED_CHANNEL]);
+    return;
+  }
   await tx.query(
-    `INSERT INTO outbox (event_id, namespace, type, payload, next_attempt_at)
-     SELECT 'q_' || (d->>'task_id') || '_' || md5(random()::text), $2, $3, d, (d->>'run_at')::timestamptz
-     FROM jsonb_array_elements($1::jsonb) AS d`,
-    [JSON.stringify(dispatches), namespace, QUEUE_DISPATCH],
+    `WITH signals AS (
+       INSERT INTO outbox (event_id, namespace, type, payload, next_attempt_at)
+       SELECT 'q_' || (d->>'task_id') || '_' || md5(random()::text), $2, $3, d, (d->>'run_at')::timestamptz
+       FROM jsonb_array_elements($1::jsonb) AS d)
+     SELECT pg_notify($4, ''), pg_notify($5, '')`,
+    [JSON.stringify(dispatches), namespace, QUEUE_DISPATCH, TASK_QUEUED_CHANNEL, OUTBOX_CHANNEL],
   );
-  await tx.query("SELECT pg_notify($1, d->>'task_id') FROM jsonb_array_elements($2::jsonb) AS d", [
-    TASK_QUEUED_CHANNEL,
-    JSON.stringify(dispatches),
-  ]);
-  await tx.query("SELECT pg_notify($1, '')", [OUTBOX_CHANNEL]);
 }
 
 /** Tells the engine to stop these tasks' running attempts (it LISTENs on TASK_CONTROL_CHANNEL). */

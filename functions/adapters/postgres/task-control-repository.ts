@@ -14,6 +14,7 @@ import { AHEAD_COUNT_CAP, pausedTypeKey, type WaitingFacts } from "../../core/ta
 import type { Db, Queryable } from "./database.js";
 import {
   notifyTaskControl,
+  type QueueSignalRoute,
   TASK_QUEUED_CHANNEL,
   writeQueueSignals,
   writeTaskEvents,
@@ -52,7 +53,12 @@ const TASK_COLUMNS_T = TASK_COLUMNS.split(",")
  * whole set, then the events, queue signals and stop notices of the rows it changed, all in
  * the caller's transaction. Lease columns are never written: they belong to the worker.
  */
-async function applyChanges(tx: Queryable, namespace: string, changes: TaskChange[]): Promise<Task[]> {
+async function applyChanges(
+  tx: Queryable,
+  namespace: string,
+  changes: TaskChange[],
+  route: QueueSignalRoute,
+): Promise<Task[]> {
   if (changes.length === 0) return [];
   const rows = changes.map(({ next, expectedStatus }) => ({
     id: next.id,
@@ -98,6 +104,7 @@ async function applyChanges(tx: Queryable, namespace: string, changes: TaskChang
     tx,
     namespace,
     done.flatMap((c) => (c.dispatch ? [c.dispatch] : [])),
+    route,
   );
   await notifyTaskControl(
     tx,
@@ -107,8 +114,43 @@ async function applyChanges(tx: Queryable, namespace: string, changes: TaskChang
   return done.map((c) => byId.get(c.next.id)!);
 }
 
+/**
+ * The facts behind waiting_reason for a page of tasks, in one query.
+ * - Open runs, as the claim counts slots (a cancelled command still dying holds its slot).
+ * - Paused types among those asked about.
+ * - Places in the queue, read once per page, not counted once per task: the claim order's
+ *   first $6 due tasks of unpaused types (one index scan of tasks_queue_idx, stopped at the
+ *   cap), numbered; a task's place is its number there. Counting per task scanned up to the cap
+ *   for every task of the page (50 x 10,000 rows with a deep queue).
+ */
+const WAITING_FACTS_SQL = `
+WITH line AS (
+  SELECT id, (row_number() OVER (ORDER BY priority DESC, run_at, id)) - 1 AS ahead
+  FROM (
+    SELECT id, priority, run_at FROM tasks t
+    WHERE t.status = 'queued' AND t.run_at <= $5
+      AND (t.namespace, t.name) NOT IN (SELECT namespace, name FROM task_type_pauses)
+    ORDER BY priority DESC, run_at, id LIMIT $6
+  ) l
+)
+SELECT
+  (SELECT count(*) FROM task_runs WHERE finished_at IS NULL) AS total,
+  coalesce((SELECT jsonb_object_agg(name, n) FROM (
+    SELECT t.name, count(*) AS n FROM task_runs r JOIN tasks t ON t.id = r.task_id
+    WHERE r.finished_at IS NULL AND t.name = ANY($1::text[]) GROUP BY t.name
+  ) r), '{}') AS by_name,
+  coalesce((SELECT jsonb_agg(jsonb_build_array(p.namespace, p.name)) FROM task_type_pauses p
+    JOIN (SELECT DISTINCT * FROM unnest($2::text[], $3::text[]) AS q(namespace, name)) q
+      ON p.namespace = q.namespace AND p.name = q.name), '[]') AS paused,
+  coalesce((SELECT jsonb_object_agg(id, ahead) FROM line WHERE id = ANY($4::text[])), '{}') AS ahead,
+  (SELECT count(*) FROM line) AS line_length`;
+
 export class PostgresTaskControlStore implements TaskControlStore {
-  constructor(private readonly db: Db) {}
+  constructor(
+    private readonly db: Db,
+    /** Whether queue signals get outbox rows (the cloud) or only a NOTIFY (local). */
+    private readonly queueSignals: QueueSignalRoute = "outbox",
+  ) {}
 
   change(namespace: string, id: string, plan: (task: Task) => TaskChange): Promise<Task | undefined> {
     return this.db.transaction(async (tx) => {
@@ -120,7 +162,7 @@ export class PostgresTaskControlStore implements TaskControlStore {
       );
       const task = rows[0];
       if (!task) return undefined;
-      const [changed] = await applyChanges(tx, namespace, [plan(task)]);
+      const [changed] = await applyChanges(tx, namespace, [plan(task)], this.queueSignals);
       return changed ?? task;
     });
   }
@@ -144,7 +186,7 @@ export class PostgresTaskControlStore implements TaskControlStore {
         const change = plan(task);
         return change ? [change] : [];
       });
-      return applyChanges(tx, namespace, changes);
+      return applyChanges(tx, namespace, changes, this.queueSignals);
     });
   }
 
@@ -203,51 +245,35 @@ export class PostgresTaskControlStore implements TaskControlStore {
       aheadByTaskId: new Map(),
     };
     if (queued.length === 0) return facts;
-    const names = [...new Set(queued.map((t) => t.name))];
-
-    // Open runs, as the claim counts slots: a cancelled command still dying holds its slot.
-    const [running] = await this.db.rows<{ total: number; by_name: Record<string, number> }>(
-      `SELECT (SELECT count(*) FROM task_runs WHERE finished_at IS NULL) AS total,
-         coalesce((SELECT jsonb_object_agg(name, n) FROM (
-           SELECT t.name, count(*) AS n FROM task_runs r JOIN tasks t ON t.id = r.task_id
-           WHERE r.finished_at IS NULL AND t.name = ANY($1::text[]) GROUP BY t.name
-         ) r), '{}') AS by_name`,
-      [names],
-    );
-    facts.runningTotal = running?.total ?? 0;
-    facts.runningByName = new Map(Object.entries(running?.by_name ?? {}));
-
-    const pauses = await this.db.rows<{ namespace: string; name: string }>(
-      `SELECT p.namespace, p.name FROM task_type_pauses p
-       JOIN unnest($1::text[], $2::text[]) AS q(namespace, name) ON p.namespace = q.namespace AND p.name = q.name`,
-      [queued.map((t) => t.namespace), queued.map((t) => t.name)],
-    );
-    const pausedTypes = new Set(pauses.map((p) => pausedTypeKey(p.namespace, p.name)));
-    facts.pausedTypes = pausedTypes;
-
-    // Only due tasks of running types have a place in the queue worth counting. Ahead means
-    // before it in claim order (priority DESC, run_at, id) among due tasks of unpaused types;
-    // the count stops at a cap so a deep queue costs a bounded scan per task.
-    const due = queued
-      .filter(
-        (t) => t.run_at.getTime() <= now.getTime() && !pausedTypes.has(pausedTypeKey(t.namespace, t.name)),
-      )
-      .map((t) => t.id);
-    if (due.length > 0) {
-      const ahead = await this.db.rows<{ id: string; ahead: number }>(
-        `SELECT q.id, (
-           SELECT count(*) FROM (
-             SELECT 1 FROM tasks t
-             WHERE t.status = 'queued' AND t.run_at <= $2
-               AND (t.priority > q.priority OR (t.priority = q.priority AND (t.run_at, t.id) < (q.run_at, q.id)))
-               AND NOT EXISTS (SELECT 1 FROM task_type_pauses p WHERE p.namespace = t.namespace AND p.name = t.name)
-             LIMIT $3
-           ) a) AS ahead
-         FROM tasks q WHERE q.id = ANY($1::text[])`,
-        [due, now, AHEAD_COUNT_CAP],
-      );
-      facts.aheadByTaskId = new Map(ahead.map((a) => [a.id, a.ahead]));
+    // Only due tasks have a place in the queue worth counting (a paused type's are dropped below).
+    const due = queued.filter((t) => t.run_at.getTime() <= now.getTime()).map((t) => t.id);
+    const [row] = await this.db.rows<{
+      total: number;
+      by_name: Record<string, number>;
+      paused: Array<[string, string]>;
+      ahead: Record<string, number>;
+      line_length: number;
+    }>(WAITING_FACTS_SQL, [
+      [...new Set(queued.map((t) => t.name))],
+      queued.map((t) => t.namespace),
+      queued.map((t) => t.name),
+      due,
+      now,
+      due.length > 0 ? AHEAD_COUNT_CAP : 0,
+    ]);
+    if (!row) return facts;
+    facts.runningTotal = row.total;
+    facts.runningByName = new Map(Object.entries(row.by_name));
+    facts.pausedTypes = new Set(row.paused.map(([namespace, name]) => pausedTypeKey(namespace, name)));
+    // A due task beyond a full line has at least the cap ahead of it.
+    const lineFull = row.line_length >= AHEAD_COUNT_CAP;
+    const places = new Map<string, number>();
+    for (const id of due) {
+      const ahead = row.ahead[id];
+      if (ahead !== undefined) places.set(id, ahead);
+      else if (lineFull) places.set(id, AHEAD_COUNT_CAP);
     }
+    facts.aheadByTaskId = places;
     return facts;
   }
 
@@ -302,15 +328,18 @@ export class PostgresTaskControlStore implements TaskControlStore {
       // A queue message that arrived while the type was paused was dropped by the claim;
       // a fresh signal per queued task brings every one of them back (SQS in the cloud, a
       // NOTIFY locally), in one statement however many there are.
-      const { rowCount: signalled } = await tx.query(
-        `INSERT INTO outbox (event_id, namespace, type, payload, next_attempt_at)
-         SELECT 'q_' || id || '_' || md5(random()::text), namespace, $3,
-           jsonb_build_object('task_id', id, 'attempt', attempt + 1, 'priority', priority,
-             'run_at', to_char(run_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')),
-           run_at
-         FROM tasks WHERE namespace = $1 AND name = $2 AND status = 'queued'`,
-        [namespace, name, QUEUE_DISPATCH],
-      );
+      const { rowCount: signalled } =
+        this.queueSignals === "outbox"
+          ? await tx.query(
+              `INSERT INTO outbox (event_id, namespace, type, payload, next_attempt_at)
+               SELECT 'q_' || id || '_' || md5(random()::text), namespace, $3,
+                 jsonb_build_object('task_id', id, 'attempt', attempt + 1, 'priority', priority,
+                   'run_at', to_char(run_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')),
+                 run_at
+               FROM tasks WHERE namespace = $1 AND name = $2 AND status = 'queued'`,
+              [namespace, name, QUEUE_DISPATCH],
+            )
+          : { rowCount: 1 };
       if (signalled) {
         // Wake-ups, not the work list: a few task ids are enough to get idle workers claiming.
         await tx.query(
@@ -319,7 +348,7 @@ export class PostgresTaskControlStore implements TaskControlStore {
              ORDER BY priority DESC, run_at, id LIMIT 100) q`,
           [TASK_QUEUED_CHANNEL, namespace, name],
         );
-        await tx.query("SELECT pg_notify($1, '')", [OUTBOX_CHANNEL]);
+        if (this.queueSignals === "outbox") await tx.query("SELECT pg_notify($1, '')", [OUTBOX_CHANNEL]);
       }
     });
   }

@@ -1,55 +1,148 @@
-import type { QueueDispatch, TmeEvent } from "../../core/events/event.js";
+import type { AuditEntry } from "../../core/audit/audit.js";
+import { QUEUE_DISPATCH, type QueueDispatch, type TmeEvent } from "../../core/events/event.js";
 import { noObserver, type Observer } from "../../core/observability/observer.js";
 import type { Task } from "../../core/tasks/task.js";
 import type { NewTask, TaskStore } from "../../core/tasks/task-store.js";
-import type { Db, Queryable } from "./database.js";
-import { writeEvent, writeQueueSignal } from "./event-writer.js";
+import { Database, type Db, type Queryable } from "./database.js";
+import { type QueueSignalRoute, TASK_QUEUED_CHANNEL } from "./event-writer.js";
+import { GroupCommit } from "./group-commit.js";
+import { OUTBOX_CHANNEL } from "./outbox-repository.js";
 
 /** Every column of tasks, in the shape of Task; pg returns timestamptz as Date and jsonb parsed. */
 export const TASK_COLUMNS = `id, namespace, name, description, command, handler, params, status, priority, attempt,
   series, max_attempts, timeout_seconds, progress, result, error, schedule_id, labels, run_at, created_at,
   updated_at, started_at, finished_at, lease_owner, lease_expires_at, infra_retries, trace_context`;
 
+/** One create as the statement takes it: the task, its task.created event, its queue signal. */
+interface CreateRow {
+  task: NewTask & { trace_context: string | null };
+  created: TmeEvent;
+  dispatch: QueueDispatch;
+  audit: AuditEntry | undefined;
+}
+
+/**
+ * Creates tasks in one statement, whatever their number, and so in one commit: the tasks,
+ * their task.created events (task_events and the outbox), their queue signals (outbox rows on
+ * the "outbox" route), the audit rows of the requests that made them, and the NOTIFYs that wake
+ * the workers and the relay. Nothing of a create is written after its commit, so a 201 never
+ * follows a write that could still fail (a full disk refuses the whole statement).
+ *
+ * One INSERT writes both kinds of outbox row, so each task's event precedes its signal.
+ * Data-modifying CTEs all run whether or not the outer query reads them; the SELECT ones
+ * (audit_append, pg_notify) run only when read, hence the scalar subqueries at the end. The
+ * foreign key of task_events is checked at the end of the statement, after the tasks exist.
+ */
+const CREATE_TASKS_SQL = `
+WITH input AS (
+  SELECT * FROM jsonb_to_recordset($1::jsonb) AS i(
+    ord integer, id text, namespace text, name text, description text, command text, handler text,
+    params jsonb, status task_status, priority smallint, attempt integer, series integer,
+    max_attempts integer, timeout_seconds integer, schedule_id text, labels jsonb, run_at timestamptz,
+    created_at timestamptz, trace_context text, event jsonb, dispatch jsonb)
+),
+created AS (
+  INSERT INTO tasks (id, namespace, name, description, command, handler, params, status, priority, attempt,
+    series, max_attempts, timeout_seconds, schedule_id, labels, run_at, created_at, updated_at, trace_context)
+  SELECT id, namespace, name, description, command, handler, params, status, priority, attempt,
+    series, max_attempts, timeout_seconds, schedule_id, labels, run_at, created_at, created_at, trace_context
+  FROM input ORDER BY ord
+  RETURNING ${TASK_COLUMNS}
+),
+history AS (
+  INSERT INTO task_events (event_id, namespace, task_id, type, data, occurred_at)
+  SELECT event->>'id', namespace, id, event->>'type', event->'data', created_at FROM input ORDER BY ord
+),
+relayed AS (
+  INSERT INTO outbox (event_id, namespace, type, payload, next_attempt_at)
+  SELECT o.event_id, o.namespace, o.type, o.payload, o.next_attempt_at FROM (
+    SELECT ord, 0 AS part, event->>'id' AS event_id, namespace, event->>'type' AS type, event AS payload,
+      created_at AS next_attempt_at FROM input
+    UNION ALL
+    SELECT ord, 1, 'q_' || id || '_' || md5(random()::text), namespace, $2, dispatch, run_at
+    FROM input WHERE $3::boolean
+  ) o ORDER BY o.ord, o.part
+),
+audited AS (
+  SELECT audit_append($4::jsonb) AS head WHERE jsonb_array_length($4::jsonb) > 0
+),
+woken AS (
+  SELECT pg_notify($5, ''), pg_notify($6, '')
+)
+SELECT ${TASK_COLUMNS}, (SELECT count(*) FROM audited) AS audited, (SELECT count(*) FROM woken) AS woken
+FROM created`;
+
+async function insertTasks(db: Queryable, rows: CreateRow[], route: QueueSignalRoute): Promise<Task[]> {
+  const input = rows.map(({ task, created, dispatch }, ord) => ({
+    ord,
+    id: task.id,
+    namespace: task.namespace,
+    name: task.name,
+    description: task.description,
+    command: task.command,
+    handler: task.handler,
+    params: task.params,
+    status: task.status,
+    priority: task.priority,
+    attempt: task.attempt,
+    series: task.series,
+    max_attempts: task.max_attempts,
+    timeout_seconds: task.timeout_seconds,
+    schedule_id: task.schedule_id,
+    labels: task.labels,
+    run_at: task.run_at,
+    created_at: created.occurred_at,
+    trace_context: task.trace_context,
+    event: created,
+    dispatch,
+  }));
+  const audit = rows.flatMap((r) => (r.audit ? [r.audit] : []));
+  const { rows: stored } = await db.query<Task & { audited: number; woken: number }>(CREATE_TASKS_SQL, [
+    JSON.stringify(input),
+    QUEUE_DISPATCH,
+    route === "outbox",
+    JSON.stringify(audit),
+    TASK_QUEUED_CHANNEL,
+    OUTBOX_CHANNEL,
+  ]);
+  const byId = new Map(stored.map(({ audited: _a, woken: _w, ...task }) => [task.id, task as Task]));
+  return rows.map((r) => byId.get(r.task.id)!);
+}
+
+export interface TaskStoreOptions {
+  /** Whether queue signals get outbox rows (the cloud) or only a NOTIFY (local). */
+  queueSignals: QueueSignalRoute;
+}
+
 export class PostgresTaskStore implements TaskStore {
+  /**
+   * On the pool, concurrent creates share a statement and a commit (group commit). Inside an
+   * open transaction (an Idempotency-Key request, a schedule's firing) a create is its own
+   * statement in that transaction.
+   */
+  private readonly creates: GroupCommit<CreateRow, Task> | undefined;
+
   constructor(
     private readonly db: Db,
     private readonly observer: Observer = noObserver,
-  ) {}
+    private readonly options: TaskStoreOptions = { queueSignals: "outbox" },
+  ) {
+    this.creates =
+      db instanceof Database
+        ? new GroupCommit((rows) => insertTasks(db, rows, options.queueSignals), {
+            maxBatch: 200,
+            maxInFlight: 2,
+          })
+        : undefined;
+  }
 
-  async insert(task: NewTask, created: TmeEvent, dispatch: QueueDispatch): Promise<Task> {
+  async insert(task: NewTask, created: TmeEvent, dispatch: QueueDispatch, audit?: AuditEntry): Promise<Task> {
     // Read here, in the creating request's context, so its attempts can join its trace.
-    const traceContext = task.trace_context ?? this.observer.traceContext();
-    const stored = await this.db.transaction(async (tx) => {
-      const { rows } = await tx.query<Task>(
-        `INSERT INTO tasks (id, namespace, name, description, command, handler, params, status, priority, attempt,
-           series, max_attempts, timeout_seconds, schedule_id, labels, run_at, created_at, updated_at, trace_context)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $17, $18)
-         RETURNING ${TASK_COLUMNS}`,
-        [
-          task.id,
-          task.namespace,
-          task.name,
-          task.description,
-          task.command,
-          task.handler,
-          JSON.stringify(task.params),
-          task.status,
-          task.priority,
-          task.attempt,
-          task.series,
-          task.max_attempts,
-          task.timeout_seconds,
-          task.schedule_id,
-          JSON.stringify(task.labels),
-          task.run_at,
-          created.occurred_at,
-          traceContext,
-        ],
-      );
-      await writeEvent(tx, created, task.id);
-      await writeQueueSignal(tx, task.namespace, dispatch);
-      return rows[0]!;
-    });
+    const traceContext = task.trace_context ?? this.observer.traceContext() ?? null;
+    const row: CreateRow = { task: { ...task, trace_context: traceContext }, created, dispatch, audit };
+    const stored = this.creates
+      ? await this.creates.submit(row)
+      : (await insertTasks(this.db, [row], this.options.queueSignals))[0]!;
     this.observer.taskCreated(stored);
     return stored;
   }

@@ -10,6 +10,12 @@ export const SCOPES = [
   "tasks:read",
   "tasks:write",
   "schedules:write",
+  /**
+   * Beside tasks:write or schedules:write, to create anything that runs a shell command (a task
+   * with a command, a schedule whose template has one, a trigger or restart of either): running
+   * a command is more than queueing work, so a key that may queue work need not run commands.
+   */
+  "commands:run",
   "events:write",
   "metrics:read",
   "admin",

@@ -1,4 +1,5 @@
 import type { AppConfig } from "../../config/schema.js";
+import type { AuditEntry } from "../audit/audit.js";
 import { type Principal, requireScope } from "../auth/api-keys.js";
 import { type ErrorDetail, issuesToDetails, Unprocessable, ValidationFailed } from "../errors.js";
 import { newEvent } from "../events/event.js";
@@ -29,6 +30,8 @@ export interface CreateTaskDeps {
   config: Pick<AppConfig, "default_task_timeout" | "max_task_timeout" | "default_max_attempts"> &
     Partial<Pick<AppConfig, "shell">>;
   now: () => Date;
+  /** The audit row of the request, for this task's id: written in the task's own commit. */
+  audit?: (taskId: string) => AuditEntry;
 }
 
 /**
@@ -156,10 +159,10 @@ export async function createTask(
     result: null,
     error: null,
   });
-  return deps.tasks.insert(task, newEvent("task.created", namespace, { task: viewAtCreation }, now), {
-    task_id: task.id,
-    attempt: 1,
-    priority: task.priority,
-    run_at: runAt.toISOString(),
-  });
+  return deps.tasks.insert(
+    task,
+    newEvent("task.created", namespace, { task: viewAtCreation }, now),
+    { task_id: task.id, attempt: 1, priority: task.priority, run_at: runAt.toISOString() },
+    deps.audit?.(task.id),
+  );
 }

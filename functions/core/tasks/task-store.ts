@@ -1,3 +1,4 @@
+import type { AuditEntry } from "../audit/audit.js";
 import type { QueueDispatch, TmeEvent } from "../events/event.js";
 import type { Task } from "./task.js";
 
@@ -17,7 +18,10 @@ export type NewTask = Omit<
 
 /** Port: where tasks live. The Postgres adapter is functions/adapters/postgres/task-repository.ts. */
 export interface TaskStore {
-  /** Stores the task, its task.created event and its queue signal in one transaction. */
-  insert(task: NewTask, created: TmeEvent, dispatch: QueueDispatch): Promise<Task>;
+  /**
+   * Stores the task, its task.created event, its queue signal and, when given, the audit row of
+   * the request that made it, all in one commit. A returned task is committed.
+   */
+  insert(task: NewTask, created: TmeEvent, dispatch: QueueDispatch, audit?: AuditEntry): Promise<Task>;
   get(namespace: string, id: string): Promise<Task | undefined>;
 }

@@ -108,12 +108,14 @@ function Page(props: { page: string; id: string | undefined; query: URLSearchPar
 
 /** Re-read at most this often however many events arrive: a burst of events is one refresh. */
 const REFRESH_MS = 250;
+const SLOW_REFRESH_MS = 5000;
 
 function App() {
   const [who, setWho] = useState<WhoAmI | null>(null);
   const [checked, setChecked] = useState(false);
   const [mode, setMode] = useState<LiveMode>("connecting");
   const [tick, setTick] = useState(0);
+  const [slowTick, setSlowTick] = useState(0);
   const hash = useHash();
 
   useEffect(() => {
@@ -137,6 +139,11 @@ function App() {
       window.clearTimeout(pending);
     };
   }, [who]);
+  useEffect(() => {
+    if (!who) return;
+    const timer = window.setInterval(() => setSlowTick((t) => t + 1), SLOW_REFRESH_MS);
+    return () => window.clearInterval(timer);
+  }, [who]);
   const signOut = useCallback(() => {
     storeKey(null);
     setWho(null);
@@ -150,7 +157,7 @@ function App() {
   const open = PAGES.filter((p) => p.opens(who));
   // A key that may not read tasks starts on the first page it may open.
   const shown = current.path === "" && !current.opens(who) && open[0] ? open[0] : current;
-  const live = { tick, who };
+  const live = { tick, slowTick, who };
   return (
     <>
       <button type="button" class="skip" onClick={skipToContent}>

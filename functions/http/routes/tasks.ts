@@ -98,12 +98,25 @@ const createTaskRoute = defineRoute({
   },
   async handle(req, app) {
     const { run_at, ...body } = req.body;
+    const { auditEntry } = req;
     const task = await createTask(
-      { tasks: app.tasks, plugins: app.plugins, config: app.config.app, now: app.now, caller: req.principal },
+      {
+        tasks: app.tasks,
+        plugins: app.plugins,
+        config: app.config.app,
+        now: app.now,
+        caller: req.principal,
+        audit: auditEntry && ((taskId) => auditEntry(taskId, 201)),
+      },
       req.namespace,
       { ...body, run_at: run_at === undefined ? undefined : new Date(run_at) },
     );
-    return { status: 201, body: await presentTask(app, task), headers: { Location: `/task/${task.id}` } };
+    return {
+      status: 201,
+      body: await presentTask(app, task),
+      headers: { Location: `/task/${task.id}` },
+      audited: auditEntry !== undefined,
+    };
   },
 });
 

@@ -47,7 +47,7 @@ export function AlertsPage(props: { live: Live }) {
         list<Alert>("/alerts?status=open&limit=100"),
         list<Alert>(`/alerts?status=resolved&resolved_within_hours=${hours}&limit=100`),
       ]),
-    [hours, props.live.tick],
+    [hours, props.live.slowTick],
   );
   return (
     <>

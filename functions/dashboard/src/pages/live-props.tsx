@@ -1,8 +1,15 @@
 import type { WhoAmI } from "../api.js";
 
-/** What every page gets: a counter that moves when something changed (re-read then), and the key. */
+/** What every page gets: counters that say when to re-read, and the key. */
 export interface Live {
+  /** Moves when a task changed (at most every 250 ms): pages of tasks follow it. */
   tick: number;
+  /**
+   * Moves every 5 s: pages whose reads cost a request per row (subscriptions, schedules) or that
+   * the task stream does not cover (alerts) follow this instead, so a busy engine does not make
+   * them re-read four times a second.
+   */
+  slowTick: number;
   who: WhoAmI;
 }
 

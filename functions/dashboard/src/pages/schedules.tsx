@@ -37,7 +37,7 @@ export function SchedulesPage(props: { live: Live }) {
       ),
     );
     return { ...page, last };
-  }, [pager.cursor, props.live.tick]);
+  }, [pager.cursor, props.live.slowTick]);
   const [outcome, run] = useAction(reload);
   const writable = can(props.live.who, "schedules:write");
   const act = (s: Schedule, action: "pause" | "resume" | "trigger") =>

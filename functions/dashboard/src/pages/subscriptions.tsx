@@ -97,7 +97,7 @@ export function SubscriptionsPage(props: { live: Live }) {
       ),
     );
     return { ...page, health };
-  }, [pager.cursor, props.live.tick, allowed]);
+  }, [pager.cursor, props.live.slowTick, allowed]);
   const [outcome, run] = useAction(reload);
   if (!allowed) return <NotAllowed needs="the events:write scope" />;
   return (
@@ -164,7 +164,7 @@ export function SubscriptionPage(props: { id: string; live: Live }) {
       get<Delivery[]>(`${path}/deliveries?limit=${HEALTH_WINDOW}`),
     ]);
     return { sub, log, health: healthOf(recent) };
-  }, [props.id, pager.cursor, props.live.tick, allowed]);
+  }, [props.id, pager.cursor, props.live.slowTick, allowed]);
   const [outcome, run] = useAction(reload);
   if (!allowed) return <NotAllowed needs="the events:write scope" />;
   if (error && !data) return <ErrorLine error={error} />;

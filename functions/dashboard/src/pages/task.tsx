@@ -1,8 +1,9 @@
-import { useEffect, useState } from "preact/hooks";
-import { ApiError, can, get, post } from "../api.js";
+import { can, get, list, post } from "../api.js";
+import { ErrorLine, OutcomeLine, useAction, useData } from "../ui.js";
 import { type Live, Progress, type Task } from "./live-props.js";
 
 interface Run {
+  series: number;
   attempt: number;
   status: string;
   started_at: string;
@@ -18,43 +19,26 @@ interface TaskEvent {
 }
 
 const ACTIONS = ["cancel", "pause", "resume", "restart"] as const;
+/** The timeline's first page: a long task's progress events can run to thousands. */
+const EVENTS_SHOWN = 500;
 
 /** One task: its fields, why it waits, its attempts and its timeline, and the control buttons. */
 export function TaskPage(props: { id: string; live: Live }) {
-  const [task, setTask] = useState<Task | null>(null);
-  const [runs, setRuns] = useState<Run[]>([]);
-  const [events, setEvents] = useState<TaskEvent[]>([]);
-  const [message, setMessage] = useState<{ ok: boolean; text: string } | null>(null);
-  const [error, setError] = useState<string | null>(null);
   const path = `/task/${encodeURIComponent(props.id)}`;
-  const load = () =>
-    Promise.all([get<Task>(path), get<Run[]>(`${path}/runs`), get<TaskEvent[]>(`${path}/events`)])
-      .then(([t, r, e]) => {
-        setTask(t);
-        setRuns(r);
-        setEvents(e);
-        setError(null);
-      })
-      .catch((e: Error) => setError(e.message));
-  useEffect(() => {
-    void load();
+  const { data, error, reload } = useData(async () => {
+    const [task, runs, events] = await Promise.all([
+      get<Task>(path),
+      get<Run[]>(`${path}/runs?limit=100`),
+      list<TaskEvent>(`${path}/events?limit=${EVENTS_SHOWN}`),
+    ]);
+    return { task, runs, events };
   }, [props.id, props.live.tick]);
-  const act = async (action: (typeof ACTIONS)[number]) => {
-    try {
-      const updated = await post<Task>(`${path}/${action}`);
-      setMessage({ ok: true, text: `${action}: the task is now ${updated.status}` });
-      await load();
-    } catch (e) {
-      setMessage({ ok: false, text: `${action} refused: ${e instanceof ApiError ? e.message : String(e)}` });
-    }
-  };
-  if (error)
-    return (
-      <p role="alert" class="error">
-        {error}
-      </p>
-    );
-  if (!task) return <p>Loading…</p>;
+  const [outcome, run] = useAction(reload);
+  const act = (action: (typeof ACTIONS)[number]) =>
+    run(action, async () => `${action}: the task is now ${(await post<Task>(`${path}/${action}`)).status}`);
+  if (error && !data) return <ErrorLine error={error} />;
+  if (!data) return <p>Loading…</p>;
+  const { task, runs, events } = data;
   const writable = can(props.live.who, "tasks:write");
   return (
     <>
@@ -71,11 +55,8 @@ export function TaskPage(props: { id: string; live: Live }) {
           </button>
         ))}
       </p>
-      {message && (
-        <p role="status" class={message.ok ? "ok" : "error"}>
-          {message.text}
-        </p>
-      )}
+      <ErrorLine error={error} />
+      <OutcomeLine outcome={outcome} />
       <section aria-labelledby="progress-h">
         <h2 id="progress-h">Progress</h2>
         <Progress task={task} /> {task.progress?.percent ?? 0}% {task.progress?.message ?? ""}
@@ -95,10 +76,10 @@ export function TaskPage(props: { id: string; live: Live }) {
       <section aria-labelledby="runs-h">
         <h2 id="runs-h">Attempts</h2>
         {runs.map((r) => (
-          <details key={`${r.attempt}-${r.started_at}`} open={r === runs[runs.length - 1]}>
+          <details key={`${r.series}-${r.attempt}-${r.started_at}`} open={r === runs[runs.length - 1]}>
             <summary>
-              attempt {r.attempt}: {r.status} {r.exit_code === null ? "" : `(exit ${r.exit_code})`}{" "}
-              {r.error ?? ""}
+              {r.series > 0 ? `restart ${r.series}, ` : ""}attempt {r.attempt}: {r.status}{" "}
+              {r.exit_code === null ? "" : `(exit ${r.exit_code})`} {r.error ?? ""}
             </summary>
             <pre>{r.output_tail ?? ""}</pre>
           </details>
@@ -107,12 +88,13 @@ export function TaskPage(props: { id: string; live: Live }) {
       <section aria-labelledby="events-h">
         <h2 id="events-h">Timeline</h2>
         <ol class="timeline">
-          {events.map((e) => (
+          {events.items.map((e) => (
             <li key={e.id}>
-              <time>{e.occurred_at}</time> {e.type}
+              <time dateTime={e.occurred_at}>{e.occurred_at}</time> {e.type}
             </li>
           ))}
         </ol>
+        {events.next && <p class="hint">The first {EVENTS_SHOWN} events; later ones are not shown.</p>}
       </section>
     </>
   );
