@@ -47,6 +47,8 @@ export interface AppContext {
   taskQueue: PostgresTaskQueue;
   /** What plugins may use beyond their context (clean_logs prunes history through it). */
   pluginServices: PluginServices;
+  /** How commands are kept from TME in this process (the local runtime decides it at start). */
+  commandIsolation?: { kind: "sandbox" | "unprivileged_user" | "none"; detail: string };
   /** Locally, the embedded server's supervisor state ("recovering" while it restarts). */
   databaseState?: () => string;
   /** Why the database cannot write (disk full or read-only), while that lasts; else undefined. */

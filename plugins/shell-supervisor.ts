@@ -19,7 +19,8 @@
  * CommonJS, no dependencies.
  *
  * Protocol. stdin (TME to supervisor), JSON lines: first the spec
- *   {"argv": [...], "cwd"?, "env": {...}, "uid"?, "gid"?, "deadline_in_ms", "kill_grace_ms"}
+ *   {"argv": [...], "cwd"?, "env": {...}, "uid"?, "gid"?, "sandboxed"?, "deadline_in_ms", "kill_grace_ms"}
+ * (sandboxed: argv starts bubblewrap, see plugins/shell-sandbox.ts)
  * then any number of {"renew_in_ms": N} and at most one {"stop": "<reason>"}.
  * fd 3 (supervisor to TME), JSON lines: {"started": pid} or {"spawn_error": code, "message"},
  * and last {"code", "signal", "ended_at": epoch ms, "stopped_by"?: "deadline"|"stop"|"parent"}.
@@ -78,16 +79,21 @@ function scan() {
 }
 
 function killAll(signal) {
+  // In a sandbox, SIGTERM goes to the command and its descendants only, not to bubblewrap (the
+  // child) nor its pid 1 (the child's child): either dying takes the whole sandbox down with
+  // SIGKILL at once, and the command would get no grace. SIGKILL goes to all.
+  const spare = signal === "SIGTERM" && spec && spec.sandboxed && child && child.pid;
   // Scanned before the group is killed: once a parent dies, its setsid child is reparented
   // away from us and no longer found by parent links. Twice, for what forked meanwhile.
   for (let round = 0; round < 2; round++) {
     scan();
-    if (child && child.pid) {
+    if (child && child.pid && !spare) {
       try { process.kill(-child.pid, signal); } catch {}
     }
     for (const [pid, start] of descendants) {
       const s = stat(pid);
       if (!s || s.start !== start) { descendants.delete(pid); continue; }
+      if (spare && (pid === child.pid || s.ppid === child.pid)) continue;
       try { process.kill(pid, signal); } catch {}
     }
   }

@@ -4,6 +4,7 @@ import type { Readable } from "node:stream";
 import picomatch from "picomatch";
 import { join as shellJoin, split as shellSplit } from "shlex";
 import * as z from "zod";
+import { ConfigError } from "../functions/config/load.js";
 import type { AppConfig } from "../functions/config/schema.js";
 import { OutputTail } from "../functions/core/plugins/output-tail.js";
 import {
@@ -13,6 +14,13 @@ import {
   TaskRunError,
 } from "../functions/core/plugins/plugin.js";
 import { checkShellLine } from "./shell-line.js";
+import {
+  CommandNotVisible,
+  type IsolatedCommand,
+  isolateCommand,
+  type ResolvedIsolation,
+  resolveIsolation,
+} from "./shell-sandbox.js";
 import { SUPERVISOR_SOURCE } from "./shell-supervisor.js";
 
 /** Never passed to a command, even when listed in shell.env_allowlist: TME's own credentials. */
@@ -98,12 +106,15 @@ export const handler = definePlugin({
     "Runs the task's command (argv, no shell unless shell.allow_shell) with a scrubbed environment.",
   paramsSchema: z
     .object({
-      /** Working directory; default TME's. */
+      /** Working directory; in a sandbox a path inside it (default its private /tmp), else TME's. */
       cwd: z.string().min(1).max(4096).optional(),
     })
     .strict(),
   checkCommand(command, shell) {
     commandArgv(command, shell);
+    // Where no start refused it already (the cloud's API and worker), a required sandbox that
+    // cannot be had is a 422 at create rather than a task that can never run.
+    if (shell.sandbox === "required") isolationOrRefuse(shell);
   },
   // Whoever makes a task or schedule that runs a command must hold commands:run (finding 6: a
   // schedules:write key ran one through a schedule's template and /trigger).
@@ -115,11 +126,27 @@ export const handler = definePlugin({
     const tail = new OutputTail(shell.output_tail_bytes);
     if (ctx.signal.aborted) throw new PermanentTaskError("aborted before start");
 
+    let isolated: IsolatedCommand;
+    try {
+      isolated = isolateCommand(
+        isolationOrRefuse(shell),
+        argv,
+        scrubbedEnvironment(shell.env_allowlist),
+        ctx.params.cwd,
+      );
+    } catch (error) {
+      if (error instanceof CommandNotVisible)
+        throw new PermanentTaskError(`command could not start: ${error.message}`);
+      throw error;
+    }
     const supervised = superviseCommand(
       {
-        argv,
-        cwd: ctx.params.cwd,
-        env: scrubbedEnvironment(shell.env_allowlist),
+        argv: isolated.argv,
+        cwd: isolated.cwd,
+        env: isolated.env,
+        uid: isolated.uid,
+        gid: isolated.gid,
+        sandboxed: isolated.sandboxed,
         deadline_in_ms: Math.max(0, ctx.lease.deadlineMs - Date.now()),
         kill_grace_ms: ctx.config.worker.kill_grace_seconds * 1000,
       },
@@ -127,7 +154,7 @@ export const handler = definePlugin({
       ctx.signal,
       tail,
     );
-    const ended = await supervised.ended;
+    const ended = await supervised.ended.finally(() => isolated.cleanup());
     const output = tail.text();
     const outcome = {
       exitCode: ended.code ?? undefined,
@@ -161,6 +188,16 @@ export const handler = definePlugin({
   },
 });
 
+/** The isolation in force; a required sandbox that cannot run fails the task for good. */
+function isolationOrRefuse(shell: AppConfig["shell"]): ResolvedIsolation {
+  try {
+    return resolveIsolation(shell);
+  } catch (error) {
+    if (error instanceof ConfigError) throw new PermanentTaskError(error.message);
+    throw error;
+  }
+}
+
 /** The first line the supervisor reads. */
 export interface SupervisorSpec {
   argv: string[];
@@ -168,6 +205,8 @@ export interface SupervisorSpec {
   env: Record<string, string>;
   uid?: number;
   gid?: number;
+  /** argv starts bubblewrap: SIGTERM spares it and its pid 1 (see plugins/shell-supervisor.ts). */
+  sandboxed?: boolean;
   deadline_in_ms: number;
   kill_grace_ms: number;
 }

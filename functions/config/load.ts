@@ -29,6 +29,9 @@ const ENV_OVERRIDES: ReadonlyArray<{
   // The cloud stack sets this to what a worker Lambda can run (15 min less a margin).
   { variable: "MAX_TASK_TIMEOUT_SECONDS", file: "app", key: "max_task_timeout", parse: parseNumber },
   { variable: "METRICS_PORT", file: "app", key: "metrics.port", parse: parseNumber },
+  { variable: "SHELL_SANDBOX", file: "app", key: "shell.sandbox", parse: (v) => v.trim().toLowerCase() },
+  { variable: "SHELL_NETWORK", file: "app", key: "shell.network", parse: (v) => v.trim().toLowerCase() },
+  { variable: "SHELL_BWRAP_PATH", file: "app", key: "shell.bwrap_path", parse: (v) => v },
   { variable: "DATABASE_PASSWORD", file: "db", key: "password", parse: (v) => v },
 ];
 

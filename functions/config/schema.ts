@@ -59,6 +59,19 @@ export const AppConfigSchema = z
         allowed_commands: z.array(z.string().min(1)).default(["*"]),
         env_allowlist: z.array(z.string().min(1)).default(["PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR"]),
         output_tail_bytes: z.number().int().min(1024).default(65536),
+        /**
+         * How commands are kept from TME (plugins/shell-sandbox.ts). auto: in a bubblewrap sandbox
+         * where bubblewrap works, else as an unprivileged uid when TME is root, else as TME's own
+         * user (with a warning at start); required: bubblewrap or no start; none: TME's own user.
+         */
+        sandbox: z.enum(["auto", "required", "none"]).default("auto"),
+        /** The sandbox's network: allow (the host's) or none (its own, loopback only). */
+        network: z.enum(["allow", "none"]).default("allow"),
+        bwrap_path: z.string().startsWith("/").default("/usr/bin/bwrap"),
+        /** Host paths a sandboxed command may read (e.g. /opt/jobs), at the same path inside. */
+        sandbox_read_only: z.array(z.string().startsWith("/")).default([]),
+        /** Host paths a sandboxed command may write; they must be writable by uid 65534 when TME is root. */
+        sandbox_read_write: z.array(z.string().startsWith("/")).default([]),
       })
       .strict()
       .prefault({}),

@@ -1,6 +1,7 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import type { SpanExporter } from "@opentelemetry/sdk-trace-base";
+import { resolveIsolation } from "../../plugins/shell-sandbox.js";
 import { PluginRegistry } from "../adapters/plugins/plugin-registry.js";
 import { Database } from "../adapters/postgres/database.js";
 import { migrate } from "../adapters/postgres/migrator.js";
@@ -77,6 +78,15 @@ export async function startLocalRuntime(options: StartOptions): Promise<RunningT
   assertDataDirWritable(config.dataDir);
   // Plugin mappings are checked before anything starts: a typo costs nothing to report.
   const plugins = await PluginRegistry.load(config.plugins, path.join(config.configDir, "task_plugins.yaml"));
+  // Decided once, before anything runs: with shell.sandbox required and no working bubblewrap
+  // this throws (one line, no start); otherwise the log says what a command can reach.
+  const isolation = resolveIsolation(config.app.shell, [config.dataDir, config.configDir]);
+  if (isolation.kind === "sandbox") logger.info({ command_isolation: isolation.kind }, isolation.detail);
+  else
+    logger.warn(
+      { command_isolation: isolation.kind },
+      `${isolation.detail}; a key with commands:run can reach that much (shell.sandbox: required refuses to start without bubblewrap)`,
+    );
   const target = await openDatabaseTarget(config, (message) => logger.info(message), {
     onFatal: options.onFatal ?? ((message) => logger.error(message)),
   });
@@ -108,6 +118,7 @@ export async function startLocalRuntime(options: StartOptions): Promise<RunningT
     const app = {
       ...createAppContext(config, db, target.connectionString, logger, plugins, telemetry.observer),
       databaseState: target.state,
+      commandIsolation: { kind: isolation.kind, detail: isolation.detail },
       metrics: telemetry.metrics,
     };
 

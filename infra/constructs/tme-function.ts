@@ -34,6 +34,7 @@ export const MAX_BUNDLE_BYTES = 1_000_000;
 const BUNDLE_ALIASES: Record<string, string> = {
   "@aws-sdk/credential-provider-node": path.join(REPO_ROOT, "infra/bundling/env-credentials.ts"),
   yaml: path.join(REPO_ROOT, "infra/bundling/yaml-as-json.ts"),
+  "mvdan-sh": path.join(REPO_ROOT, "infra/bundling/no-shell-parser.ts"),
 };
 
 /** Lambda's CA bundle, with the RDS certificate authorities among Amazon's. */

@@ -252,6 +252,10 @@ describe("the dashboard in Chromium", () => {
       await tme.api("POST", "/task/create", { name: "noop_bulk", run_at: "2099-01-01T00:00:00Z" });
     await page.goto(dashboard("#/tasks?name=noop_bulk"));
     await page.locator("tr[data-task-id]").nth(2).waitFor();
+    await page.getByLabel("Status").selectOption("queued");
+    await page.waitForFunction(
+      () => (globalThis as any).location.hash === "#/tasks?status=queued&name=noop_bulk",
+    );
     await page.getByLabel("Action").selectOption("pause");
     await page.getByRole("button", { name: "Apply to matching tasks…" }).click();
     const dialog = page.getByRole("dialog");
@@ -288,11 +292,24 @@ describe("the dashboard in Chromium", () => {
     expect(await accessibilityProblems()).toEqual([]);
   });
 
-  it("has no serious or critical accessibility problem on the overview; saves its screenshot when asked", async () => {
+  it("shows running tasks' progress on the overview, with no serious or critical accessibility problem; saves its screenshot when asked", async () => {
+    const running = await tme.api("POST", "/task/create", {
+      name: "sleep_overview",
+      params: { seconds: 20 },
+    });
     await page.goto(dashboard("#/"));
     await page.getByRole("heading", { name: "Finished per minute, last hour" }).waitFor();
+    await page.waitForFunction(
+      () =>
+        Number(
+          (globalThis as any).document.querySelector('progress[aria-label="sleep_overview progress"]')?.value,
+        ) > 0,
+      undefined,
+      { timeout: 15_000 },
+    );
     expect(await accessibilityProblems()).toEqual([]);
     await screenshot("overview");
+    await tme.api("POST", `/task/${running.body.id}/cancel`);
   });
 
   it("falls back to polling every 2 s where /stream is not served (the cloud), and still updates", async () => {
@@ -359,7 +376,31 @@ describe("the dashboard in Chromium", () => {
     await signIn(tme.key);
   });
 
-  it("is usable at 390 px: no page scrolls sideways and every page is reachable from the navigation", async () => {
+  it("lets an admin key look at another namespace, and back at its own", async () => {
+    const other = await tme.api("POST", "/keys", {
+      name: "team_a",
+      scopes: ["tasks:read", "tasks:write"],
+      namespace: "team_a",
+    });
+    const theirs = await tme.api("POST", "/task/create", { name: "noop_team_a" }, other.body.key);
+    expect(theirs.status).toBe(201);
+    await page.goto(dashboard("#/tasks"));
+    await page.locator("tr[data-task-id]").first().waitFor();
+    expect(await page.locator(`tr[data-task-id="${theirs.body.id}"]`).count()).toBe(0);
+    await page.getByLabel("Namespace").fill("team_a");
+    await page.getByRole("button", { name: "Show" }).click();
+    await page.getByText("Showing namespace team_a").waitFor();
+    await page.locator(`tr[data-task-id="${theirs.body.id}"]`).waitFor();
+    expect(await page.locator("tr[data-task-id]").count()).toBe(1);
+    expect(await accessibilityProblems()).toEqual([]);
+    await page.getByLabel("Namespace").fill("default");
+    await page.getByRole("button", { name: "Show" }).click();
+    await page.getByText("Showing namespace team_a").waitFor({ state: "detached" });
+    await page.locator("tr[data-task-id]").nth(1).waitFor();
+    expect(await page.locator(`tr[data-task-id="${theirs.body.id}"]`).count()).toBe(0);
+  });
+
+  it("is usable at 390 px: no page scrolls sideways, every page is reachable from the navigation and passes axe", async () => {
     await page.setViewportSize({ width: 390, height: 844 });
     try {
       await page.goto(dashboard("#/"));
@@ -375,6 +416,7 @@ describe("the dashboard in Chromium", () => {
         "Audit",
       ]);
       const overflow: string[] = [];
+      const problems: string[] = [];
       for (const title of titles) {
         await links.filter({ hasText: new RegExp(`^${title}$`) }).click();
         await page.locator("main h1").waitFor();
@@ -384,8 +426,10 @@ describe("the dashboard in Chromium", () => {
           viewport: (globalThis as any).innerWidth,
         }));
         if (widths.content > widths.viewport) overflow.push(`${title}: ${widths.content} px`);
+        problems.push(...(await accessibilityProblems()).map((p) => `${title}: ${p}`));
       }
       expect(overflow).toEqual([]);
+      expect(problems).toEqual([]);
     } finally {
       await page.setViewportSize({ width: 1280, height: 900 });
     }

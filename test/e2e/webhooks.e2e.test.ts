@@ -1,4 +1,4 @@
-import { cpSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, cpSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { XMLParser } from "fast-xml-parser";
@@ -22,6 +22,7 @@ let database: TestDatabase;
 let tme: TmeProcess;
 let dataDir: string;
 let configDir: string;
+let flagDir: string;
 let env: Record<string, string>;
 const KEY = "tme_e2e_webhooks_bootstrap_key_0123456789";
 const receivers: Receiver[] = [];
@@ -53,12 +54,16 @@ beforeAll(async () => {
   database = await createTestDatabase();
   dataDir = mkdtempSync(path.join(os.tmpdir(), "tme-e2e-data-"));
   configDir = mkdtempSync(path.join(os.tmpdir(), "tme-e2e-config-"));
+  flagDir = mkdtempSync(path.join(os.tmpdir(), "tme-e2e-flags-"));
+  chmodSync(flagDir, 0o755);
   cpSync(path.join(REPO_ROOT, "configurations"), configDir, { recursive: true });
   // Seconds, not minutes: a short retry base and deadline.
   const appConfig = readFileSync(path.join(configDir, "app_config.yaml"), "utf8")
     .replace("retry_base_seconds: 5", "retry_base_seconds: 0.2")
     .replace("  timeout_seconds: 10", "  timeout_seconds: 2")
-    .replace("evaluate_every_seconds: 15", "evaluate_every_seconds: 0.3");
+    .replace("evaluate_every_seconds: 15", "evaluate_every_seconds: 0.3")
+    // The flaky job's flag file is in a directory its sandbox may read.
+    .replace("sandbox_read_only: []", `sandbox_read_only: [${flagDir}]`);
   writeFileSync(path.join(configDir, "app_config.yaml"), appConfig);
   env = {
     DATABASE_URL: database.url,
@@ -76,6 +81,7 @@ afterAll(async () => {
   await database.drop();
   rmSync(dataDir, { recursive: true, force: true });
   rmSync(configDir, { recursive: true, force: true });
+  rmSync(flagDir, { recursive: true, force: true });
 });
 
 describe("webhooks through the local runtime", () => {
@@ -300,7 +306,7 @@ describe("webhooks through the local runtime", () => {
     const r = await receiver();
     await api("POST", "/events", { event_types: ["alert.*"], callback_url: r.url });
     // Fails until the flag file exists (argv, no shell: `test -f FILE`).
-    const flag = path.join(dataDir, `flag-${Date.now()}`);
+    const flag = path.join(flagDir, `flag-${Date.now()}`);
     const task = await api("POST", "/task/create", {
       name: "flaky_job",
       command: `test -f ${flag}`,

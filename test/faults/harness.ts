@@ -23,6 +23,11 @@ export function scratch(worker: Record<string, unknown>): Scratch {
   const appFile = path.join(configDir, "app_config.yaml");
   const app = parse(readFileSync(appFile, "utf8"));
   app.worker = { ...app.worker, ...worker };
+  // The evidence is written by each command to a file here, with its pid, and read against the
+  // host's process table: outside a sandbox (a sandboxed command sees neither this directory
+  // nor its host pid). The sandbox's own kills: test/e2e/command-sandbox.test.ts and
+  // test/integration/shell-supervisor.test.ts.
+  app.shell = { ...app.shell, sandbox: "none" };
   writeFileSync(appFile, stringify(app));
   return {
     dir,

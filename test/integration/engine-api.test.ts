@@ -13,6 +13,9 @@ const scratch = mkdtempSync(path.join(os.tmpdir(), "tme-engine-api-"));
 
 beforeAll(async () => {
   t = await createTestApp({
+    // Outside the sandbox: the cancel test reads the pids its script writes (a sandbox's pids
+    // are its own; test/e2e/command-sandbox.test.ts cancels a sandboxed command).
+    env: { SHELL_SANDBOX: "none" },
     app: {
       worker: {
         lease_seconds: 30,

@@ -10,7 +10,11 @@ const scratch = mkdtempSync(path.join(os.tmpdir(), "tme-engine-"));
 
 beforeAll(async () => {
   h = await createEngineHarness({
-    app: { MAX_CONCURRENT_TASKS: 3 },
+    // Outside the sandbox: these tests read the pids each script writes and look for them in
+    // the host's process table (a sandbox's pids are its own). The same kills inside the
+    // sandbox: test/integration/shell-supervisor.test.ts, shell-plugin.test.ts, lease-loss.test.ts
+    // and test/e2e/command-sandbox.test.ts.
+    app: { MAX_CONCURRENT_TASKS: 3, shell: { sandbox: "none" } },
     plugins: {
       "limited_*": { plugin: "sleep", export: "handler", concurrency: 2 },
       "single_*": { plugin: "shell", export: "handler", concurrency: 1 },

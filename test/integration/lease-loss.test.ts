@@ -1,16 +1,12 @@
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import os from "node:os";
-import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DatabaseUnavailable } from "../../functions/core/errors.js";
 import { waitingReason } from "../../functions/core/tasks/waiting-reason.js";
-import { isRunning } from "../../functions/local/processes.js";
 import { createEngineHarness, type EngineHarness } from "../helpers/engine.js";
+import { hostProcessesWith } from "../helpers/host-processes.js";
 
 // Lease 4 s, kill grace 0.5 s: a worker that cannot renew stops its attempt 1.5 s before the
 // lease ends, on its own clock.
 let h: EngineHarness;
-const scratch = mkdtempSync(path.join(os.tmpdir(), "tme-lease-loss-"));
 
 beforeAll(async () => {
   h = await createEngineHarness({
@@ -21,17 +17,14 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await h.close();
-  rmSync(scratch, { recursive: true, force: true });
 });
 
 describe("a worker that cannot renew its lease", () => {
   it("kills its command before the lease expires, records when, and the retry does not count", async () => {
-    const pidFile = path.join(scratch, "pid");
-    const task = await h.create({
-      name: "cut_off",
-      command: `sh -c 'echo $$ > ${pidFile}; exec sleep 60'`,
-      max_attempts: 1,
-    });
+    // Found in the host's process table by its unique argument (it runs in the sandbox, whose
+    // pids are its own).
+    const marker = `${60 + Math.floor(Math.random() * 900)}.5`;
+    const task = await h.create({ name: "cut_off", command: `sleep ${marker}`, max_attempts: 1 });
     const queue = h.app.taskQueue;
     const heartbeat = queue.heartbeat.bind(queue);
     // The database is out of reach for this worker's renewals (everything else still works,
@@ -42,20 +35,16 @@ describe("a worker that cannot renew its lease", () => {
     try {
       const pool = await h.startPool({ slots: 1, maintenance: false });
       const running = await h.waitForStatus(task.id, ["running"]);
-      const pid = Number(
-        await h.waitFor(async () => {
-          try {
-            return readFileSync(pidFile, "utf8").trim() || false;
-          } catch {
-            return false;
-          }
-        }),
+      const processes = () => hostProcessesWith(`sleep ${marker}`);
+      await h.waitFor(
+        async () => processes().some((p) => p.cmdline.startsWith("sleep")),
+        10_000,
+        "the command",
       );
-      expect(isRunning(pid)).toBe(true);
       await h.waitFor(async () => pool.active === 0, 15_000, "the attempt to stop itself");
       const stoppedAt = Date.now();
       // Evidence outside TME: the command's process is gone, before the lease ran out.
-      expect(isRunning(pid)).toBe(false);
+      expect(processes()).toEqual([]);
       const leaseEnd = (await h.task(task.id)).lease_expires_at!;
       expect(leaseEnd.getTime()).toBeGreaterThan(stoppedAt);
       expect(running.lease_expires_at).not.toBeNull();

@@ -1,13 +1,16 @@
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdtempSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTask } from "../../functions/core/tasks/create-task.js";
-import { isRunning } from "../../functions/local/processes.js";
 import { createEngineHarness, type EngineHarness } from "../helpers/engine.js";
+import { hostProcessesWith } from "../helpers/host-processes.js";
 
 let h: EngineHarness;
 const scratch = mkdtempSync(path.join(os.tmpdir(), "tme-shell-"));
+// Its scripts run in the sandbox (shell.sandbox auto, bubblewrap installed), as uid 65534, which
+// sees this directory read-only through shell.sandbox_read_only.
+chmodSync(scratch, 0o755);
 
 beforeAll(async () => {
   // Secrets in TME's own environment that a command must never see.
@@ -29,6 +32,7 @@ beforeAll(async () => {
           "TME_SHELL_TEST_VISIBLE",
         ],
         output_tail_bytes: 1024,
+        sandbox_read_only: [scratch],
       },
     },
   });
@@ -73,7 +77,8 @@ describe("the shell plugin", () => {
     expect(names).not.toContain("TME_SHELL_TEST_VISIBLE");
     expect(names).not.toContain("TME_BOOTSTRAP_API_KEY_TEST");
     expect(r.output_tail).not.toContain("do-not-leak");
-    expect(names.every((n) => ["PATH", "HOME"].includes(n!))).toBe(true);
+    // PWD: bubblewrap sets it for the directory it starts the command in.
+    expect(names.every((n) => ["PATH", "HOME", "PWD"].includes(n!))).toBe(true);
   });
 
   it("keeps a capped tail of the output and says how much it dropped", async () => {
@@ -102,15 +107,11 @@ describe("the shell plugin", () => {
   });
 
   it("kills a setsid child (out of the command's process group) when the task times out", async () => {
-    const pidFile = path.join(scratch, "setsid-pids");
-    const { task } = await run(`sh -c 'setsid sleep 300 & echo $$ $! > ${pidFile}; sleep 300'`, {
-      timeout_seconds: 1,
-    });
+    // Evidence from the host's process table (pids printed inside a sandbox are its own).
+    const marker = `${300 + Math.floor(Math.random() * 1000)}.7`;
+    const { task } = await run(`sh -c 'setsid sleep ${marker} & sleep ${marker}'`, { timeout_seconds: 1 });
     expect(task.status).toBe("timed_out");
-    // Evidence from the process table: the shell and the child that left its group are gone.
-    const pids = readFileSync(pidFile, "utf8").trim().split(" ").map(Number);
-    expect(pids).toHaveLength(2);
-    await h.waitFor(async () => pids.every((pid) => !isRunning(pid)), 10_000, "both to be gone");
+    await h.waitFor(async () => hostProcessesWith(`sleep ${marker}`).length === 0, 10_000, "both to be gone");
   });
 
   it("fails without retrying a program that does not exist", async () => {
@@ -226,7 +227,7 @@ describe("allow_shell with an allowlist (finding 3)", () => {
 
 describe("the shell plugin with the shipped 64 KiB tail", () => {
   it("puts the end of a long output in a failed task's error, where the command says why", async () => {
-    const loud = await createEngineHarness();
+    const loud = await createEngineHarness({ app: { shell: { sandbox_read_only: [scratch] } } });
     try {
       await loud.startPool({ slots: 1 });
       const script = path.join(scratch, "loud-fail.sh");

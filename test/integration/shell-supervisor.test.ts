@@ -3,8 +3,11 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
+import { AppConfigSchema } from "../../functions/config/schema.js";
 import { isRunning } from "../../functions/local/processes.js";
+import { isolateCommand, resolveIsolation } from "../../plugins/shell-sandbox.js";
 import { SUPERVISOR_SOURCE } from "../../plugins/shell-supervisor.js";
+import { hostProcessesWith } from "../helpers/host-processes.js";
 import { waitFor } from "../helpers/wait.js";
 
 // Evidence from the process table, not from TME: each command writes its pids to a file, and
@@ -112,5 +115,51 @@ describe("the per-command supervisor", () => {
       async () => pids.every((pid) => !isRunning(pid)) || undefined,
       10_000,
     );
+  });
+
+  it("in a bubblewrap sandbox: past the deadline the command gets SIGTERM (its trap runs), then the sandbox and its setsid child are gone", async () => {
+    const shell = { ...AppConfigSchema.parse({}).shell, sandbox: "required" as const };
+    const marker = `${600 + Math.floor(Math.random() * 300)}.9`;
+    const isolated = isolateCommand(
+      resolveIsolation(shell),
+      ["/bin/sh", "-c", `trap 'echo trapped; exit 3' TERM; setsid sleep ${marker} & sleep ${marker} & wait`],
+      { PATH: "/usr/bin:/bin" },
+      undefined,
+    );
+    expect(isolated.sandboxed).toBe(true);
+    const supervisor = spawn(process.execPath, ["-e", SUPERVISOR_SOURCE], {
+      env: {},
+      detached: true,
+      stdio: ["pipe", "pipe", "ignore", "pipe"],
+    });
+    let output = "";
+    supervisor.stdout!.on("data", (chunk: Buffer) => {
+      output += chunk.toString();
+    });
+    let reports = "";
+    supervisor.stdio[3]!.on("data", (chunk: Buffer) => {
+      reports += chunk.toString();
+    });
+    supervisor.stdin!.write(
+      `${JSON.stringify({ ...base, argv: isolated.argv, env: isolated.env, cwd: isolated.cwd, uid: isolated.uid, gid: isolated.gid, sandboxed: true, deadline_in_ms: 1500 })}\n`,
+    );
+    const inside = await waitFor(
+      "the sandboxed sleeps to start",
+      async () => {
+        const found = hostProcessesWith(`sleep ${marker}`).filter((p) => p.cmdline.startsWith("sleep"));
+        return found.length === 2 ? found : undefined;
+      },
+      10_000,
+    );
+    if (process.getuid?.() === 0) expect(inside.map((p) => p.uid)).toEqual([65534, 65534]);
+    await waitFor(
+      "the sandbox to be gone",
+      async () => hostProcessesWith(`sleep ${marker}`).length === 0 || undefined,
+      15_000,
+    );
+    await waitFor("the supervisor to exit", async () => supervisor.exitCode !== null || undefined, 5_000);
+    const end = JSON.parse(reports.trim().split("\n").pop()!);
+    expect(end).toMatchObject({ stopped_by: "deadline", code: 3 });
+    expect(output).toBe("trapped\n");
   });
 });

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { PluginRegistry } from "../../functions/adapters/plugins/plugin-registry.js";
 import type { Db } from "../../functions/adapters/postgres/database.js";
 import { PostgresTaskControlStore } from "../../functions/adapters/postgres/task-control-repository.js";
+import { AHEAD_COUNT_CAP } from "../../functions/core/tasks/waiting-reason.js";
 import { insertRun, insertTask } from "../helpers/tasks.js";
 import { createTestApp, type TestApp } from "../helpers/test-app.js";
 
@@ -133,10 +134,26 @@ describe("waiting_reason", () => {
       expect(res.body).toHaveLength(expected.size);
       for (const task of res.body)
         expect([task.id, task.waiting_reason]).toEqual([task.id, expected.get(task.id)]);
-      // One for the page, three for the facts of all its tasks.
-      expect(queries).toBeLessThanOrEqual(4);
+      // One for the page, one for the facts of all its tasks.
+      expect(queries).toBeLessThanOrEqual(2);
     } finally {
       t.app.taskControl = original;
     }
+  });
+
+  it("reads places in a deep queue from one capped scan: exact within the cap, 'more than' beyond it", async () => {
+    // AHEAD_COUNT_CAP + 50 queued tasks of one priority, oldest first in claim order.
+    await t.app.db.query(
+      `INSERT INTO tasks (id, namespace, name, handler, status, priority, timeout_seconds, run_at)
+       SELECT 'tsk_deep_' || lpad(g::text, 6, '0'), 'default', 'noop', 'noop', 'queued', 5, 60,
+         now() - interval '1 hour' + g * interval '1 ms'
+       FROM generate_series(0, $1::int + 49) g`,
+      [AHEAD_COUNT_CAP],
+    );
+    expect(await reasonOf("tsk_deep_000000")).toBe("next in queue, waiting for a free worker");
+    expect(await reasonOf("tsk_deep_000007")).toBe("queued behind 7 tasks of higher or equal priority");
+    expect(await reasonOf(`tsk_deep_${String(AHEAD_COUNT_CAP + 20).padStart(6, "0")}`)).toBe(
+      `queued behind more than ${AHEAD_COUNT_CAP} tasks of higher or equal priority`,
+    );
   });
 });

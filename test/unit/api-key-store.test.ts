@@ -8,7 +8,17 @@ describe("PostgresApiKeyStore.findByHash", () => {
     const db = {
       async query(text: string) {
         statements.push(text.trim().split(/\s+/)[0]!);
-        return { rows: [{ id: "key_1", name: "ci", namespace: "default", scopes: ["tasks:read"] }] };
+        return {
+          rows: [
+            {
+              id: "key_1",
+              name: "ci",
+              namespace: "default",
+              scopes: ["tasks:read"],
+              key_hash: Buffer.from("x"),
+            },
+          ],
+        };
       },
     } as unknown as Queryable;
     const store = new PostgresApiKeyStore(db);

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { cloudContext, cloudShell, coldStart } from "../../functions/adapters/aws/cloud-context.js";
 import { CloudEnvironmentError } from "../../functions/config/cloud-environment.js";
+import { AppConfigSchema } from "../../functions/config/schema.js";
 import type { AppContext } from "../../functions/context.js";
 import { parseEncryptionKey } from "../../functions/core/crypto/secret-box.js";
 import { commandArgv } from "../../plugins/shell.js";
@@ -46,6 +47,7 @@ describe("coldStart", () => {
 
 describe("shell in the cloud", () => {
   const shell = {
+    ...AppConfigSchema.parse({}).shell,
     allow_shell: false,
     allowed_commands: ["*"],
     env_allowlist: ["PATH"],

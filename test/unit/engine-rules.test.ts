@@ -1,5 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
+import { AppConfigSchema } from "../../functions/config/schema.js";
 import { assertPublicUrl, isForbiddenAddress } from "../../functions/core/net/address-policy.js";
 import { OutputTail, storableText } from "../../functions/core/plugins/output-tail.js";
 import { retryDelayMs } from "../../functions/core/tasks/retry-policy.js";
@@ -136,6 +137,7 @@ describe("address policy", () => {
 
 describe("shell argv and environment", () => {
   const shell = {
+    ...AppConfigSchema.parse({}).shell,
     allow_shell: false,
     allowed_commands: ["*"],
     env_allowlist: ["PATH"],

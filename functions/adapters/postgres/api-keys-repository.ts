@@ -6,7 +6,8 @@ import type {
   Scope,
   StoredApiKey,
 } from "../../core/auth/api-keys.js";
-import type { Queryable } from "./database.js";
+import { Database, type Queryable } from "./database.js";
+import { GroupCommit } from "./group-commit.js";
 import { andKeysetBefore, keysetMicros, toKeysetPage } from "./keyset.js";
 
 interface ApiKeyRow {
@@ -27,8 +28,25 @@ export class PostgresApiKeyStore implements ApiKeyStore {
    * It throttles a write only; it never answers "is this key valid" (that is read every time).
    */
   private readonly stampedAt = new Map<string, number>();
+  /** Key checks of concurrent requests, one query per batch (on the pool; see GroupCommit). */
+  private readonly lookups: GroupCommit<Buffer, ApiKeyRow | undefined> | undefined;
 
-  constructor(private readonly db: Queryable) {}
+  constructor(private readonly db: Queryable) {
+    this.lookups =
+      db instanceof Database
+        ? new GroupCommit((hashes) => this.lookUp(hashes), { maxBatch: 200, maxInFlight: 4 })
+        : undefined;
+  }
+
+  private async lookUp(hashes: Buffer[]): Promise<Array<ApiKeyRow | undefined>> {
+    const { rows } = await this.db.query<ApiKeyRow & { key_hash: Buffer }>(
+      `SELECT id, name, namespace, scopes, key_hash FROM api_keys
+       WHERE key_hash = ANY($1::bytea[]) AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())`,
+      [hashes],
+    );
+    const byHash = new Map(rows.map((r) => [r.key_hash.toString("hex"), r]));
+    return hashes.map((h) => byHash.get(h.toString("hex")));
+  }
 
   async insert(key: StoredApiKey): Promise<void> {
     await this.db.query(
@@ -72,12 +90,7 @@ export class PostgresApiKeyStore implements ApiKeyStore {
   }
 
   async findByHash(hash: Buffer): Promise<Principal | undefined> {
-    const { rows } = await this.db.query<ApiKeyRow>(
-      `SELECT id, name, namespace, scopes FROM api_keys
-       WHERE key_hash = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())`,
-      [hash],
-    );
-    const row = rows[0];
+    const row = this.lookups ? await this.lookups.submit(hash) : (await this.lookUp([hash]))[0];
     if (!row) return undefined;
     // Coarse on purpose: one write a minute per key, not one per request (nor one round trip).
     const now = Date.now();

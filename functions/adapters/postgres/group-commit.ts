@@ -23,6 +23,10 @@ interface Pending<I, O> {
  * reason of its data (not a lost connection, not a full disk) is written again one item at a
  * time, so one bad item fails only its own caller.
  *
+ * Reads use it the same way (one query for the key checks or task lookups of concurrent
+ * requests): an item joins only a statement not yet sent, so it never sees a state older than
+ * its own arrival (a key revoked before the request came is refused).
+ *
  * `write` gets the items in submission order and returns one result per item, in that order.
  */
 export class GroupCommit<I, O> {

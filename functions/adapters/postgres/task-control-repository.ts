@@ -11,7 +11,7 @@ import type {
   TaskTypeSummary,
 } from "../../core/tasks/task-control-store.js";
 import { AHEAD_COUNT_CAP, pausedTypeKey, type WaitingFacts } from "../../core/tasks/waiting-reason.js";
-import type { Db, Queryable } from "./database.js";
+import { Database, type Db, type Queryable } from "./database.js";
 import {
   notifyTaskControl,
   type QueueSignalRoute,
@@ -19,6 +19,7 @@ import {
   writeQueueSignals,
   writeTaskEvents,
 } from "./event-writer.js";
+import { GroupCommit } from "./group-commit.js";
 import { OUTBOX_CHANNEL } from "./outbox-repository.js";
 import { TASK_COLUMNS } from "./task-repository.js";
 
@@ -120,17 +121,29 @@ async function applyChanges(
  * - Paused types among those asked about.
  * - Places in the queue, read once per page, not counted once per task: the claim order's
  *   first $6 due tasks of unpaused types (one index scan of tasks_queue_idx, stopped at the
- *   cap), numbered; a task's place is its number there. Counting per task scanned up to the cap
+ *   cap), numbered; a task's place is its number there. Read only when a task of the page
+ *   has a place (due, its type not paused). Counting per task scanned up to the cap
  *   for every task of the page (50 x 10,000 rows with a deep queue).
  */
 const WAITING_FACTS_SQL = `
-WITH line AS (
+WITH paused AS (
+  SELECT p.namespace, p.name FROM task_type_pauses p
+  JOIN (SELECT DISTINCT * FROM unnest($2::text[], $3::text[]) AS q(namespace, name)) q
+    ON p.namespace = q.namespace AND p.name = q.name
+),
+placed AS (
+  -- The due tasks asked about whose type runs: without one, the line is not read at all.
+  SELECT d.id FROM unnest($4::text[], $7::text[], $8::text[]) AS d(id, namespace, name)
+  WHERE (d.namespace, d.name) NOT IN (SELECT namespace, name FROM paused)
+),
+line AS (
   SELECT id, (row_number() OVER (ORDER BY priority DESC, run_at, id)) - 1 AS ahead
   FROM (
     SELECT id, priority, run_at FROM tasks t
     WHERE t.status = 'queued' AND t.run_at <= $5
       AND (t.namespace, t.name) NOT IN (SELECT namespace, name FROM task_type_pauses)
-    ORDER BY priority DESC, run_at, id LIMIT $6
+    ORDER BY priority DESC, run_at, id
+    LIMIT CASE WHEN EXISTS (SELECT 1 FROM placed) THEN $6::bigint ELSE 0 END
   ) l
 )
 SELECT
@@ -139,18 +152,33 @@ SELECT
     SELECT t.name, count(*) AS n FROM task_runs r JOIN tasks t ON t.id = r.task_id
     WHERE r.finished_at IS NULL AND t.name = ANY($1::text[]) GROUP BY t.name
   ) r), '{}') AS by_name,
-  coalesce((SELECT jsonb_agg(jsonb_build_array(p.namespace, p.name)) FROM task_type_pauses p
-    JOIN (SELECT DISTINCT * FROM unnest($2::text[], $3::text[]) AS q(namespace, name)) q
-      ON p.namespace = q.namespace AND p.name = q.name), '[]') AS paused,
-  coalesce((SELECT jsonb_object_agg(id, ahead) FROM line WHERE id = ANY($4::text[])), '{}') AS ahead,
+  coalesce((SELECT jsonb_agg(jsonb_build_array(namespace, name)) FROM paused), '[]') AS paused,
+  coalesce((SELECT jsonb_object_agg(id, ahead) FROM line WHERE id IN (SELECT id FROM placed)), '{}') AS ahead,
   (SELECT count(*) FROM line) AS line_length`;
 
 export class PostgresTaskControlStore implements TaskControlStore {
+  /** The waiting facts of concurrent requests, one query per batch (on the pool). */
+  private readonly facts: GroupCommit<{ tasks: readonly Task[]; now: Date }, WaitingFacts> | undefined;
+
   constructor(
     private readonly db: Db,
     /** Whether queue signals get outbox rows (the cloud) or only a NOTIFY (local). */
     private readonly queueSignals: QueueSignalRoute = "outbox",
-  ) {}
+  ) {
+    this.facts =
+      db instanceof Database
+        ? new GroupCommit(
+            async (asks) => {
+              const byId = new Map(asks.flatMap((a) => a.tasks.map((t) => [t.id, t] as const)));
+              const now = new Date(Math.max(...asks.map((a) => a.now.getTime())));
+              const facts = await this.factsOf([...byId.values()], now);
+              return asks.map(() => facts);
+            },
+            { maxBatch: 100, maxInFlight: 4 },
+          )
+        : undefined;
+  }
+
 
   change(namespace: string, id: string, plan: (task: Task) => TaskChange): Promise<Task | undefined> {
     return this.db.transaction(async (tx) => {
@@ -236,7 +264,16 @@ export class PostgresTaskControlStore implements TaskControlStore {
     );
   }
 
-  async waitingFacts(tasks: readonly Task[], now: Date): Promise<WaitingFacts> {
+  /**
+   * Concurrent requests (a create's or a get's response each needs the facts of one task) share
+   * one query: the facts of the union answer each of them.
+   */
+  waitingFacts(tasks: readonly Task[], now: Date): Promise<WaitingFacts> {
+    if (!this.facts || !tasks.some((t) => t.status === "queued")) return this.factsOf(tasks, now);
+    return this.facts.submit({ tasks, now });
+  }
+
+  private async factsOf(tasks: readonly Task[], now: Date): Promise<WaitingFacts> {
     const queued = tasks.filter((t) => t.status === "queued");
     const facts: WaitingFacts = {
       runningTotal: 0,
@@ -245,8 +282,9 @@ export class PostgresTaskControlStore implements TaskControlStore {
       aheadByTaskId: new Map(),
     };
     if (queued.length === 0) return facts;
-    // Only due tasks have a place in the queue worth counting (a paused type's are dropped below).
-    const due = queued.filter((t) => t.run_at.getTime() <= now.getTime()).map((t) => t.id);
+    // Only due tasks have a place in the queue worth counting (a paused type's are dropped in SQL).
+    const dueTasks = queued.filter((t) => t.run_at.getTime() <= now.getTime());
+    const due = dueTasks.map((t) => t.id);
     const [row] = await this.db.rows<{
       total: number;
       by_name: Record<string, number>;
@@ -259,7 +297,9 @@ export class PostgresTaskControlStore implements TaskControlStore {
       queued.map((t) => t.name),
       due,
       now,
-      due.length > 0 ? AHEAD_COUNT_CAP : 0,
+      AHEAD_COUNT_CAP,
+      dueTasks.map((t) => t.namespace),
+      dueTasks.map((t) => t.name),
     ]);
     if (!row) return facts;
     facts.runningTotal = row.total;

@@ -121,6 +121,8 @@ export class PostgresTaskStore implements TaskStore {
    * statement in that transaction.
    */
   private readonly creates: GroupCommit<CreateRow, Task> | undefined;
+  /** Lookups by id of concurrent requests, one query per batch (on the pool). */
+  private readonly reads: GroupCommit<{ namespace: string; id: string }, Task | undefined> | undefined;
 
   constructor(
     private readonly db: Db,
@@ -133,6 +135,10 @@ export class PostgresTaskStore implements TaskStore {
             maxBatch: 200,
             maxInFlight: 2,
           })
+        : undefined;
+    this.reads =
+      db instanceof Database
+        ? new GroupCommit((keys) => this.getMany(keys), { maxBatch: 200, maxInFlight: 4 })
         : undefined;
   }
 
@@ -147,12 +153,22 @@ export class PostgresTaskStore implements TaskStore {
     return stored;
   }
 
-  async get(namespace: string, id: string): Promise<Task | undefined> {
-    const rows = await this.db.rows<Task>(
-      `SELECT ${TASK_COLUMNS} FROM tasks WHERE namespace = $1 AND id = $2`,
-      [namespace, id],
-    );
-    return rows[0];
+  get(namespace: string, id: string): Promise<Task | undefined> {
+    return this.reads
+      ? this.reads.submit({ namespace, id })
+      : this.getMany([{ namespace, id }]).then(([t]) => t);
+  }
+
+  private async getMany(keys: Array<{ namespace: string; id: string }>): Promise<Array<Task | undefined>> {
+    const rows = await this.db.rows<Task>(`SELECT ${TASK_COLUMNS} FROM tasks WHERE id = ANY($1::text[])`, [
+      keys.map((k) => k.id),
+    ]);
+    const byId = new Map(rows.map((t) => [t.id, t]));
+    // Another namespace's task is not found (as if the id did not exist).
+    return keys.map((k) => {
+      const task = byId.get(k.id);
+      return task && task.namespace === k.namespace ? task : undefined;
+    });
   }
 }
 

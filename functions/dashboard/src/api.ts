@@ -7,6 +7,25 @@ export function storedKey(): string | null {
 export function storeKey(key: string | null): void {
   if (key === null) sessionStorage.removeItem(KEY_ITEM);
   else sessionStorage.setItem(KEY_ITEM, key);
+  chooseNamespace(null);
+}
+
+const NAMESPACE_ITEM = "tme.namespace";
+
+/** The namespace an admin key looks at (null: the key's own); sent as ?namespace= on every call. */
+export function chosenNamespace(): string | null {
+  return sessionStorage.getItem(NAMESPACE_ITEM);
+}
+export function chooseNamespace(namespace: string | null): void {
+  if (namespace === null) sessionStorage.removeItem(NAMESPACE_ITEM);
+  else sessionStorage.setItem(NAMESPACE_ITEM, namespace);
+}
+
+/** The path with the chosen namespace added to its query, if one is chosen. */
+export function inNamespace(path: string): string {
+  const namespace = chosenNamespace();
+  if (namespace === null) return path;
+  return `${path}${path.includes("?") ? "&" : "?"}namespace=${encodeURIComponent(namespace)}`;
 }
 
 export class ApiError extends Error {
@@ -24,7 +43,7 @@ export interface Page<T> {
 }
 
 async function call(method: string, path: string, body?: unknown): Promise<Response> {
-  const response = await fetch(path, {
+  const response = await fetch(inNamespace(path), {
     method,
     headers: {
       authorization: `Bearer ${storedKey() ?? ""}`,

@@ -37,6 +37,18 @@ export function ThroughputChart(props: {
       );
     } else plot.current.setData([xs, ok, bad]);
   });
-  useEffect(() => () => plot.current?.destroy(), []);
+  useEffect(() => {
+    // Follow the box's width (a phone turned, a window resized) rather than scroll inside it.
+    const observer = new ResizeObserver(([entry]) => {
+      const width = Math.floor(Math.min(entry?.contentRect.width ?? 0, 900));
+      if (plot.current && width > 0 && width !== plot.current.width)
+        plot.current.setSize({ width, height: 200 });
+    });
+    if (box.current) observer.observe(box.current);
+    return () => {
+      observer.disconnect();
+      plot.current?.destroy();
+    };
+  }, []);
   return <div ref={box} class="chart" role="img" aria-label="Tasks finished per minute, last hour" />;
 }

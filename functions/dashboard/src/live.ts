@@ -1,4 +1,4 @@
-import { storedKey } from "./api.js";
+import { inNamespace, storedKey } from "./api.js";
 
 /** While streaming, re-read this often anyway (what the stream does not carry). */
 const CATCH_UP_MS = 5000;
@@ -22,7 +22,7 @@ export function startLive(onChange: (event: unknown) => void, onMode: (mode: Liv
   };
   const stream = async () => {
     try {
-      const response = await fetch("/stream", {
+      const response = await fetch(inNamespace("/stream"), {
         headers: { authorization: `Bearer ${storedKey() ?? ""}`, accept: "text/event-stream" },
         signal: controller.signal,
       });

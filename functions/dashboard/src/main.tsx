@@ -1,6 +1,16 @@
 import { render } from "preact";
 import { useCallback, useEffect, useState } from "preact/hooks";
-import { ApiError, can, get, storedKey, storeKey, type WhoAmI } from "./api.js";
+import {
+  ApiError,
+  can,
+  chooseNamespace,
+  chosenNamespace,
+  get,
+  list,
+  storedKey,
+  storeKey,
+  type WhoAmI,
+} from "./api.js";
 import { type LiveMode, startLive } from "./live.js";
 import { AlertsPage } from "./pages/alerts.js";
 import { AuditPage } from "./pages/audit.js";
@@ -11,7 +21,7 @@ import { SubscriptionPage, SubscriptionsPage } from "./pages/subscriptions.js";
 import { TaskPage } from "./pages/task.js";
 import { TaskTypesPage } from "./pages/task-types.js";
 import { TasksPage } from "./pages/tasks.js";
-import { NotAllowed } from "./ui.js";
+import { NotAllowed, useData } from "./ui.js";
 import "./styles.css";
 
 function useHash(): string {
@@ -59,6 +69,40 @@ function SignIn(props: { onSignedIn: (who: WhoAmI) => void }) {
         )}
       </form>
     </main>
+  );
+}
+
+/**
+ * Admin keys may look at any namespace (the API's ?namespace=, added to every call); the names
+ * offered are those of the keys (GET /keys lists every namespace's).
+ */
+function NamespacePicker(props: { current: string; onChoose: (namespace: string) => void }) {
+  const [draft, setDraft] = useState(props.current);
+  const { data } = useData(() => list<{ namespace: string }>("/keys?limit=500"), []);
+  const known = [...new Set([props.current, ...(data?.items.map((k) => k.namespace) ?? [])])].sort();
+  return (
+    <form
+      class="namespace"
+      onSubmit={(e) => {
+        e.preventDefault();
+        if (draft.trim()) props.onChoose(draft.trim());
+      }}
+    >
+      <label for="namespace">Namespace</label>
+      <input
+        id="namespace"
+        list="namespaces"
+        size={12}
+        value={draft}
+        onInput={(e) => setDraft((e.target as HTMLInputElement).value)}
+      />
+      <datalist id="namespaces">
+        {known.map((n) => (
+          <option key={n} value={n} />
+        ))}
+      </datalist>
+      <button type="submit">Show</button>
+    </form>
   );
 }
 
@@ -116,6 +160,7 @@ function App() {
   const [mode, setMode] = useState<LiveMode>("connecting");
   const [tick, setTick] = useState(0);
   const [slowTick, setSlowTick] = useState(0);
+  const [namespace, setNamespace] = useState<string | null>(chosenNamespace());
   const hash = useHash();
 
   useEffect(() => {
@@ -138,7 +183,7 @@ function App() {
       stop();
       window.clearTimeout(pending);
     };
-  }, [who]);
+  }, [who, namespace]);
   useEffect(() => {
     if (!who) return;
     const timer = window.setInterval(() => setSlowTick((t) => t + 1), SLOW_REFRESH_MS);
@@ -147,7 +192,13 @@ function App() {
   const signOut = useCallback(() => {
     storeKey(null);
     setWho(null);
+    setNamespace(null);
   }, []);
+  const choose = (chosen: string) => {
+    const other = who && chosen !== who.namespace ? chosen : null;
+    chooseNamespace(other);
+    setNamespace(other);
+  };
 
   if (!checked) return null;
   if (!who) return <SignIn onSignedIn={setWho} />;
@@ -175,6 +226,7 @@ function App() {
           <span>
             {who.name} · {who.namespace} · {who.scopes.join(", ")}
           </span>
+          {who.admin && <NamespacePicker current={namespace ?? who.namespace} onChoose={choose} />}
           <span class="mode" data-mode={mode}>
             {mode === "streaming"
               ? "live: streaming"
@@ -187,7 +239,8 @@ function App() {
           </button>
         </p>
       </header>
-      <main id="content" tabIndex={-1}>
+      <main id="content" tabIndex={-1} key={namespace ?? who.namespace}>
+        {namespace !== null && <p class="hint">Showing namespace {namespace}, not the key's own.</p>}
         {shown.opens(who) ? (
           <Page
             page={shown === current ? page : shown.path}

@@ -103,10 +103,14 @@ export function usePager() {
   };
 }
 
-/** A table that scrolls sideways inside itself on a narrow screen rather than widening the page. */
+/**
+ * A table that scrolls sideways inside itself on a narrow screen rather than widening the page;
+ * the scrolling box is focusable and named, so it scrolls from the keyboard too.
+ */
 export function Table(props: { caption: string; head: string[]; children: ComponentChildren }) {
   return (
-    <div class="table-wrap">
+    // biome-ignore lint/a11y/noNoninteractiveTabindex: a scrolling region must be reachable by keyboard (WCAG 2.1.1)
+    <section class="table-wrap" aria-label={props.caption} tabIndex={0}>
       <table>
         <caption class="visually-hidden">{props.caption}</caption>
         <thead>
@@ -120,7 +124,7 @@ export function Table(props: { caption: string; head: string[]; children: Compon
         </thead>
         <tbody>{props.children}</tbody>
       </table>
-    </div>
+    </section>
   );
 }
 

@@ -17,6 +17,17 @@ const HealthSchema = z.object({
   }),
   version: z.string(),
   uptime_seconds: z.number(),
+  command_isolation: z
+    .object({
+      kind: z.enum(["sandbox", "unprivileged_user", "none"]),
+      detail: z.string(),
+    })
+    .optional()
+    .meta({
+      description:
+        "How this process keeps shell commands from TME (shell.sandbox): sandbox (bubblewrap), " +
+        "unprivileged_user (uid 65534, no sandbox) or none (TME's own user), and why",
+    }),
 });
 
 export const healthRoute = defineRoute({
@@ -56,6 +67,7 @@ export const healthRoute = defineRoute({
               : "unreachable",
         version: VERSION,
         uptime_seconds: Math.round((Date.now() - startedAt) / 1000),
+        ...(app.commandIsolation ? { command_isolation: app.commandIsolation } : {}),
       },
     };
   },

@@ -1,6 +1,7 @@
 import { useEffect, useState } from "preact/hooks";
 import { get, list } from "../api.js";
 import { ThroughputChart } from "../chart.js";
+import { When } from "../ui.js";
 import { type Live, Progress, STATUSES, type Task } from "./live-props.js";
 
 interface Stats {
@@ -117,7 +118,7 @@ export function OverviewPage(props: { live: Live }) {
           <ul class="plain">
             {alerts.map((a) => (
               <li key={a.id}>
-                {a.raised_at}: {a.message}
+                <When at={a.raised_at} />: {a.message}
               </li>
             ))}
           </ul>

@@ -159,8 +159,13 @@ export function TasksPage(props: { live: Live; query: URLSearchParams }) {
     };
   }, [filters, pager.cursor, props.live.tick, again]);
   const set = (field: keyof Filters) => (e: Event) => {
-    setFilters({ ...filters, [field]: (e.target as HTMLInputElement | HTMLSelectElement).value });
+    const next = { ...filters, [field]: (e.target as HTMLInputElement | HTMLSelectElement).value };
+    setFilters(next);
     pager.reset();
+    // The address says the filter, so it can be shared or bookmarked (replaceState: no hashchange,
+    // so the page is not started again).
+    const query = new URLSearchParams(chosen(next)).toString();
+    history.replaceState(null, "", `#/tasks${query ? `?${query}` : ""}`);
   };
   return (
     <>
@@ -195,7 +200,8 @@ export function TasksPage(props: { live: Live; query: URLSearchParams }) {
       </form>
       <ErrorLine error={error} />
       {page && (
-        <div class="table-wrap">
+        // biome-ignore lint/a11y/noNoninteractiveTabindex: a scrolling region must be reachable by keyboard (WCAG 2.1.1)
+        <section class="table-wrap" aria-label="Tasks" tabIndex={0}>
           <table class="tasks">
             <caption class="visually-hidden">Tasks, newest first</caption>
             <thead>
@@ -227,7 +233,7 @@ export function TasksPage(props: { live: Live; query: URLSearchParams }) {
               ))}
             </tbody>
           </table>
-        </div>
+        </section>
       )}
       {page && page.items.length === 0 && <p>No tasks match.</p>}
       {pager.controls(page?.next)}
