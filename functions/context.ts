@@ -110,6 +110,7 @@ export function createAppContext(
       leaseSeconds: config.app.worker.lease_seconds,
       outputTailBytes: config.app.shell.output_tail_bytes,
       maxInfraRetries: config.app.worker.max_infra_retries,
+      queueSignals: queueSignalRouteFor(config.runtime),
     }),
     pluginServices: { history: new PostgresHistoryPruner(db) },
     storageProblem: db instanceof Database ? () => db.storageProblem() : undefined,

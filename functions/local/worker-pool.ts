@@ -12,7 +12,6 @@ import {
   type WorkerOptions,
 } from "../handlers/worker.js";
 import type { BackgroundService } from "./runtime.js";
-import { wakeableLoop } from "./wakeable-loop.js";
 
 export interface WorkerPoolOptions extends Pick<WorkerOptions, "secret" | "random"> {
   /** Slots; default MAX_CONCURRENT_TASKS. */
@@ -25,13 +24,22 @@ export interface WorkerPoolOptions extends Pick<WorkerOptions, "secret" | "rando
 }
 
 /**
- * How far ahead the local queue claims, in claim round trips: it holds what the slots are expected
- * to take within this many claims' time at the rate they have been finishing tasks, so the slots
- * never wait for a claim while short tasks keep coming, and a claimed task waits for a slot only
- * about that long (which bounds how long a task of higher priority created meanwhile can be passed
- * by one already claimed). Two covers the next claim while the slots drain the queue, and lets the queue grow from nothing within a few claims.
+ * How far ahead the local queue claims. A claim is sent once the queue holds no more than the
+ * slots take during one claim (at the rate they have been finishing tasks), and fills it up to
+ * this many claims' worth: the slots never wait for a claim while short tasks keep coming, and a
+ * claimed task waits for a slot at most about this many claims' time, which bounds how long a task
+ * of higher priority created meanwhile can be passed by one already claimed. With slow tasks the
+ * rate is low and the queue stays empty. More than two lets the queue grow from nothing (each
+ * claim brings more than the slots used while it was under way) until worker.local_queue_size.
  */
-export const LOCAL_QUEUE_CLAIMS_AHEAD = 2;
+export const LOCAL_QUEUE_CLAIMS_AHEAD = 4;
+
+/**
+ * Claims under way at once per pool. One: a second claim under way beside the first takes the
+ * tasks after the first's, and could bring them back first (measured: no faster on this machine,
+ * and a priority-order test caught the inversion).
+ */
+const MAX_CLAIMS_IN_FLIGHT = 1;
 
 /** Claims are at most this big (a statement's size), whatever the free room. */
 const MAX_CLAIM_BATCH = 500;
@@ -48,7 +56,7 @@ interface QueuedAttempt {
  * SKIP LOCKED, so several processes share one database), each claimed task run through the same
  * worker handler the cloud's SQS event source calls.
  *
- * One claimer claims in batches: all the free slots at once, plus a bounded local queue ahead of
+ * Claims come in batches: all the free slots at once, plus a bounded local queue ahead of
  * them when tasks are short (what the slots will take within LOCAL_QUEUE_CLAIMS_AHEAD claims' time
  * at their recent rate, at most worker.local_queue_size). A slot takes the next queued task the moment its
  * work is over; the end is written in a batch meanwhile (see PostgresTaskQueue.finish). A queued
@@ -67,6 +75,8 @@ export function workerPool(
 ): BackgroundService & {
   /** Attempts this pool holds: running, waiting in its local queue, or having their end written. */
   readonly active: number;
+  /** Claimed tasks waiting in its local queue for a slot. */
+  readonly queued: number;
   readonly workerId: string;
 } {
   const worker = app.config.app.worker;
@@ -90,9 +100,8 @@ export function workerPool(
   /** How long a claim takes, smoothed (ms). */
   let claimMs = 0;
 
-  /** How many claimed tasks the local queue may hold now. */
-  const queueLimit = () =>
-    Math.min(localQueueSize, Math.floor((rate.perSecond() * LOCAL_QUEUE_CLAIMS_AHEAD * claimMs) / 1000));
+  /** How many tasks the slots take during one claim, at their recent rate. */
+  const perClaim = () => (rate.perSecond() * claimMs) / 1000;
 
   const start = ({ task, leaseRequestedAtMs }: QueuedAttempt) => {
     executing++;
@@ -124,44 +133,80 @@ export function workerPool(
     inFlight.add(done);
   };
 
-  /** Free slots take queued tasks, oldest claim first (the queue is in claim order). */
+  /**
+   * Into the local queue in claim order: a task claimed later but of higher priority (created
+   * after the earlier claim) goes ahead of the queued ones it outranks.
+   */
+  const enqueue = (entry: QueuedAttempt) => {
+    let at = queue.length;
+    while (at > 0 && inClaimOrder(entry.task, queue[at - 1]!.task)) at--;
+    queue.splice(at, 0, entry);
+  };
+
+  /** Free slots take queued tasks, the head first (the queue is in claim order). */
   const dispatch = () => {
     while (executing < slots && queue.length > 0) start(queue.shift()!);
   };
 
   /**
-   * Claims while there is room (free slots plus local-queue headroom) and work is there. The
-   * local queue is refilled once it is down to half its limit, so claims come in batches.
+   * Claims while there is room (free slots plus local-queue headroom) and work is there, with up
+   * to MAX_CLAIMS_IN_FLIGHT claims under way at once. The local queue is refilled once it is down to what the slots
+   * take during one claim, so claims come in batches (see LOCAL_QUEUE_CLAIMS_AHEAD). A claim that
+   * found fewer candidates than it asked for means nothing more is claimable now: claiming waits
+   * for the next wake-up (NOTIFY, a freed slot, the poll), unless one came while it was under way.
    */
-  const claimer = wakeableLoop(
-    async (pass) => {
-      while (!pass.stopped && !stopping) {
-        const limit = queueLimit();
-        const room = slots - executing + limit - queue.length;
-        // Ends waiting to be written are bounded too: a database slow to commit slows claims.
-        if (room <= 0 || queue.length > limit / 2 || finishing > slots + localQueueSize) break;
-        const want = Math.min(room, MAX_CLAIM_BATCH);
-        const requestedAt = Date.now();
-        let batch: ClaimedBatch | undefined;
-        try {
-          await app.observer.claim(async () => {
-            batch = await app.taskQueue.claimBatch(workerId, want);
-            return batch.tasks;
-          });
-        } catch (error) {
-          app.logger.error({ err: error }, "claim failed; retrying on the next wake-up");
-        }
-        const took = Date.now() - requestedAt;
-        claimMs = claimMs === 0 ? took : (claimMs * 3 + took) / 4;
-        for (const task of batch?.tasks ?? []) queue.push({ task, leaseRequestedAtMs: requestedAt });
-        dispatch();
-        // Fewer candidates than room: nothing more is claimable now; wait for a wake-up.
-        if (!batch || batch.candidates < want) break;
-      }
-    },
-    (error) => app.logger.error({ err: error }, "worker pool"),
-  );
-  const wake = () => claimer.wake();
+  let claimsInFlight = 0;
+  /** Tasks the claims under way may bring. */
+  let reserved = 0;
+  let wakes = 0;
+  let exhaustedAt = -1;
+  const claims = new Set<Promise<void>>();
+  const claimMore = () => {
+    while (!stopping && claimsInFlight < MAX_CLAIMS_IN_FLIGHT && exhaustedAt !== wakes) {
+      const during = perClaim();
+      const limit = Math.min(localQueueSize, Math.floor(during * LOCAL_QUEUE_CLAIMS_AHEAD));
+      const room = slots - executing + limit - queue.length - reserved;
+      // Ends waiting to be written are bounded too: a database slow to commit slows claims.
+      if (room <= 0 || queue.length > during || finishing > slots + localQueueSize) return;
+      const want = Math.min(room, MAX_CLAIM_BATCH);
+      const generation = wakes;
+      reserved += want;
+      claimsInFlight++;
+      const claim = claimOnce(want)
+        .then((found) => {
+          if (found < want) exhaustedAt = generation;
+        })
+        .finally(() => {
+          reserved -= want;
+          claimsInFlight--;
+          claims.delete(claim);
+          claimMore();
+        });
+      claims.add(claim);
+    }
+  };
+  /** One claim of up to `want` tasks into the local queue; answers how many candidates it found. */
+  const claimOnce = async (want: number): Promise<number> => {
+    const requestedAt = Date.now();
+    let batch: ClaimedBatch | undefined;
+    try {
+      await app.observer.claim(async () => {
+        batch = await app.taskQueue.claimBatch(workerId, want);
+        return batch.tasks;
+      });
+    } catch (error) {
+      app.logger.error({ err: error }, "claim failed; retrying on the next wake-up");
+    }
+    const took = Date.now() - requestedAt;
+    claimMs = claimMs === 0 ? took : (claimMs * 3 + took) / 4;
+    for (const task of batch?.tasks ?? []) enqueue({ task, leaseRequestedAtMs: requestedAt });
+    dispatch();
+    return batch?.candidates ?? 0;
+  };
+  const wake = () => {
+    wakes++;
+    claimMore();
+  };
 
   /**
    * Renews the leases of queued tasks claimed (or last renewed) over half a heartbeat ago, in
@@ -214,6 +259,9 @@ export function workerPool(
     get active() {
       return executing + finishing + queue.length;
     },
+    get queued() {
+      return queue.length;
+    },
     workerId,
     async start() {
       listener
@@ -238,12 +286,11 @@ export function workerPool(
      */
     async stop() {
       stopping = true;
-      const claimsEnded = claimer.stop();
       clearInterval(poll);
       clearInterval(renewal);
       await listener.stop();
       // A claim in progress completes and its tasks join the queue.
-      await claimsEnded;
+      await Promise.allSettled([...claims]);
       const graceMs = options.stopGraceMs ?? worker.shutdown_grace_seconds * 1000;
       if (inFlight.size + queue.length > 0)
         app.logger.info(
@@ -288,6 +335,14 @@ export function workerPool(
       app.logger.warn({ err: error, task_id: taskId }, "checking a queued task after a control notice");
     }
   }
+}
+
+/** True when `a` comes before `b` in claim order (priority DESC, run_at, id). */
+function inClaimOrder(a: Task, b: Task): boolean {
+  if (a.priority !== b.priority) return a.priority > b.priority;
+  const byRunAt = a.run_at.getTime() - b.run_at.getTime();
+  if (byRunAt !== 0) return byRunAt < 0;
+  return a.id < b.id;
 }
 
 /**

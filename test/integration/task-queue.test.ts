@@ -1,5 +1,6 @@
 import type { SQSEvent } from "aws-lambda";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { PostgresTaskQueue } from "../../functions/adapters/postgres/task-queue-repository.js";
 import type { Task } from "../../functions/core/tasks/task.js";
 import { leaseOf } from "../../functions/core/tasks/task-queue.js";
 import { createWorkerHandler } from "../../functions/handlers/worker.js";
@@ -194,7 +195,15 @@ describe("the SQS-shaped worker handler", () => {
   });
 
   it("skips a task whose type is at its limit, and signals it again when a slot frees", async () => {
-    const worker = createWorkerHandler(h.app, { workerId: "sqs-limit" });
+    // The cloud's queue: its signals are outbox rows (relayed to SQS); locally they are NOTIFY only.
+    const cloudQueue = new PostgresTaskQueue(h.database.db, {
+      limitOf: (name) => h.app.plugins.concurrencyOf(name),
+      leaseSeconds: h.app.config.app.worker.lease_seconds,
+      outputTailBytes: h.app.config.app.shell.output_tail_bytes,
+      maxInfraRetries: h.app.config.app.worker.max_infra_retries,
+      queueSignals: "outbox",
+    });
+    const worker = createWorkerHandler({ ...h.app, taskQueue: cloudQueue }, { workerId: "sqs-limit" });
     const [a, b, c] = [
       await h.create({ name: "limited_sqs", params: { seconds: 0.3 } }),
       await h.create({ name: "limited_sqs", params: { seconds: 0.3 } }),

@@ -10,6 +10,7 @@ import type {
   WorkInterval,
 } from "../../core/tasks/task-queue.js";
 import type { Db } from "./database.js";
+import type { QueueSignalRoute } from "./event-writer.js";
 import { GroupCommit } from "./group-commit.js";
 import { claimBatch, claimOne, KnownLimits } from "./queue/claim.js";
 import {
@@ -32,6 +33,8 @@ export interface PostgresTaskQueueOptions {
   maxInfraRetries: number;
   /** The clock of event timestamps; default the system's. */
   now?: () => Date;
+  /** Where queue signals go (outbox rows for the cloud's SQS, or NOTIFY only locally); default outbox. */
+  queueSignals?: QueueSignalRoute;
 }
 
 /** Ends of attempts written in one transaction at most (bounds a statement under a burst). */
@@ -61,7 +64,12 @@ export class PostgresTaskQueue implements TaskQueue {
   ) {
     this.now = options.now ?? (() => new Date());
     this.limits = new KnownLimits(options.limitOf);
-    this.complete = { outputTailBytes: options.outputTailBytes, limits: this.limits, now: this.now };
+    this.complete = {
+      outputTailBytes: options.outputTailBytes,
+      limits: this.limits,
+      now: this.now,
+      queueSignals: options.queueSignals ?? "outbox",
+    };
     this.reap = { ...this.complete, maxInfraRetries: options.maxInfraRetries };
     this.completions = new GroupCommit(
       (items) => this.db.transaction((tx) => completeAttempts(tx, items, this.complete)),
@@ -118,10 +126,10 @@ export class PostgresTaskQueue implements TaskQueue {
   }
 
   promoteDueRetries(limit = 500): Promise<number> {
-    return promoteDueRetries(this.db, limit);
+    return promoteDueRetries(this.db, limit, this.complete.queueSignals);
   }
 
   redispatchStranded(olderThanSeconds = 120, limit = 500): Promise<number> {
-    return redispatchStranded(this.db, olderThanSeconds, limit);
+    return redispatchStranded(this.db, olderThanSeconds, limit, this.complete.queueSignals);
   }
 }

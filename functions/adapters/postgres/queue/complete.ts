@@ -5,7 +5,7 @@ import { attemptEndEvent, planAttemptEnd, RUN_STATUS_OF_END } from "../../../cor
 import type { Task, TaskProgress } from "../../../core/tasks/task.js";
 import type { AttemptEnd, Lease, WorkInterval } from "../../../core/tasks/task-queue.js";
 import type { Queryable } from "../database.js";
-import { writeQueueSignals, writeTaskEvents } from "../event-writer.js";
+import { type QueueSignalRoute, writeQueueSignals, writeTaskEvents } from "../event-writer.js";
 import { TASK_COLUMNS } from "../task-repository.js";
 import type { KnownLimits } from "./claim.js";
 import { CLAIM_ORDER, CLAIMABLE, MAX_ERROR_BYTES, sanitizeReplacer } from "./queue-sql.js";
@@ -24,6 +24,7 @@ export interface CompleteOptions {
   outputTailBytes: number;
   limits: KnownLimits;
   now: () => Date;
+  queueSignals: QueueSignalRoute;
 }
 
 const TASK_COLUMNS_T = TASK_COLUMNS.split(",")
@@ -145,7 +146,8 @@ export async function completeAttempts(
     return true;
   });
   await writeTaskEvents(tx, events);
-  for (const [namespace, dispatches] of retries) await writeQueueSignals(tx, namespace, dispatches);
+  for (const [namespace, dispatches] of retries)
+    await writeQueueSignals(tx, namespace, dispatches, options.queueSignals);
   const freed = new Set(changed.map((row) => row.name));
   await signalNextOfLimitedTypes(tx, [...freed], options);
   return written;
@@ -159,7 +161,7 @@ export async function completeAttempts(
 export async function signalNextOfLimitedTypes(
   tx: Queryable,
   names: readonly string[],
-  options: Pick<CompleteOptions, "limits">,
+  options: Pick<CompleteOptions, "limits" | "queueSignals">,
 ): Promise<void> {
   const limited = names.filter((name) => options.limits.of(name) !== undefined);
   if (limited.length === 0) return;
@@ -177,7 +179,8 @@ export async function signalNextOfLimitedTypes(
     list.push({ task_id: next.id, attempt: next.attempt + 1, priority: next.priority, run_at: now });
     byNamespace.set(next.namespace, list);
   }
-  for (const [namespace, dispatches] of byNamespace) await writeQueueSignals(tx, namespace, dispatches);
+  for (const [namespace, dispatches] of byNamespace)
+    await writeQueueSignals(tx, namespace, dispatches, options.queueSignals);
 }
 
 /** Stamps when a run whose lease was lost really stopped its work (the row may be closed already). */

@@ -1,12 +1,13 @@
 import type { QueueDispatch } from "../../../core/events/event.js";
 import type { Db, Queryable } from "../database.js";
-import { writeQueueSignals } from "../event-writer.js";
+import { type QueueSignalRoute, writeQueueSignals } from "../event-writer.js";
 import { CLAIMABLE } from "./queue-sql.js";
 
 /** Queue signals for the next attempt of each task, one batch per namespace. */
 export async function signalNextAttempts(
   tx: Queryable,
   rows: ReadonlyArray<{ id: string; namespace: string; attempt: number; priority: number; run_at: Date }>,
+  route: QueueSignalRoute,
 ): Promise<void> {
   const byNamespace = new Map<string, QueueDispatch[]>();
   for (const row of rows) {
@@ -19,11 +20,12 @@ export async function signalNextAttempts(
     });
     byNamespace.set(row.namespace, list);
   }
-  for (const [namespace, dispatches] of byNamespace) await writeQueueSignals(tx, namespace, dispatches);
+  for (const [namespace, dispatches] of byNamespace)
+    await writeQueueSignals(tx, namespace, dispatches, route);
 }
 
 /** Moves retrying tasks whose time has come back to queued, with a queue signal. */
-export function promoteDueRetries(db: Db, limit: number): Promise<number> {
+export function promoteDueRetries(db: Db, limit: number, route: QueueSignalRoute): Promise<number> {
   return db.transaction(async (tx) => {
     const { rows } = await tx.query<{
       id: string;
@@ -40,7 +42,7 @@ export function promoteDueRetries(db: Db, limit: number): Promise<number> {
       [limit],
     );
     // No event: the task.retrying event already announced this moment (its retry_at).
-    await signalNextAttempts(tx, rows);
+    await signalNextAttempts(tx, rows, route);
     return rows.length;
   });
 }
@@ -50,7 +52,12 @@ export function promoteDueRetries(db: Db, limit: number): Promise<number> {
  * signal for `olderThanSeconds` get a new one. Covers a message dropped after a skipped claim
  * (its type was paused or full) or lost anywhere between the outbox and the worker.
  */
-export function redispatchStranded(db: Db, olderThanSeconds: number, limit: number): Promise<number> {
+export function redispatchStranded(
+  db: Db,
+  olderThanSeconds: number,
+  limit: number,
+  route: QueueSignalRoute,
+): Promise<number> {
   return db.transaction(async (tx) => {
     const { rows } = await tx.query<{
       id: string;
@@ -71,6 +78,7 @@ export function redispatchStranded(db: Db, olderThanSeconds: number, limit: numb
     await signalNextAttempts(
       tx,
       rows.map((row) => ({ ...row, run_at: now })),
+      route,
     );
     return rows.length;
   });

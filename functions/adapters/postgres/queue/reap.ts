@@ -4,7 +4,7 @@ import type { TaskOutcome } from "../../../core/plugins/plugin.js";
 import { type Task, toTaskView } from "../../../core/tasks/task.js";
 import type { Lease } from "../../../core/tasks/task-queue.js";
 import type { Db, Queryable } from "../database.js";
-import { writeQueueSignals, writeTaskEvents } from "../event-writer.js";
+import { type QueueSignalRoute, writeQueueSignals, writeTaskEvents } from "../event-writer.js";
 import { TASK_COLUMNS } from "../task-repository.js";
 import type { KnownLimits } from "./claim.js";
 import { signalNextOfLimitedTypes } from "./complete.js";
@@ -16,6 +16,7 @@ export interface ReapOptions {
   maxInfraRetries: number;
   limits: KnownLimits;
   now: () => Date;
+  queueSignals: QueueSignalRoute;
 }
 
 /**
