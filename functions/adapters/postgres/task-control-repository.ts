@@ -179,7 +179,6 @@ export class PostgresTaskControlStore implements TaskControlStore {
         : undefined;
   }
 
-
   change(namespace: string, id: string, plan: (task: Task) => TaskChange): Promise<Task | undefined> {
     return this.db.transaction(async (tx) => {
       // The row lock makes the plan and the write one step: a worker's claim or completion
