@@ -1,5 +1,5 @@
 import type { Node } from "constructs";
-import { z } from "zod";
+import * as z from "zod";
 
 /**
  * Deploy-time choices, read from CDK context (cdk.json, or `-c key=value` on the command
@@ -29,6 +29,12 @@ const SettingsSchema = z.object({
   apiBurstLimit: int(1, 5000).default(200),
   queueAgeAlarmSeconds: int(60, 86400).default(900),
   apiLatencyAlarmMs: int(100, 30000).default(5000),
+  errorRateAlarmPercent: int(1, 100).default(5),
+  outboxAgeAlarmSeconds: int(60, 86400).default(300),
+  dbCpuAlarmPercent: int(10, 100).default(80),
+  // About 80 % of max_connections on t4g.small (LEAST(memory / 9531392, 5000), about 190).
+  dbConnectionsAlarm: int(1, 5000).default(150),
+  dbFreeStorageAlarmGiB: int(1, 1000).default(2),
   alarmEmail: z.email().optional(),
   // Off by default: a shell command in a Lambda runs beside the function's AWS credentials
   // (its environment, /proc/<ppid>/environ), see infra/README.md.

@@ -113,12 +113,18 @@ export class TmeStack extends Stack {
           queue: q.deadLetterQueue,
         })),
         { name: "webhook events", queue: this.events.deadLetterQueue },
+        { name: "schedule invocations", queue: this.scheduling.deadLetterQueue },
         { name: "undelivered bus events", queue: this.events.undeliveredQueue },
       ],
       httpApi: this.httpApi,
       database: this.data.instance,
       queueAgeAlarmSeconds: settings.queueAgeAlarmSeconds,
       apiLatencyAlarmMs: settings.apiLatencyAlarmMs,
+      errorRateAlarmPercent: settings.errorRateAlarmPercent,
+      outboxAgeAlarmSeconds: settings.outboxAgeAlarmSeconds,
+      dbCpuAlarmPercent: settings.dbCpuAlarmPercent,
+      dbConnectionsAlarm: settings.dbConnectionsAlarm,
+      dbFreeStorageAlarmGiB: settings.dbFreeStorageAlarmGiB,
       alarmEmail: settings.alarmEmail,
     });
 

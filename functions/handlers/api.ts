@@ -1,6 +1,7 @@
 import type { APIGatewayProxyEventV2, Context } from "aws-lambda";
 import { coldStart } from "../adapters/aws/cloud-context.js";
 import { relayAfterChange } from "../adapters/aws/cloud-outbox-sinks.js";
+import { lambdaHandler } from "../adapters/aws/lambda-telemetry.js";
 import type { AppContext } from "../context.js";
 import { type ApiHandler, createApiHandler } from "../http/pipeline.js";
 import { routes } from "../http/routes/index.js";
@@ -13,9 +14,9 @@ export function createHandler(app: AppContext): ApiHandler {
 const setup = coldStart("api", (app) => ({ api: createHandler(app), relay: relayAfterChange(app) }));
 
 /** Lambda entry: API Gateway HTTP API (payload v2) events. */
-export const handler = async (event: APIGatewayProxyEventV2, context: Context) => {
+export const handler = lambdaHandler("api", async (event: APIGatewayProxyEventV2, context: Context) => {
   const { api, relay } = await setup();
   const response = await api(event, context);
   if (event.requestContext.http.method !== "GET") await relay();
   return response;
-};
+});

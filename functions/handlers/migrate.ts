@@ -1,6 +1,7 @@
 import { GetSecretValueCommand, SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import type { CloudFormationCustomResourceEvent } from "aws-lambda";
 import { cloudDatabaseUrl } from "../adapters/aws/cloud-context.js";
+import { lambdaHandler, tracedAwsClient } from "../adapters/aws/lambda-telemetry.js";
 import { PostgresApiKeyStore } from "../adapters/postgres/api-keys-repository.js";
 import { Database } from "../adapters/postgres/database.js";
 import { migrate } from "../adapters/postgres/migrator.js";
@@ -14,7 +15,7 @@ import { ensureBootstrapKey } from "../core/auth/api-keys.js";
 export async function registerFirstAdminKey(
   databaseUrl: string,
   secretArn: string,
-  secrets: Pick<SecretsManagerClient, "send"> = new SecretsManagerClient({}),
+  secrets: Pick<SecretsManagerClient, "send"> = tracedAwsClient(new SecretsManagerClient({})),
 ): Promise<"created" | "exists" | "revoked"> {
   const output = await secrets.send(new GetSecretValueCommand({ SecretId: secretArn }));
   const key = output.SecretString?.trim();
@@ -37,7 +38,7 @@ export async function registerFirstAdminKey(
  * Create and Update apply pending migrations, then register the first admin key; Delete keeps
  * the data.
  */
-export const handler = async (event: CloudFormationCustomResourceEvent) => {
+export const handler = lambdaHandler("migrate", async (event: CloudFormationCustomResourceEvent) => {
   if (event.RequestType === "Delete") return { PhysicalResourceId: event.PhysicalResourceId };
   const databaseUrl = await cloudDatabaseUrl();
   const result = await migrate(databaseUrl);
@@ -51,4 +52,4 @@ export const handler = async (event: CloudFormationCustomResourceEvent) => {
       FirstAdminKey: firstKey,
     },
   };
-};
+});

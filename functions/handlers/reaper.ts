@@ -1,7 +1,10 @@
 import { evaluateAlerts } from "../adapters/alerts/evaluate-alerts.js";
 import { coldStart } from "../adapters/aws/cloud-context.js";
 import { cloudOutboxSinks } from "../adapters/aws/cloud-outbox-sinks.js";
+import { LambdaObserver } from "../adapters/aws/lambda-observer.js";
+import { lambdaHandler, lambdaTelemetry } from "../adapters/aws/lambda-telemetry.js";
 import { pruneExpiredIdempotencyKeys } from "../adapters/postgres/idempotency-repository.js";
+import { readGaugeSnapshot } from "../adapters/postgres/metrics-repository.js";
 import { PostgresOutboxStore } from "../adapters/postgres/outbox-repository.js";
 import { runDueDeliveries } from "../adapters/webhooks/delivery-runner.js";
 import type { AppContext } from "../context.js";
@@ -70,9 +73,16 @@ export function createReaper(app: AppContext, sinks: OutboxSink[]): () => Promis
   };
 }
 
-const setup = coldStart("reaper", (app) => createReaper(app, cloudOutboxSinks(app)));
+const setup = coldStart("reaper", (app) => ({ app, pass: createReaper(app, cloudOutboxSinks(app)) }));
+const observer = new LambdaObserver(lambdaTelemetry("reaper"));
 
-/** Lambda entry: an EventBridge schedule, every minute. */
-export const handler = async (): Promise<ReaperReport> => {
-  return (await setup())();
-};
+/**
+ * Lambda entry: an EventBridge schedule, every minute. Each pass that ends publishes the
+ * heartbeat (ReaperRuns: an alarm fires when it stops) and the outbox backlog and its age.
+ */
+export const handler = lambdaHandler("reaper", async (): Promise<ReaperReport> => {
+  const { app, pass } = await setup();
+  const report = await pass();
+  observer.reaperPass(report, await readGaugeSnapshot(app.db));
+  return report;
+});

@@ -2,6 +2,7 @@ import type { Context } from "aws-lambda";
 import * as z from "zod";
 import { coldStart } from "../adapters/aws/cloud-context.js";
 import { relayAfterChange } from "../adapters/aws/cloud-outbox-sinks.js";
+import { lambdaHandler } from "../adapters/aws/lambda-telemetry.js";
 import type { AppContext } from "../context.js";
 import { fireDueSchedule } from "../core/schedules/fire-schedule.js";
 
@@ -87,9 +88,9 @@ const setup = coldStart("schedule-target", (app) => ({
  * fired task's queue signal is relayed before returning, as the api does after a create: left
  * to the reaper it would wait up to a minute.
  */
-export const handler = async (event: unknown, _context: Context) => {
+export const handler = lambdaHandler("schedule-target", async (event: unknown, _context: Context) => {
   const { fire, relay } = await setup();
   const result = await fire(event);
   if (result.outcome === "fired") await relay();
   return result;
-};
+});

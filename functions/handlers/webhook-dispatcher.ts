@@ -1,6 +1,8 @@
-import type { EventBridgeEvent, SQSBatchResponse, SQSEvent, SQSRecord } from "aws-lambda";
+import type { Context, EventBridgeEvent, SQSBatchResponse, SQSEvent, SQSRecord } from "aws-lambda";
 import { coldStart } from "../adapters/aws/cloud-context.js";
+import { lambdaHandler } from "../adapters/aws/lambda-telemetry.js";
 import { type DispatchableEvent, fanOutEvent } from "../adapters/postgres/delivery-repository.js";
+import { readOutboxEvent } from "../adapters/postgres/outbox-repository.js";
 import { runDueDeliveries } from "../adapters/webhooks/delivery-runner.js";
 import type { AppContext } from "../context.js";
 import type { TmeEvent } from "../core/events/event.js";
@@ -25,9 +27,9 @@ export function toBusEvent(event: TmeEvent, where: { account: string; region: st
   };
 }
 
-function parseRecord(record: SQSRecord): DispatchableEvent {
+function parseRecord(record: SQSRecord): DispatchableEvent & { truncated: boolean } {
   const bus = JSON.parse(record.body) as Partial<TmeBusEvent>;
-  const detail = bus.detail;
+  const detail = bus.detail as (TmeEvent & { truncated?: unknown }) | undefined;
   if (
     !detail ||
     typeof detail.id !== "string" ||
@@ -42,7 +44,20 @@ function parseRecord(record: SQSRecord): DispatchableEvent {
     occurred_at: detail.occurred_at,
     namespace: detail.namespace,
     data: detail.data ?? {},
+    truncated: detail.truncated !== undefined,
   };
+}
+
+/** The event to fan out: a reference (too large for the bus) is replaced by the stored event. */
+async function eventOf(app: AppContext, record: SQSRecord): Promise<DispatchableEvent> {
+  const { truncated, ...event } = parseRecord(record);
+  if (!truncated) return event;
+  const stored = await readOutboxEvent(app.db, event.id);
+  if (!stored) {
+    app.logger.warn({ event_id: event.id }, "event arrived as a reference and is not stored; sent as is");
+    return event;
+  }
+  return { ...event, data: stored.data };
 }
 
 /**
@@ -53,7 +68,7 @@ export async function dispatchRecords(app: AppContext, event: SQSEvent): Promise
   const batchItemFailures: SQSBatchResponse["batchItemFailures"] = [];
   for (const record of event.Records) {
     try {
-      const created = await fanOutEvent(app.db, parseRecord(record));
+      const created = await fanOutEvent(app.db, await eventOf(app, record));
       app.logger.debug({ message_id: record.messageId, deliveries: created }, "event fanned out");
     } catch (error) {
       app.logger.error({ err: error, message_id: record.messageId }, "event could not be fanned out");
@@ -93,13 +108,13 @@ const setup = coldStart("webhook-dispatcher", (app) => app);
  * retries are made by the reaper's runs (runDueDeliveries), so in the cloud a retry falls due
  * with the granularity of the reaper's schedule.
  */
-export const handler = async (
-  event: SQSEvent,
-  context?: { getRemainingTimeInMillis?: () => number },
-): Promise<SQSBatchResponse> => {
-  const app = await setup();
-  const response = await dispatchRecords(app, event);
-  const remaining = context?.getRemainingTimeInMillis?.() ?? 60_000;
-  await runDueDeliveries(app, { budgetMs: Math.max(0, remaining - 5_000) });
-  return response;
-};
+export const handler = lambdaHandler(
+  "webhook-dispatcher",
+  async (event: SQSEvent, context: Context): Promise<SQSBatchResponse> => {
+    const app = await setup();
+    const response = await dispatchRecords(app, event);
+    const remaining = context.getRemainingTimeInMillis?.() ?? 60_000;
+    await runDueDeliveries(app, { budgetMs: Math.max(0, remaining - 5_000) });
+    return response;
+  },
+);

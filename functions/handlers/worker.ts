@@ -3,6 +3,7 @@ import { hostname } from "node:os";
 import type { SQSBatchResponse, SQSEvent, SQSRecord } from "aws-lambda";
 import { coldStart } from "../adapters/aws/cloud-context.js";
 import { relayAfterChange } from "../adapters/aws/cloud-outbox-sinks.js";
+import { lambdaHandler } from "../adapters/aws/lambda-telemetry.js";
 import { environmentSecrets, type SecretReader, secretsManagerSecrets } from "../adapters/secrets.js";
 import type { AppContext } from "../context.js";
 import type { QueueDispatch } from "../core/events/event.js";
@@ -165,9 +166,9 @@ const setup = coldStart("worker", (app) => ({
 }));
 
 /** Lambda entry: the SQS event sources of the three priority queues. */
-export const handler = async (event: SQSEvent): Promise<SQSBatchResponse> => {
+export const handler = lambdaHandler("worker", async (event: SQSEvent): Promise<SQSBatchResponse> => {
   const { run, relay } = await setup();
   const { batchItemFailures } = await run(event);
   await relay();
   return { batchItemFailures };
-};
+});

@@ -20,11 +20,23 @@ const SECRET_KEYS = [
   "connectionString",
 ];
 
+export interface LoggerOptions {
+  /**
+   * Fields added to every line at the time it is written: in Lambda, the invocation's request
+   * id, cold start and trace id (functions/adapters/aws/lambda-telemetry.ts).
+   */
+  fields?: () => Record<string, unknown>;
+}
+
 /**
  * Structured JSON logs (one object a line), the same locally and in Lambda, where CloudWatch
  * parses them. Secrets are redacted by key name at any depth up to three levels.
  */
-export function createLogger(level: LogLevel, destination?: pino.DestinationStream): Logger {
+export function createLogger(
+  level: LogLevel,
+  destination?: pino.DestinationStream,
+  options: LoggerOptions = {},
+): Logger {
   const paths = SECRET_KEYS.flatMap((k) => [k, `*.${k}`, `*.*.${k}`, `*.*.*.${k}`]);
   return pino(
     {
@@ -33,6 +45,7 @@ export function createLogger(level: LogLevel, destination?: pino.DestinationStre
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label.toUpperCase() }) },
       redact: { paths, censor: "[redacted]" },
+      ...(options.fields ? { mixin: options.fields } : {}),
     },
     destination,
   );

@@ -124,7 +124,11 @@ export class TmeFunction extends NodejsFunction {
         mainFields: ["module", "main"],
         banner: ESM_REQUIRE_BANNER,
         minify: true,
-        keepNames: true,
+        // keepNames would keep class and function names through minification at 50 KB a bundle,
+        // which the api cannot spare under MAX_BUNDLE_BYTES. Nothing of TME's decides on a name
+        // (errors carry `code`; the SDK's exceptions set `name` themselves); what changes is the
+        // `type` of a logged error, and stack frames still map to the sources (source maps).
+        keepNames: false,
         sourceMap: true,
         sourcesContent: false,
         // Everything is bundled, the AWS SDK too, so the versions in package-lock.json are

@@ -172,6 +172,29 @@ function sqsEvent(messages: Message[], queueArn: string): SQSEvent {
   };
 }
 
+/** The JSON lines a function wrote to stdout (its log in CloudWatch). */
+function jsonLines(host: LambdaHost): Array<Record<string, any>> {
+  return host.log.flatMap((line) => {
+    try {
+      const value = JSON.parse(line);
+      return value && typeof value === "object" ? [value] : [];
+    } catch {
+      return [];
+    }
+  });
+}
+
+/** Names of the metrics in a function's EMF lines (CloudWatch's embedded metric format). */
+function emfMetrics(host: LambdaHost): string[] {
+  return jsonLines(host)
+    .filter((l) => l._aws?.CloudWatchMetrics)
+    .flatMap((l) =>
+      l._aws.CloudWatchMetrics.flatMap((m: { Metrics: Array<{ Name: string }> }) =>
+        m.Metrics.map((x) => x.Name),
+      ),
+    );
+}
+
 describe.skipIf(!moto || !openssl)("the built Lambda bundles with the stack's environment", () => {
   let dir: string;
   let built: BuiltBundles;
@@ -445,6 +468,20 @@ describe.skipIf(!moto || !openssl)("the built Lambda bundles with the stack's en
     });
     const [refused] = await flaky.waitFor(1, 10_000);
     expect(refused!.headers.authorization).toBe("Bearer flaky-receiver-token");
+
+    // Telemetry: the EMF metrics of each step.
+    expect(emfMetrics(hosts.api)).toContain("TasksCreated");
+    expect(emfMetrics(hosts.worker)).toEqual(
+      expect.arrayContaining(["AttemptsStarted", "QueueLatency", "TasksSucceeded", "AttemptDuration"]),
+    );
+    expect(emfMetrics(hosts["webhook-dispatcher"])).toEqual(
+      expect.arrayContaining(["WebhookDeliveriesSucceeded", "WebhookDeliveriesFailed", "WebhookLatency"]),
+    );
+    // The first invocation of a container says so, once.
+    const coldStarts = jsonLines(hosts.worker).filter(
+      (l) => l._aws && JSON.stringify(l).includes("ColdStart"),
+    );
+    expect(coldStarts).toHaveLength(1);
   });
 
   it("retries the refused webhook from the reaper, opening its credentials with the stack's key", async () => {
@@ -455,6 +492,16 @@ describe.skipIf(!moto || !openssl)("the built Lambda bundles with the stack's en
     expect(due).toHaveLength(1);
     const report = await hosts.reaper.invoke({ source: "aws.events", "detail-type": "Scheduled Event" });
     expect(report.webhookAttempts).toBe(1);
+    // Its pass logged with the invocation's fields, its heartbeat and the outbox gauges the alarms read.
+    expect(jsonLines(hosts.reaper).find((l) => l.msg === "reaper pass")).toMatchObject({
+      function_name: "tme-reaper",
+      function_request_id: expect.any(String),
+      cold_start: true,
+      service: "tme",
+    });
+    expect(emfMetrics(hosts.reaper)).toEqual(
+      expect.arrayContaining(["ReaperRuns", "OutboxBacklog", "OutboxOldestAgeSeconds", "SchedulesLate"]),
+    );
     const [, retried] = await flaky.waitFor(2, 10_000);
     expect(retried!.headers.authorization).toBe("Bearer flaky-receiver-token");
     const states = await admin<{ status: string }>(

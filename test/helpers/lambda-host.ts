@@ -49,7 +49,8 @@ export class LambdaHost {
     writeFileSync(runtime, RUNTIME);
     this.child = spawn(process.execPath, [runtime, path.join(bundleDir, "index.mjs")], {
       cwd: bundleDir,
-      env,
+      // What Lambda's runtime says of an on-demand container (Powertools reads it for cold starts).
+      env: { AWS_LAMBDA_INITIALIZATION_TYPE: "on-demand", ...env },
       stdio: ["pipe", "pipe", "pipe", "pipe"],
     });
     for (const stream of [this.child.stdout, this.child.stderr]) {

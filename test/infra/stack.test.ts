@@ -448,6 +448,7 @@ describe("alarms", () => {
       ...Object.values(s.stack.tasks.queues).map((q) => q.deadLetterQueue),
       s.stack.events.deadLetterQueue,
       s.stack.events.undeliveredQueue,
+      s.stack.scheduling.deadLetterQueue,
     ];
     for (const dlq of dlqs) {
       const alarm = alarms().find(
@@ -457,17 +458,144 @@ describe("alarms", () => {
     }
   });
 
-  it("watch worker errors and throttles, queue age, API 5xx and API p99 latency", () => {
-    const worker = s.functionIds.worker;
+  /** The alarm whose metric math reads `metric` of `dimension` (a function id or the API). */
+  const rateAlarm = (metric: string, dimension: string) =>
+    alarms().filter((a) => {
+      const metrics = (a.Metrics ?? []) as Json[];
+      return metrics.some(
+        (m) =>
+          (m.MetricStat as { Metric?: { MetricName?: string } } | undefined)?.Metric?.MetricName === metric &&
+          JSON.stringify(m).includes(dimension),
+      );
+    });
+
+  it("raise error alarms on rates over three periods, not on one error: every function, worker throttles, API 5xx", () => {
+    for (const [name, id] of Object.entries(s.functionIds)) {
+      const [alarm, ...more] = rateAlarm("Errors", id);
+      expect(more, name).toEqual([]);
+      expect(alarm, name).toMatchObject({
+        Threshold: 5,
+        ComparisonOperator: "GreaterThanThreshold",
+        EvaluationPeriods: 3,
+        TreatMissingData: "notBreaching",
+      });
+      const expression = (alarm!.Metrics as Json[]).find((m) => m.Expression);
+      expect(expression!.Expression).toBe("IF(whole > 0, 100 * part / whole, 0)");
+      expect(JSON.stringify(alarm!.Metrics)).toContain('"MetricName":"Invocations"');
+    }
+    expect(rateAlarm("Throttles", s.functionIds.worker)).toHaveLength(1);
+    expect(rateAlarm("5xx", "ApiId")).toMatchObject([{ Threshold: 5, EvaluationPeriods: 3 }]);
+    // No alarm left that fires on a single function error.
+    expect(alarms().filter((a) => a.MetricName === "Errors")).toEqual([]);
+  });
+
+  it("watch queue age and API p99 latency", () => {
     const find = (metric: string, dimension?: string) =>
       alarms().filter((a) => a.MetricName === metric && (!dimension || dims(a).includes(dimension)));
-    expect(find("Errors", worker)).toHaveLength(1);
-    expect(find("Throttles", worker)).toHaveLength(1);
     for (const { queue } of Object.values(s.stack.tasks.queues)) {
       expect(find("ApproximateAgeOfOldestMessage", queueId(queue))).toHaveLength(1);
     }
-    expect(find("5xx")).toHaveLength(1);
     expect(find("Latency")).toMatchObject([{ ExtendedStatistic: "p99", Namespace: "AWS/ApiGateway" }]);
+  });
+
+  it("watch RDS CPU, connections and free storage", () => {
+    const instance = ofType("AWS::RDS::DBInstance")[0]![0];
+    const rds = (metric: string) =>
+      alarms().filter(
+        (a) => a.Namespace === "AWS/RDS" && a.MetricName === metric && dims(a).includes(instance),
+      );
+    expect(rds("CPUUtilization")).toMatchObject([
+      {
+        Threshold: 80,
+        ComparisonOperator: "GreaterThanThreshold",
+        Statistic: "Average",
+        EvaluationPeriods: 3,
+      },
+    ]);
+    expect(rds("DatabaseConnections")).toMatchObject([
+      { Threshold: 150, ComparisonOperator: "GreaterThanThreshold" },
+    ]);
+    expect(rds("FreeStorageSpace")).toMatchObject([
+      { Threshold: 2 * 1024 ** 3, ComparisonOperator: "LessThanThreshold", Statistic: "Minimum" },
+    ]);
+  });
+
+  it("watch the outbox age and the reaper's heartbeat, which the reaper publishes; a missing heartbeat is breaching", () => {
+    const tme = (metric: string) =>
+      alarms().filter(
+        (a) =>
+          a.Namespace === "TME" &&
+          a.MetricName === metric &&
+          JSON.stringify(a.Dimensions) === JSON.stringify([{ Name: "service", Value: "tme" }]),
+      );
+    expect(tme("OutboxOldestAgeSeconds")).toMatchObject([
+      { Threshold: 300, ComparisonOperator: "GreaterThanThreshold", Statistic: "Maximum", Period: 60 },
+    ]);
+    expect(tme("ReaperRuns")).toMatchObject([
+      {
+        Threshold: 1,
+        ComparisonOperator: "LessThanThreshold",
+        Statistic: "Sum",
+        Period: 60,
+        EvaluationPeriods: 5,
+        DatapointsToAlarm: 3,
+        TreatMissingData: "breaching",
+      },
+    ]);
+  });
+
+  it("take their thresholds from the context", () => {
+    const custom = synthesize({
+      errorRateAlarmPercent: "10",
+      outboxAgeAlarmSeconds: "600",
+      dbCpuAlarmPercent: "90",
+      dbConnectionsAlarm: "400",
+      dbFreeStorageAlarmGiB: "5",
+    });
+    const all = Object.values(custom.template.toJSON().Resources as Record<string, Resource>)
+      .filter((r) => r.Type === "AWS::CloudWatch::Alarm")
+      .map((r) => r.Properties);
+    const byMetric = (name: string) => all.find((a) => a.MetricName === name);
+    expect(byMetric("OutboxOldestAgeSeconds")?.Threshold).toBe(600);
+    expect(byMetric("CPUUtilization")?.Threshold).toBe(90);
+    expect(byMetric("DatabaseConnections")?.Threshold).toBe(400);
+    expect(byMetric("FreeStorageSpace")?.Threshold).toBe(5 * 1024 ** 3);
+    expect(all.filter((a) => a.Metrics && a.Threshold === 10).length).toBeGreaterThanOrEqual(8);
+  });
+
+  it("are the ones the README lists", () => {
+    const ids = ofType("AWS::CloudWatch::Alarm").map(([id]) =>
+      id.replace(/^Monitoring/, "").replace(/Alarm[0-9A-F]{8}$/, ""),
+    );
+    expect(ids.sort()).toEqual(
+      [
+        "HighPriorityTasksDeadLetters",
+        "NormalPriorityTasksDeadLetters",
+        "LowPriorityTasksDeadLetters",
+        "WebhookEventsDeadLetters",
+        "UndeliveredBusEventsDeadLetters",
+        "ScheduleInvocationsDeadLetters",
+        "HighQueueAge",
+        "NormalQueueAge",
+        "LowQueueAge",
+        "WebhookQueueAge",
+        ...Object.keys(s.functionIds).map(
+          (fn) =>
+            `${fn
+              .split("-")
+              .map((p) => p[0]!.toUpperCase() + p.slice(1))
+              .join("")}ErrorRate`,
+        ),
+        "WorkerThrottleRate",
+        "Api5xxRate",
+        "ApiLatencyP99",
+        "DatabaseCpu",
+        "DatabaseConnections",
+        "DatabaseFreeStorage",
+        "OutboxAge",
+        "ReaperHeartbeat",
+      ].sort(),
+    );
   });
 
   it("have a dashboard", () => {

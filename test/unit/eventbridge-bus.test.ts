@@ -1,7 +1,11 @@
 import { EventBridgeClient, PutEventsCommand } from "@aws-sdk/client-eventbridge";
 import { mockClient } from "aws-sdk-client-mock";
 import { beforeEach, describe, expect, it } from "vitest";
-import { eventBridgeBusSink } from "../../functions/adapters/aws/eventbridge-bus.js";
+import {
+  entrySize,
+  eventBridgeBusSink,
+  MAX_PUT_EVENTS_BYTES,
+} from "../../functions/adapters/aws/eventbridge-bus.js";
 import { newEvent } from "../../functions/core/events/event.js";
 import type { OutboxMessage } from "../../functions/core/outbox/outbox.js";
 
@@ -86,5 +90,95 @@ describe("EventBridge bus sink", () => {
     expect(["task.failed", "schedule.fired", "alert.raised"].every(s.accepts)).toBe(true);
     expect(s.accepts("queue.dispatch")).toBe(false);
     expect(s.accepts("scheduler.sync")).toBe(false);
+  });
+
+  describe("PutEvents' 256 KB limit", () => {
+    const accepting = () =>
+      eventBridge.on(PutEventsCommand).callsFake((input) => {
+        for (const entry of input.Entries) {
+          // What EventBridge does with an entry of 256 KB or more, and with a call adding up to it.
+          if (entrySize(entry) >= MAX_PUT_EVENTS_BYTES)
+            throw new Error("ValidationException: entry too large");
+        }
+        const total = input.Entries.reduce(
+          (n: number, e: Parameters<typeof entrySize>[0]) => n + entrySize(e),
+          0,
+        );
+        if (total >= MAX_PUT_EVENTS_BYTES) throw new Error("ValidationException: request too large");
+        return {
+          FailedEntryCount: 0,
+          Entries: input.Entries.map((_: unknown, i: number) => ({ EventId: `e${i}` })),
+        };
+      });
+
+    function succeeded(id: number, output: string): OutboxMessage {
+      const task = { id: `tsk_${id}`, name: "report", status: "succeeded", attempt: 1, output };
+      const event = newEvent(
+        "task.succeeded",
+        "default",
+        { task, worker_id: "w1" },
+        new Date("2026-01-01T00:00:00Z"),
+      );
+      return { id, eventId: event.id, namespace: "default", type: event.type, payload: event, attempts: 0 };
+    }
+
+    it("sizes an entry as EventBridge does: Time 14 bytes, the rest in UTF-8 bytes", () => {
+      expect(
+        entrySize({ Source: "tme", DetailType: "task.created", Detail: '{"a":"é"}', Time: new Date() }),
+      ).toBe(14 + 3 + 12 + 10);
+      expect(entrySize({ Source: "tme", DetailType: "x", Resources: ["ab", "c"] })).toBe(3 + 1 + 3);
+    });
+
+    it("sends an event too large for the bus as a reference: small fields kept, what was left out named", async () => {
+      accepting();
+      let references = 0;
+      const s = eventBridgeBusSink({
+        client: new EventBridgeClient({ region: "eu-west-1" }),
+        eventBusName: "tme-bus",
+        retryDelayMs: 1,
+        onSentAsReference: (count) => {
+          references += count;
+        },
+      });
+      const big = succeeded(1, "x".repeat(300_000));
+      const small = succeeded(2, "small");
+      const result = await s.publish([big, small]);
+      expect(result).toEqual({ failed: [] });
+      expect(references).toBe(1);
+      const entries = eventBridge.commandCalls(PutEventsCommand).flatMap((c) => c.args[0].input.Entries!);
+      expect(entries).toHaveLength(2);
+      const reference = JSON.parse(entries[0]!.Detail!);
+      expect(entrySize(entries[0]!)).toBeLessThan(2_000);
+      expect(reference).toEqual({
+        id: big.eventId,
+        type: "task.succeeded",
+        occurred_at: "2026-01-01T00:00:00.000Z",
+        namespace: "default",
+        data: { task: { id: "tsk_1", name: "report", status: "succeeded", attempt: 1 }, worker_id: "w1" },
+        truncated: {
+          reason: "event_too_large",
+          original_bytes: expect.any(Number),
+          omitted_fields: ["task.output"],
+        },
+      });
+      expect(reference.truncated.original_bytes).toBeGreaterThan(300_000);
+      // The other event goes whole, without the flag.
+      expect(JSON.parse(entries[1]!.Detail!)).toEqual(small.payload);
+    });
+
+    it("splits a batch whose entries add up to the limit into calls under it", async () => {
+      accepting();
+      // Ten events of 100 KB each: under the limit one by one, not three together.
+      const result = await sink().publish(
+        Array.from({ length: 10 }, (_, i) => succeeded(i + 1, "y".repeat(100_000))),
+      );
+      expect(result).toEqual({ failed: [] });
+      const calls = eventBridge.commandCalls(PutEventsCommand).map((c) => c.args[0].input.Entries!);
+      expect(calls.map((entries) => entries.length)).toEqual([2, 2, 2, 2, 2]);
+      for (const entries of calls) {
+        expect(entries.reduce((n, e) => n + entrySize(e), 0)).toBeLessThan(MAX_PUT_EVENTS_BYTES);
+        for (const e of entries) expect(JSON.parse(e.Detail!).truncated).toBeUndefined();
+      }
+    });
   });
 });

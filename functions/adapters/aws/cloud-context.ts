@@ -5,6 +5,8 @@ import { type AppContext, createAppContext } from "../../context.js";
 import { createLogger } from "../../logging/logger.js";
 import { PluginRegistry } from "../plugins/plugin-registry.js";
 import { Database, type DatabaseConnection } from "../postgres/database.js";
+import { LambdaObserver } from "./lambda-observer.js";
+import { invocationLogFields, lambdaTelemetry, tracedAwsClient } from "./lambda-telemetry.js";
 
 interface DatabaseSecret {
   username: string;
@@ -33,7 +35,9 @@ export class DatabaseSecretReader {
 
   constructor(
     private readonly secretArn: string,
-    private readonly secrets: Pick<SecretsManagerClient, "send"> = new SecretsManagerClient({}),
+    private readonly secrets: Pick<SecretsManagerClient, "send"> = tracedAwsClient(
+      new SecretsManagerClient({}),
+    ),
   ) {}
 
   read(): Promise<DatabaseSecret> {
@@ -70,7 +74,7 @@ function where(env: Env, secret: DatabaseSecret) {
 /** The database URL in the cloud, for one-shot clients (migrate): credentials from Secrets Manager, host from the RDS Proxy. */
 export async function cloudDatabaseUrl(
   env: Env = process.env,
-  secrets = new SecretsManagerClient({}),
+  secrets = tracedAwsClient(new SecretsManagerClient({})),
 ): Promise<string> {
   if (env.DATABASE_URL) return env.DATABASE_URL;
   const secret = await new DatabaseSecretReader(secretArnOf(env), secrets).read();
@@ -84,7 +88,7 @@ export async function cloudDatabaseUrl(
  */
 export async function cloudDatabaseConnection(
   env: Env = process.env,
-  secrets = new SecretsManagerClient({}),
+  secrets = tracedAwsClient(new SecretsManagerClient({})),
 ): Promise<{ connection: DatabaseConnection; forget: () => void; url: string }> {
   const reader = new DatabaseSecretReader(secretArnOf(env), secrets);
   const secret = await reader.read();
@@ -133,7 +137,8 @@ export async function cloudContext(
 ): Promise<AppContext> {
   loadCloudEnvironment(fn, env);
   const config = loadConfig({ env: { ...env, TME_RUNTIME: "cloud" } });
-  const logger = createLogger(config.app.LOG_LEVEL);
+  // Every line carries the invocation's request id, cold start and X-Ray trace id.
+  const logger = createLogger(config.app.LOG_LEVEL, undefined, { fields: invocationLogFields });
   config.app.shell = cloudShell(config.app.shell, env);
   const { options, url } = await databaseOptions(env);
   const db = new Database({
@@ -142,7 +147,8 @@ export async function cloudContext(
     max: 2,
     connectionTimeoutMillis: config.db.pool.connection_timeout_ms,
   });
-  return createAppContext(config, db, url, logger, await PluginRegistry.load(config.plugins));
+  const observer = new LambdaObserver(lambdaTelemetry(fn));
+  return createAppContext(config, db, url, logger, await PluginRegistry.load(config.plugins), observer);
 }
 
 /**

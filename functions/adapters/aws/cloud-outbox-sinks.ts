@@ -1,8 +1,13 @@
+import { EventBridgeClient } from "@aws-sdk/client-eventbridge";
+import { SchedulerClient } from "@aws-sdk/client-scheduler";
+import { SQSClient } from "@aws-sdk/client-sqs";
 import type { AppContext } from "../../context.js";
 import { type OutboxSink, relayOutboxBatch } from "../../core/outbox/outbox.js";
 import { PostgresOutboxStore } from "../postgres/outbox-repository.js";
 import { eventBridgeBusSink } from "./eventbridge-bus.js";
 import { EventBridgeScheduler, eventBridgeSchedulerSink } from "./eventbridge-scheduler.js";
+import { LambdaObserver } from "./lambda-observer.js";
+import { containerTelemetry, tracedAwsClient } from "./lambda-telemetry.js";
 import { sqsTaskQueueSink, taskQueueUrlsFromEnv } from "./sqs-task-queue.js";
 
 /**
@@ -16,10 +21,25 @@ export function cloudOutboxSinks(
   env: Record<string, string | undefined> = process.env,
 ): OutboxSink[] {
   const sinks: OutboxSink[] = [];
-  if (env.TASK_QUEUE_URL_HIGH) sinks.push(sqsTaskQueueSink(taskQueueUrlsFromEnv(env)));
-  if (env.EVENT_BUS_NAME) sinks.push(eventBridgeBusSink({ eventBusName: env.EVENT_BUS_NAME }));
-  if (env.SCHEDULE_GROUP_NAME)
-    sinks.push(eventBridgeSchedulerSink(EventBridgeScheduler.fromEnv(env), app.schedules));
+  if (env.TASK_QUEUE_URL_HIGH) {
+    sinks.push(sqsTaskQueueSink(taskQueueUrlsFromEnv(env), tracedAwsClient(new SQSClient({}))));
+  }
+  if (env.EVENT_BUS_NAME) {
+    sinks.push(
+      eventBridgeBusSink({
+        eventBusName: env.EVENT_BUS_NAME,
+        client: tracedAwsClient(new EventBridgeClient({})),
+        onSentAsReference: (count) => {
+          const telemetry = containerTelemetry();
+          if (telemetry) new LambdaObserver(telemetry).eventsSentAsReference(count);
+        },
+      }),
+    );
+  }
+  if (env.SCHEDULE_GROUP_NAME) {
+    const scheduler = EventBridgeScheduler.fromEnv(env, tracedAwsClient(new SchedulerClient({})));
+    sinks.push(eventBridgeSchedulerSink(scheduler, app.schedules));
+  }
   return sinks;
 }
 

@@ -1,5 +1,6 @@
+import { QUEUE_DISPATCH, type TmeEvent } from "../../core/events/event.js";
 import { type OutboxMessage, type OutboxStore, outboxRetryDelayMs } from "../../core/outbox/outbox.js";
-import type { Db } from "./database.js";
+import type { Db, Queryable } from "./database.js";
 
 /** NOTIFY channel that wakes the local relay when outbox rows are written. */
 export const OUTBOX_CHANNEL = "tme_outbox";
@@ -57,4 +58,16 @@ export class PostgresOutboxStore implements OutboxStore {
       return { published: published.length, failed: failed.length };
     });
   }
+}
+
+/**
+ * The event an outbox row holds, by event id: the whole event when the bus could carry only a
+ * reference to it (eventReference in adapters/aws/eventbridge-bus.ts).
+ */
+export async function readOutboxEvent(db: Queryable, eventId: string): Promise<TmeEvent | undefined> {
+  const { rows } = await db.query<{ payload: TmeEvent }>(
+    "SELECT payload FROM outbox WHERE event_id = $1 AND type <> $2",
+    [eventId, QUEUE_DISPATCH],
+  );
+  return rows[0]?.payload;
 }
