@@ -44,8 +44,10 @@ export function startLocalTelemetry(options: {
         max: config.db.pool.max,
       }),
       slots: () => {
-        const busy = observer?.attemptsRunning ?? 0;
-        return { busy, free: Math.max(0, slots - busy) };
+        // An attempt whose end is still being written (completions are batched) has already
+        // given its slot back and the pool may have started another: count at most the slots.
+        const busy = Math.min(slots, observer?.attemptsRunning ?? 0);
+        return { busy, free: slots - busy };
       },
       onSnapshotError: (error) => {
         // A scrape every few seconds against a database that is down: one line a minute is enough.
