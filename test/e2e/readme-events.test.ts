@@ -10,7 +10,7 @@ import { REPO_ROOT } from "../helpers/tme-process.js";
 
 /** The ```js block of the README's "Events and webhooks" section: the signature-verifying receiver. */
 function receiverSnippet(): string {
-  const block = readmeBlocks("## Events and webhooks", "js")[0];
+  const block = readmeBlocks("## Events and webhooks", "js", "docs/events-and-webhooks.md")[0];
   if (!block) throw new Error('README.md "Events and webhooks" has no ```js block');
   return block;
 }

@@ -17,7 +17,7 @@ afterAll(async () => {
 });
 
 describe("README: Task API", () => {
-  const blocks = readmeBlocks("## Task API");
+  const blocks = readmeBlocks("## Task API", "bash", "docs/task-api.md");
 
   it("has curl examples for create, get, list, cancel, restart, bulk action and task types", () => {
     const all = blocks.join("\n");

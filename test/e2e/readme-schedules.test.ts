@@ -18,7 +18,7 @@ afterAll(async () => {
 
 describe("README: Schedules", () => {
   it("runs every example in order against TME: each request is 2xx, and they do what they say", async () => {
-    const blocks = readmeBlocks("## Schedules");
+    const blocks = readmeBlocks("## Schedules", "bash", "docs/schedules.md");
     expect(blocks.join("\n")).toContain("/trigger");
     const run = await runBash(curlExamplesScript(blocks), {
       cwd: workDir,

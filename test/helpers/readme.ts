@@ -3,20 +3,20 @@ import { readFileSync } from "node:fs";
 import path from "node:path";
 import { REPO_ROOT } from "./tme-process.js";
 
-/** One "## ..." section of README.md, up to the next one. */
-export function readmeSection(heading: string): string {
-  const markdown = readFileSync(path.join(REPO_ROOT, "README.md"), "utf8");
+/** One "## ..." section of a Markdown file of the repository (README.md or docs/...), up to the next one. */
+export function readmeSection(heading: string, file = "README.md"): string {
+  const markdown = readFileSync(path.join(REPO_ROOT, file), "utf8");
   const start = markdown.indexOf(`\n${heading}\n`);
-  if (start < 0) throw new Error(`README.md has no "${heading}" section`);
+  if (start < 0) throw new Error(`${file} has no "${heading}" section`);
   const rest = markdown.slice(start + heading.length + 2);
   const end = rest.search(/\n## /);
   return end < 0 ? rest : rest.slice(0, end);
 }
 
-/** The fenced code blocks of one README section in a language, in order. */
-export function readmeBlocks(heading: string, language = "bash"): string[] {
+/** The fenced code blocks of one documented section in a language, in order. */
+export function readmeBlocks(heading: string, language = "bash", file = "README.md"): string[] {
   const fence = new RegExp(`\`\`\`${language}\\n([\\s\\S]*?)\`\`\``, "g");
-  return [...readmeSection(heading).matchAll(fence)].map((m) => m[1]!);
+  return [...readmeSection(heading, file).matchAll(fence)].map((m) => m[1]!);
 }
 
 /**
