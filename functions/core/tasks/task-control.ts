@@ -33,7 +33,7 @@ export interface TaskChange {
 }
 
 /** The queue signal for a task that just became queued: its next attempt, not before run_at. */
-export function dispatchFor(task: Task): QueueDispatch {
+export function dispatchFor(task: Pick<Task, "id" | "attempt" | "priority" | "run_at">): QueueDispatch {
   return {
     task_id: task.id,
     attempt: task.attempt + 1,

@@ -3,6 +3,7 @@ import { storableText } from "../../../core/plugins/output-tail.js";
 import type { TaskOutcome } from "../../../core/plugins/plugin.js";
 import { attemptEndEvent, planAttemptEnd, RUN_STATUS_OF_END } from "../../../core/tasks/attempt-plan.js";
 import type { Task, TaskProgress } from "../../../core/tasks/task.js";
+import { dispatchFor } from "../../../core/tasks/task-control.js";
 import type { AttemptEnd, Lease, WorkInterval } from "../../../core/tasks/task-queue.js";
 import type { Queryable } from "../database.js";
 import { type QueueSignalRoute, writeQueueSignals, writeTaskEvents } from "../event-writer.js";
@@ -135,12 +136,7 @@ export async function completeAttempts(
       // Sent now, due at the retry time: the cloud queue delivers it then and the claim
       // promotes the task; locally the promoter does.
       const list = retries.get(task.namespace) ?? [];
-      list.push({
-        task_id: task.id,
-        attempt: task.attempt + 1,
-        priority: task.priority,
-        run_at: task.run_at.toISOString(),
-      });
+      list.push(dispatchFor(task));
       retries.set(task.namespace, list);
     }
     return true;

@@ -1,23 +1,23 @@
 import type { QueueDispatch } from "../../../core/events/event.js";
+import type { Task } from "../../../core/tasks/task.js";
+import { dispatchFor } from "../../../core/tasks/task-control.js";
 import type { Db, Queryable } from "../database.js";
 import { type QueueSignalRoute, writeQueueSignals } from "../event-writer.js";
 import { CLAIMABLE } from "./queue-sql.js";
 
+/** What a queue signal for a task's next attempt needs. */
+type DueTask = Pick<Task, "id" | "namespace" | "attempt" | "priority" | "run_at">;
+
 /** Queue signals for the next attempt of each task, one batch per namespace. */
 export async function signalNextAttempts(
   tx: Queryable,
-  rows: ReadonlyArray<{ id: string; namespace: string; attempt: number; priority: number; run_at: Date }>,
+  rows: ReadonlyArray<DueTask>,
   route: QueueSignalRoute,
 ): Promise<void> {
   const byNamespace = new Map<string, QueueDispatch[]>();
   for (const row of rows) {
     const list = byNamespace.get(row.namespace) ?? [];
-    list.push({
-      task_id: row.id,
-      attempt: row.attempt + 1,
-      priority: row.priority,
-      run_at: row.run_at.toISOString(),
-    });
+    list.push(dispatchFor(row));
     byNamespace.set(row.namespace, list);
   }
   for (const [namespace, dispatches] of byNamespace)
@@ -27,13 +27,7 @@ export async function signalNextAttempts(
 /** Moves retrying tasks whose time has come back to queued, with a queue signal. */
 export function promoteDueRetries(db: Db, limit: number, route: QueueSignalRoute): Promise<number> {
   return db.transaction(async (tx) => {
-    const { rows } = await tx.query<{
-      id: string;
-      namespace: string;
-      attempt: number;
-      priority: number;
-      run_at: Date;
-    }>(
+    const { rows } = await tx.query<DueTask>(
       `UPDATE tasks t SET status = 'queued', updated_at = now()
        FROM (SELECT id FROM tasks WHERE status = 'retrying' AND run_at <= now()
              ORDER BY run_at LIMIT $1 FOR UPDATE SKIP LOCKED) due
@@ -59,13 +53,7 @@ export function redispatchStranded(
   route: QueueSignalRoute,
 ): Promise<number> {
   return db.transaction(async (tx) => {
-    const { rows } = await tx.query<{
-      id: string;
-      namespace: string;
-      attempt: number;
-      priority: number;
-      run_at: Date;
-    }>(
+    const { rows } = await tx.query<DueTask>(
       `SELECT t.id, t.namespace, t.attempt, t.priority, t.run_at FROM tasks t
        WHERE ${CLAIMABLE}
          AND t.run_at < now() - make_interval(secs => $1)
