@@ -1,7 +1,7 @@
 import type { Context, EventBridgeEvent, SQSBatchResponse, SQSEvent, SQSRecord } from "aws-lambda";
 import { coldStart } from "../adapters/aws/cloud-context.js";
 import { lambdaHandler } from "../adapters/aws/lambda-telemetry.js";
-import { type DispatchableEvent, fanOutEvent } from "../adapters/postgres/delivery-repository.js";
+import { type DispatchableEvent, fanOutEvents } from "../adapters/postgres/delivery-repository.js";
 import { readOutboxEvent } from "../adapters/postgres/outbox-repository.js";
 import { runDueDeliveries } from "../adapters/webhooks/delivery-runner.js";
 import type { AppContext } from "../context.js";
@@ -61,19 +61,38 @@ async function eventOf(app: AppContext, record: SQSRecord): Promise<Dispatchable
 }
 
 /**
- * Fans each record's event out to the matching subscriptions (pending attempts in `deliveries`).
- * A record that fails is reported in batchItemFailures, so SQS retries that one only.
+ * Fans each record's event out to the matching subscriptions (pending attempts in `deliveries`),
+ * the whole batch's candidates read at once. A record that fails is reported in
+ * batchItemFailures, so SQS retries that one only.
  */
 export async function dispatchRecords(app: AppContext, event: SQSEvent): Promise<SQSBatchResponse> {
   const batchItemFailures: SQSBatchResponse["batchItemFailures"] = [];
+  const failed = (messageId: string, error: unknown) => {
+    app.logger.error({ err: error, message_id: messageId }, "event could not be fanned out");
+    batchItemFailures.push({ itemIdentifier: messageId });
+  };
+  const parsed: Array<{ messageId: string; event: DispatchableEvent }> = [];
   for (const record of event.Records) {
     try {
-      const created = await fanOutEvent(app.db, await eventOf(app, record));
-      app.logger.debug({ message_id: record.messageId, deliveries: created }, "event fanned out");
+      parsed.push({ messageId: record.messageId, event: await eventOf(app, record) });
     } catch (error) {
-      app.logger.error({ err: error, message_id: record.messageId }, "event could not be fanned out");
-      batchItemFailures.push({ itemIdentifier: record.messageId });
+      failed(record.messageId, error);
     }
+  }
+  let outcomes: Array<PromiseSettledResult<number>>;
+  try {
+    outcomes = await fanOutEvents(
+      app.db,
+      parsed.map((p) => p.event),
+    );
+  } catch (error) {
+    for (const { messageId } of parsed) failed(messageId, error);
+    return { batchItemFailures };
+  }
+  for (const [i, outcome] of outcomes.entries()) {
+    const { messageId } = parsed[i]!;
+    if (outcome.status === "rejected") failed(messageId, outcome.reason);
+    else app.logger.debug({ message_id: messageId, deliveries: outcome.value }, "event fanned out");
   }
   return { batchItemFailures };
 }

@@ -5,6 +5,7 @@ import { fanOutEvent } from "../../functions/adapters/postgres/delivery-reposito
 import { runDueDeliveries } from "../../functions/adapters/webhooks/delivery-runner.js";
 import { newEvent } from "../../functions/core/events/event.js";
 import { createTask } from "../../functions/core/tasks/create-task.js";
+import { dispatchRecords, sqsEventOf, toBusEvent } from "../../functions/handlers/webhook-dispatcher.js";
 import { startReceiver } from "../helpers/receiver.js";
 import { createTestApp, type TestApp } from "../helpers/test-app.js";
 
@@ -283,6 +284,44 @@ describe("the guard at delivery time", () => {
 });
 
 describe("fan-out of events as the other areas write them", () => {
+  it("a batch of records: each event reaches only its own namespace's subscriptions, and a bad record fails alone", async () => {
+    const ns = `fan-${Date.now()}`;
+    const otherNs = `${ns}-other`;
+    const sub = await t.request("POST", "/events", {
+      key: await t.keyWith(["admin"], ns),
+      body: { ...valid, event_types: ["task.retrying"] },
+    });
+    const otherSub = await t.request("POST", "/events", {
+      key: await t.keyWith(["admin"], otherNs),
+      body: { ...valid, event_types: ["task.*"] },
+    });
+    expect(sub.status, sub.text).toBe(201);
+    expect(otherSub.status, otherSub.text).toBe(201);
+    const event = (namespace: string, id: string) =>
+      newEvent("task.retrying", namespace, { task: { id, name: "fan" } }, new Date());
+    const mine = event(ns, "tsk_fan_mine");
+    const theirs = event(otherNs, "tsk_fan_theirs");
+    // Its write fails (no such timestamp): it must fail without taking the others with it.
+    const unstorable = { ...event(ns, "tsk_fan_bad"), occurred_at: "not a time" };
+    const records = sqsEventOf(
+      [mine, unstorable, theirs].map((e) => toBusEvent(e, { account: "local", region: "local" })),
+      ["m1", "m2", "m3"],
+    );
+    records.Records.splice(1, 0, { ...records.Records[0]!, messageId: "m0", body: "not json" });
+
+    const response = await dispatchRecords(t.app, records);
+
+    expect(response.batchItemFailures.map((f) => f.itemIdentifier).sort()).toEqual(["m0", "m2"]);
+    const fanned = await t.app.db.rows<{ subscription_id: string; event_id: string }>(
+      "SELECT subscription_id, event_id FROM deliveries WHERE subscription_id = ANY($1) ORDER BY seq",
+      [[sub.body.id, otherSub.body.id]],
+    );
+    expect(fanned).toEqual([
+      { subscription_id: sub.body.id, event_id: mine.id },
+      { subscription_id: otherSub.body.id, event_id: theirs.id },
+    ]);
+  });
+
   it("a name filter matches schedule.fired, schedule.paused and schedule.resumed of the real scheduler", async () => {
     const key = await t.keyWith(["admin"], `sched-filter-${Date.now()}`);
     const sub = await t.request("POST", "/events", {

@@ -5,7 +5,7 @@ import { orderKeyOf, subscriptionMatches } from "../../core/webhooks/subscriptio
 import type { Db, Queryable } from "./database.js";
 import { andKeysetBefore, type Keyset, type KeysetPage, keysetMicros, toKeysetPage } from "./keyset.js";
 import type { SubscriptionRow } from "./subscription-repository.js";
-import { subscriptionsForEvent } from "./subscription-repository.js";
+import { subscriptionsForEvents } from "./subscription-repository.js";
 
 /** NOTIFY channel that wakes local delivery workers when an attempt becomes due. */
 export const DELIVERY_CHANNEL = "tme_delivery";
@@ -47,9 +47,45 @@ export interface DispatchableEvent extends WebhookPayload {
  * (subscription, event, attempt) makes the second run insert nothing.
  */
 export async function fanOutEvent(db: Db, event: DispatchableEvent): Promise<number> {
-  const candidates = await subscriptionsForEvent(db, event.namespace, event.type);
-  const matching = candidates.filter((s) => subscriptionMatches(s, event));
-  if (matching.length === 0) return 0;
+  const [outcome] = await fanOutEvents(db, [event]);
+  if (outcome!.status === "rejected") throw outcome!.reason;
+  return outcome!.value;
+}
+
+/**
+ * Fans a batch of events out (as fanOutEvent), with one query for the candidate subscriptions
+ * of all of them: most events match none, and a query each would be most of the round trips
+ * the outbox relay makes. One outcome per event, in order: an event that fails (its writes)
+ * fails alone.
+ */
+export async function fanOutEvents(
+  db: Db,
+  events: readonly DispatchableEvent[],
+): Promise<Array<PromiseSettledResult<number>>> {
+  const candidates = await subscriptionsForEvents(db, events);
+  const outcomes: Array<PromiseSettledResult<number>> = [];
+  // One after another, as the events came: a burst matching a subscription takes one connection.
+  for (const event of events) {
+    const matching = candidates.filter(
+      (s) => s.namespace === event.namespace && subscriptionMatches(s, event),
+    );
+    try {
+      outcomes.push({
+        status: "fulfilled",
+        value: matching.length === 0 ? 0 : await writeFanOut(db, event, matching),
+      });
+    } catch (reason) {
+      outcomes.push({ status: "rejected", reason });
+    }
+  }
+  return outcomes;
+}
+
+async function writeFanOut(
+  db: Db,
+  event: DispatchableEvent,
+  matching: Array<{ id: string }>,
+): Promise<number> {
   return db.transaction(async (tx) => {
     await storeEvent(tx, event);
     const { rowCount } = await tx.query(

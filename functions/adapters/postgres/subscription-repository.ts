@@ -156,17 +156,22 @@ export async function deleteSubscription(db: Queryable, namespace: string, id: s
   return true;
 }
 
-/** Candidates for an event: enabled, in its namespace, with a pattern that could match its type. */
-export async function subscriptionsForEvent(
+/**
+ * Candidates for a batch of events, in one query: enabled, in one of their namespaces, with a
+ * pattern that could match one of their types. The caller matches each event to its own.
+ */
+export async function subscriptionsForEvents(
   db: Queryable,
-  namespace: string,
-  type: string,
-): Promise<Array<Pick<SubscriptionRow, "id" | "event_types" | "filter">>> {
-  const family = `${type.split(".")[0]}.*`;
-  const { rows } = await db.query<Pick<SubscriptionRow, "id" | "event_types" | "filter">>(
-    `SELECT id, event_types, filter FROM subscriptions
-     WHERE namespace = $1 AND enabled AND deleted_at IS NULL AND event_types && $2::text[]`,
-    [namespace, [type, family, "*"]],
+  events: ReadonlyArray<{ namespace: string; type: string }>,
+): Promise<Array<Pick<SubscriptionRow, "id" | "namespace" | "event_types" | "filter">>> {
+  if (events.length === 0) return [];
+  const namespaces = [...new Set(events.map((e) => e.namespace))];
+  const patterns = new Set<string>(["*"]);
+  for (const { type } of events) patterns.add(type).add(`${type.split(".")[0]}.*`);
+  const { rows } = await db.query<Pick<SubscriptionRow, "id" | "namespace" | "event_types" | "filter">>(
+    `SELECT id, namespace, event_types, filter FROM subscriptions
+     WHERE namespace = ANY($1::text[]) AND enabled AND deleted_at IS NULL AND event_types && $2::text[]`,
+    [namespaces, [...patterns]],
   );
   return rows;
 }
