@@ -10,7 +10,8 @@ import { type AppContext, createAppContext } from "../context.js";
 import { createApiKey, ensureBootstrapKey } from "../core/auth/api-keys.js";
 import { newId } from "../core/ids.js";
 import type { OutboxSink } from "../core/outbox/outbox.js";
-import { createHandler } from "../handlers/api.js";
+import { createApiHandler } from "../http/pipeline.js";
+import { routes } from "../http/routes/index.js";
 import { createLogger, type Logger } from "../logging/logger.js";
 import { assertDataDirWritable } from "./data-dir.js";
 import { openDatabaseTarget } from "./database-target.js";
@@ -115,7 +116,7 @@ export async function startLocalRuntime(options: StartOptions): Promise<RunningT
         ),
     });
     cleanups.push(() => db.close());
-    const telemetry = startLocalTelemetry({ config, db, logger, spanExporter: options.spanExporter });
+    const telemetry = await startLocalTelemetry({ config, db, logger, spanExporter: options.spanExporter });
     cleanups.push(() => telemetry.stop());
     const app = {
       ...createAppContext(config, db, target.connectionString, logger, plugins, telemetry.observer),
@@ -147,7 +148,7 @@ export async function startLocalRuntime(options: StartOptions): Promise<RunningT
     await stream.start();
     cleanups.push(() => stream.stop());
     const server: LocalHttpServer = await startHttpServer(
-      createHandler(app),
+      createApiHandler(app, routes),
       config.app.port,
       (error) => logger.error({ err: error }, "http server"),
       config.app.host,

@@ -21,13 +21,13 @@ export interface LocalTelemetry {
 }
 
 /** Prometheus metrics (always) and OpenTelemetry traces (when configured) of one local runtime. */
-export function startLocalTelemetry(options: {
+export async function startLocalTelemetry(options: {
   config: Config;
   db: Database;
   logger: Logger;
   env?: Record<string, string | undefined>;
   spanExporter?: SpanExporter;
-}): LocalTelemetry {
+}): Promise<LocalTelemetry> {
   const { config, db, logger } = options;
   const settings = config.app.metrics;
   const slots = config.app.MAX_CONCURRENT_TASKS;
@@ -57,7 +57,7 @@ export function startLocalTelemetry(options: {
       },
     },
   );
-  const tracing = startTracing({
+  const tracing = await startTracing({
     env: options.env ?? process.env,
     version: TME_VERSION,
     exporter: options.spanExporter,

@@ -6,12 +6,8 @@ import {
   ROOT_CONTEXT,
   type Tracer,
 } from "@opentelemetry/api";
-import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-hooks";
 import { W3CTraceContextPropagator } from "@opentelemetry/core";
-import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-http";
-import { resourceFromAttributes } from "@opentelemetry/resources";
-import { BatchSpanProcessor, SimpleSpanProcessor, type SpanExporter } from "@opentelemetry/sdk-trace-base";
-import { NodeTracerProvider } from "@opentelemetry/sdk-trace-node";
+import type { SpanExporter } from "@opentelemetry/sdk-trace-base";
 
 export interface Tracing {
   tracer: Tracer;
@@ -32,11 +28,26 @@ export interface TracingOptions {
  * variables itself (headers, timeout, compression). The provider is TME's own, not the global
  * one, so two runtimes in one process (tests) keep their spans apart.
  */
-export function startTracing(options: TracingOptions): Tracing | undefined {
+export async function startTracing(options: TracingOptions): Promise<Tracing | undefined> {
   const { env } = options;
   if (env.OTEL_SDK_DISABLED?.toLowerCase() === "true") return undefined;
   const configured = Boolean(env.OTEL_EXPORTER_OTLP_ENDPOINT || env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT);
   if (!options.exporter && !configured) return undefined;
+  // The SDK only when tracing is on: off (the default) it would cost about 20 MB of idle memory.
+  const [
+    { AsyncLocalStorageContextManager },
+    { OTLPTraceExporter },
+    { resourceFromAttributes },
+    sdk,
+    { NodeTracerProvider },
+  ] = await Promise.all([
+    import("@opentelemetry/context-async-hooks"),
+    import("@opentelemetry/exporter-trace-otlp-http"),
+    import("@opentelemetry/resources"),
+    import("@opentelemetry/sdk-trace-base"),
+    import("@opentelemetry/sdk-trace-node"),
+  ]);
+  const { BatchSpanProcessor, SimpleSpanProcessor } = sdk;
   const exporter = options.exporter ?? new OTLPTraceExporter();
   const provider = new NodeTracerProvider({
     resource: resourceFromAttributes({
