@@ -1,4 +1,4 @@
-import { GetSecretValueCommand, SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
+import type { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 
 export type SecretReader = (name: string) => Promise<string>;
 
@@ -28,11 +28,18 @@ export function environmentSecrets(env: Record<string, string | undefined> = pro
 }
 
 /** Cloud: Secrets Manager, secret id = prefix + name (e.g. "tme/tasks/" + "db_password"). */
-export function secretsManagerSecrets(prefix: string, client = new SecretsManagerClient({})): SecretReader {
+export function secretsManagerSecrets(
+  prefix: string,
+  client?: Pick<SecretsManagerClient, "send">,
+): SecretReader {
+  let reader = client;
   return async (name) => {
     checkName(name);
+    // The SDK on first use: the local runtime imports this module (for environmentSecrets).
+    const { GetSecretValueCommand, SecretsManagerClient } = await import("@aws-sdk/client-secrets-manager");
+    reader ??= new SecretsManagerClient({});
     try {
-      const output = await client.send(new GetSecretValueCommand({ SecretId: `${prefix}${name}` }));
+      const output = await reader.send(new GetSecretValueCommand({ SecretId: `${prefix}${name}` }));
       if (output.SecretString === undefined) throw new SecretNotFound(`secret ${name} has no string value`);
       return output.SecretString;
     } catch (error) {

@@ -1,6 +1,5 @@
 import type { Context, EventBridgeEvent, SQSBatchResponse, SQSEvent, SQSRecord } from "aws-lambda";
-import { coldStart } from "../adapters/aws/cloud-context.js";
-import { lambdaHandler } from "../adapters/aws/lambda-telemetry.js";
+import { lazyEntry } from "../adapters/aws/lazy-entry.js";
 import { type DispatchableEvent, fanOutEvents } from "../adapters/postgres/delivery-repository.js";
 import { readOutboxEvent } from "../adapters/postgres/outbox-repository.js";
 import { runDueDeliveries } from "../adapters/webhooks/delivery-runner.js";
@@ -119,21 +118,26 @@ export function sqsEventOf(events: TmeBusEvent[], ids: string[]): SQSEvent {
   };
 }
 
-const setup = coldStart("webhook-dispatcher", (app) => app);
-
 /**
  * Lambda entry: SQS records whose bodies are EventBridge events (bus -> rule -> SQS). After the
  * fan-out it makes the attempts that are due now, within the invocation's remaining time; later
  * retries are made by the reaper's runs (runDueDeliveries), so in the cloud a retry falls due
  * with the granularity of the reaper's schedule.
  */
-export const handler = lambdaHandler(
-  "webhook-dispatcher",
-  async (event: SQSEvent, context: Context): Promise<SQSBatchResponse> => {
-    const app = await setup();
-    const response = await dispatchRecords(app, event);
-    const remaining = context.getRemainingTimeInMillis?.() ?? 60_000;
-    await runDueDeliveries(app, { budgetMs: Math.max(0, remaining - 5_000) });
-    return response;
-  },
-);
+export const handler = lazyEntry(async () => {
+  const [{ coldStart }, { lambdaHandler }] = await Promise.all([
+    import("../adapters/aws/cloud-context.js"),
+    import("../adapters/aws/lambda-telemetry.js"),
+  ]);
+  const setup = coldStart("webhook-dispatcher", (app) => app);
+  return lambdaHandler(
+    "webhook-dispatcher",
+    async (event: SQSEvent, context: Context): Promise<SQSBatchResponse> => {
+      const app = await setup();
+      const response = await dispatchRecords(app, event);
+      const remaining = context.getRemainingTimeInMillis?.() ?? 60_000;
+      await runDueDeliveries(app, { budgetMs: Math.max(0, remaining - 5_000) });
+      return response;
+    },
+  );
+});

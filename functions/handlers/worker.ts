@@ -1,9 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import type { SQSBatchResponse, SQSEvent, SQSRecord } from "aws-lambda";
-import { coldStart } from "../adapters/aws/cloud-context.js";
-import { relayAfterChange } from "../adapters/aws/cloud-outbox-sinks.js";
-import { lambdaHandler } from "../adapters/aws/lambda-telemetry.js";
+import { lazyEntry } from "../adapters/aws/lazy-entry.js";
 import { environmentSecrets, type SecretReader, secretsManagerSecrets } from "../adapters/secrets.js";
 import type { AppContext } from "../context.js";
 import type { QueueDispatch } from "../core/events/event.js";
@@ -154,21 +152,27 @@ export function sqsRecordFor(task: Task, messageId: string): SQSRecord {
   };
 }
 
-const setup = coldStart("worker", (app) => ({
-  run: createWorkerHandler(app, {
-    workerId: defaultWorkerId("lambda"),
-    secret: process.env.TME_SECRETS_PREFIX
-      ? secretsManagerSecrets(process.env.TME_SECRETS_PREFIX)
-      : environmentSecrets(),
-  }),
-  // A finished task's events (and a retry's queue signal) leave at once, not at the next reaper pass.
-  relay: relayAfterChange(app),
-}));
-
 /** Lambda entry: the SQS event sources of the three priority queues. */
-export const handler = lambdaHandler("worker", async (event: SQSEvent): Promise<SQSBatchResponse> => {
-  const { run, relay } = await setup();
-  const { batchItemFailures } = await run(event);
-  await relay();
-  return { batchItemFailures };
+export const handler = lazyEntry(async () => {
+  const [{ coldStart }, { relayAfterChange }, { lambdaHandler }] = await Promise.all([
+    import("../adapters/aws/cloud-context.js"),
+    import("../adapters/aws/cloud-outbox-sinks.js"),
+    import("../adapters/aws/lambda-telemetry.js"),
+  ]);
+  const setup = coldStart("worker", (app) => ({
+    run: createWorkerHandler(app, {
+      workerId: defaultWorkerId("lambda"),
+      secret: process.env.TME_SECRETS_PREFIX
+        ? secretsManagerSecrets(process.env.TME_SECRETS_PREFIX)
+        : environmentSecrets(),
+    }),
+    // A finished task's events (and a retry's queue signal) leave at once, not at the next reaper pass.
+    relay: relayAfterChange(app),
+  }));
+  return lambdaHandler("worker", async (event: SQSEvent): Promise<SQSBatchResponse> => {
+    const { run, relay } = await setup();
+    const { batchItemFailures } = await run(event);
+    await relay();
+    return { batchItemFailures };
+  });
 });
