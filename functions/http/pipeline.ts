@@ -22,7 +22,7 @@ import {
   UnsupportedMediaType,
   ValidationFailed,
 } from "../core/errors.js";
-import type { Logger } from "../logging/logger.js";
+import { type Logger, lazyChild } from "../logging/logger.js";
 import {
   errorResult,
   lowercaseHeaders,
@@ -391,10 +391,11 @@ export function createApiHandler(app: AppContext, routes: AnyRoute[]) {
           incoming && /^[\w.:-]{1,128}$/.test(incoming)
             ? incoming
             : (request.event.requestContext?.requestId ?? randomUUID());
-        const logger = app.logger.child({ request_id: requestId });
+        const logger = lazyChild(app.logger, { request_id: requestId });
         (request.context as TmeContext).tme = { requestId, logger, startedAt: Date.now(), headers };
       },
       after: (request) => {
+        if (!app.logger.isLevelEnabled("debug")) return;
         const { logger, startedAt } = (request.context as TmeContext).tme!;
         const http = request.event.requestContext?.http;
         logger.debug(
