@@ -1,6 +1,6 @@
 import { Writable } from "node:stream";
 import { describe, expect, it } from "vitest";
-import { createLogger } from "../../functions/logging/logger.js";
+import { createLogger, lazyChild } from "../../functions/logging/logger.js";
 
 function capture() {
   const lines: string[] = [];
@@ -40,5 +40,26 @@ describe("logger", () => {
     const text = lines.join("");
     for (const secret of ["p1", "p2", "p3", "p4", "p5", "p6"]) expect(text).not.toContain(secret);
     expect(text).toContain("[redacted]");
+  });
+
+  it("a lazy child is made on its first use only, and its lines carry its bindings, redacted as any", () => {
+    const { lines, stream } = capture();
+    const parent = createLogger("INFO", stream);
+    let made = 0;
+    const child = parent.child.bind(parent);
+    parent.child = ((...args: Parameters<typeof child>) => {
+      made++;
+      return child(...args);
+    }) as typeof parent.child;
+    const logger = lazyChild(parent, { request_id: "r2", token: "t1" });
+    expect(made).toBe(0);
+    logger.info({ n: 1 }, "first");
+    logger.warn("second");
+    expect(made).toBe(1);
+    expect(lines.map((l) => JSON.parse(l))).toMatchObject([
+      { msg: "first", n: 1, request_id: "r2", token: "[redacted]" },
+      { msg: "second", level: "WARN", request_id: "r2" },
+    ]);
+    expect(logger.isLevelEnabled("debug")).toBe(false);
   });
 });
