@@ -20,7 +20,7 @@ import { PostgresTaskStatsReader } from "./adapters/postgres/stats-repository.js
 import { PostgresTaskControlStore } from "./adapters/postgres/task-control-repository.js";
 import { PostgresTaskQueue } from "./adapters/postgres/task-queue-repository.js";
 import { PostgresTaskStore } from "./adapters/postgres/task-repository.js";
-import { cloudEncryptionKey, localEncryptionKey } from "./adapters/secrets/encryption-key.js";
+import { localEncryptionKey } from "./adapters/secrets/encryption-key.js";
 import type { Config } from "./config/schema.js";
 import type { AuditReader, AuditSink } from "./core/audit/audit.js";
 import type { ApiKeyStore } from "./core/auth/api-keys.js";
@@ -138,6 +138,8 @@ export function createAppContext(
   logger: Logger,
   plugins: PluginRegistry,
   observer: Observer = noObserver,
+  /** Where the secret box's key comes from: the cloud passes its Secrets Manager reader. */
+  encryptionKey: () => Promise<Buffer> = () => localEncryptionKey(config.dataDir),
 ): AppContext {
   return {
     config,
@@ -150,9 +152,7 @@ export function createAppContext(
     databaseFailureOf,
     plugins,
     // The key is loaded on first use, so a process that never touches a secret needs none.
-    secrets: secretBox(() =>
-      config.runtime === "cloud" ? cloudEncryptionKey() : localEncryptionKey(config.dataDir),
-    ),
+    secrets: secretBox(encryptionKey),
     taskQueue: new PostgresTaskQueue(db, {
       limitOf: (name) => plugins.concurrencyOf(name),
       leaseSeconds: config.app.worker.lease_seconds,

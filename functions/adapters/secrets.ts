@@ -1,5 +1,3 @@
-import type { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
-
 export type SecretReader = (name: string) => Promise<string>;
 
 export class SecretNotFound extends Error {
@@ -8,7 +6,8 @@ export class SecretNotFound extends Error {
 
 const NAME = /^[A-Za-z0-9_./-]{1,200}$/;
 
-function checkName(name: string): void {
+/** Refuses a name no secret store would take (and that could reach outside the prefix). */
+export function checkSecretName(name: string): void {
   if (!NAME.test(name)) throw new SecretNotFound(`secret name ${JSON.stringify(name)} is not valid`);
 }
 
@@ -18,35 +17,11 @@ function checkName(name: string): void {
  */
 export function environmentSecrets(env: Record<string, string | undefined> = process.env): SecretReader {
   return async (name) => {
-    checkName(name);
+    checkSecretName(name);
     const variable = `TME_SECRET_${name.toUpperCase().replace(/[^A-Z0-9]/g, "_")}`;
     const value = env[variable];
     if (value === undefined)
       throw new SecretNotFound(`secret ${name} is not set (environment variable ${variable})`);
     return value;
-  };
-}
-
-/** Cloud: Secrets Manager, secret id = prefix + name (e.g. "tme/tasks/" + "db_password"). */
-export function secretsManagerSecrets(
-  prefix: string,
-  client?: Pick<SecretsManagerClient, "send">,
-): SecretReader {
-  let reader = client;
-  return async (name) => {
-    checkName(name);
-    // The SDK on first use: the local runtime imports this module (for environmentSecrets).
-    const { GetSecretValueCommand, SecretsManagerClient } = await import("@aws-sdk/client-secrets-manager");
-    reader ??= new SecretsManagerClient({});
-    try {
-      const output = await reader.send(new GetSecretValueCommand({ SecretId: `${prefix}${name}` }));
-      if (output.SecretString === undefined) throw new SecretNotFound(`secret ${name} has no string value`);
-      return output.SecretString;
-    } catch (error) {
-      if ((error as { name?: string }).name === "ResourceNotFoundException") {
-        throw new SecretNotFound(`secret ${name} not found`);
-      }
-      throw error;
-    }
   };
 }

@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import type { SQSBatchResponse, SQSEvent, SQSRecord } from "aws-lambda";
 import { lazyEntry } from "../adapters/aws/lazy-entry.js";
-import { environmentSecrets, type SecretReader, secretsManagerSecrets } from "../adapters/secrets.js";
+import { environmentSecrets, type SecretReader } from "../adapters/secrets.js";
 import type { AppContext } from "../context.js";
 import type { QueueDispatch } from "../core/events/event.js";
 import type { AttemptLease } from "../core/plugins/plugin.js";
@@ -154,11 +154,13 @@ export function sqsRecordFor(task: Task, messageId: string): SQSRecord {
 
 /** Lambda entry: the SQS event sources of the three priority queues. */
 export const handler = lazyEntry(async () => {
-  const [{ coldStart }, { relayAfterChange }, { lambdaHandler }] = await Promise.all([
-    import("../adapters/aws/cloud-context.js"),
-    import("../adapters/aws/cloud-outbox-sinks.js"),
-    import("../adapters/aws/lambda-telemetry.js"),
-  ]);
+  const [{ coldStart }, { relayAfterChange }, { lambdaHandler }, { secretsManagerSecrets }] =
+    await Promise.all([
+      import("../adapters/aws/cloud-context.js"),
+      import("../adapters/aws/cloud-outbox-sinks.js"),
+      import("../adapters/aws/lambda-telemetry.js"),
+      import("../adapters/aws/secrets-manager-secrets.js"),
+    ]);
   const setup = coldStart("worker", (app) => ({
     run: createWorkerHandler(app, {
       workerId: defaultWorkerId("lambda"),

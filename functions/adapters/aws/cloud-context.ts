@@ -5,6 +5,7 @@ import { type AppContext, createAppContext } from "../../context.js";
 import { createLogger } from "../../logging/logger.js";
 import { PluginRegistry } from "../plugins/plugin-registry.js";
 import { Database, type DatabaseConnection } from "../postgres/database.js";
+import { cloudEncryptionKey } from "../secrets/cloud-encryption-key.js";
 import { LambdaObserver } from "./lambda-observer.js";
 import { invocationLogFields, lambdaTelemetry, tracedAwsClient } from "./lambda-telemetry.js";
 
@@ -148,7 +149,9 @@ export async function cloudContext(
     connectionTimeoutMillis: config.db.pool.connection_timeout_ms,
   });
   const observer = new LambdaObserver(lambdaTelemetry(fn));
-  return createAppContext(config, db, url, logger, await PluginRegistry.load(config.plugins), observer);
+  return createAppContext(config, db, url, logger, await PluginRegistry.load(config.plugins), observer, () =>
+    cloudEncryptionKey(env),
+  );
 }
 
 /**

@@ -1,7 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import type { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { ENCRYPTION_KEY_BYTES, parseEncryptionKey } from "../../core/crypto/secret-box.js";
 
 type Env = Record<string, string | undefined>;
@@ -29,25 +28,4 @@ export async function localEncryptionKey(dataDir: string, env: Env = process.env
     if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
   }
   return parseEncryptionKey(readFileSync(file, "utf8"), file);
-}
-
-/**
- * The cloud key: a Secrets Manager secret (ENCRYPTION_KEY_SECRET_ARN) holding the key as text.
- * The SDK is imported here, not at the top: the local runtime imports this module too, and the
- * client costs it about 16 MB of memory that it never uses.
- */
-export async function cloudEncryptionKey(
-  env: Env = process.env,
-  client?: Pick<SecretsManagerClient, "send">,
-): Promise<Buffer> {
-  if (env.TME_ENCRYPTION_KEY) return parseEncryptionKey(env.TME_ENCRYPTION_KEY, "TME_ENCRYPTION_KEY");
-  const arn = env.ENCRYPTION_KEY_SECRET_ARN;
-  if (!arn) throw new Error("environment variable ENCRYPTION_KEY_SECRET_ARN is required in the cloud");
-  const { GetSecretValueCommand, SecretsManagerClient } = await import("@aws-sdk/client-secrets-manager");
-  const output = await (client ?? new SecretsManagerClient({})).send(
-    new GetSecretValueCommand({ SecretId: arn }),
-  );
-  const text =
-    output.SecretString ?? (output.SecretBinary ? Buffer.from(output.SecretBinary).toString("base64") : "");
-  return parseEncryptionKey(text, `secret ${arn}`);
 }
