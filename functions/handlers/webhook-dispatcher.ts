@@ -1,10 +1,10 @@
 import type { Context, EventBridgeEvent, SQSBatchResponse, SQSEvent, SQSRecord } from "aws-lambda";
 import { lazyEntry } from "../adapters/aws/lazy-entry.js";
-import { type DispatchableEvent, fanOutEvents } from "../adapters/postgres/delivery-repository.js";
-import { readOutboxEvent } from "../adapters/postgres/outbox-repository.js";
-import { runDueDeliveries } from "../adapters/webhooks/delivery-runner.js";
 import type { AppContext } from "../context.js";
 import type { TmeEvent } from "../core/events/event.js";
+import { runDueDeliveries } from "../core/webhooks/deliver-due.js";
+import type { DispatchableEvent } from "../core/webhooks/delivery-store.js";
+import { fanOutDispatched } from "../core/webhooks/manage-deliveries.js";
 
 /** What the bus carries: EventBridge's envelope around a TmeEvent. */
 export type TmeBusEvent = EventBridgeEvent<string, TmeEvent>;
@@ -47,22 +47,10 @@ function parseRecord(record: SQSRecord): DispatchableEvent & { truncated: boolea
   };
 }
 
-/** The event to fan out: a reference (too large for the bus) is replaced by the stored event. */
-async function eventOf(app: AppContext, record: SQSRecord): Promise<DispatchableEvent> {
-  const { truncated, ...event } = parseRecord(record);
-  if (!truncated) return event;
-  const stored = await readOutboxEvent(app.db, event.id);
-  if (!stored) {
-    app.logger.warn({ event_id: event.id }, "event arrived as a reference and is not stored; sent as is");
-    return event;
-  }
-  return { ...event, data: stored.data };
-}
-
 /**
  * Fans each record's event out to the matching subscriptions (pending attempts in `deliveries`),
- * the whole batch's candidates read at once. A record that fails is reported in
- * batchItemFailures, so SQS retries that one only.
+ * the whole batch at once. A record that fails is reported in batchItemFailures, so SQS retries
+ * that one only.
  */
 export async function dispatchRecords(app: AppContext, event: SQSEvent): Promise<SQSBatchResponse> {
   const batchItemFailures: SQSBatchResponse["batchItemFailures"] = [];
@@ -70,20 +58,18 @@ export async function dispatchRecords(app: AppContext, event: SQSEvent): Promise
     app.logger.error({ err: error, message_id: messageId }, "event could not be fanned out");
     batchItemFailures.push({ itemIdentifier: messageId });
   };
-  const parsed: Array<{ messageId: string; event: DispatchableEvent }> = [];
+  const parsed: Array<{ messageId: string; event: DispatchableEvent; truncated: boolean }> = [];
   for (const record of event.Records) {
     try {
-      parsed.push({ messageId: record.messageId, event: await eventOf(app, record) });
+      const { truncated, ...dispatched } = parseRecord(record);
+      parsed.push({ messageId: record.messageId, event: dispatched, truncated });
     } catch (error) {
       failed(record.messageId, error);
     }
   }
   let outcomes: Array<PromiseSettledResult<number>>;
   try {
-    outcomes = await fanOutEvents(
-      app.db,
-      parsed.map((p) => p.event),
-    );
+    outcomes = await fanOutDispatched(app, parsed);
   } catch (error) {
     for (const { messageId } of parsed) failed(messageId, error);
     return { batchItemFailures };
