@@ -1,4 +1,6 @@
+import { sendWebhook } from "./adapters/http/webhook-sender.js";
 import type { PluginRegistry } from "./adapters/plugins/plugin-registry.js";
+import { PostgresAlertStore } from "./adapters/postgres/alert-repository.js";
 import { PostgresApiKeyStore } from "./adapters/postgres/api-keys-repository.js";
 import {
   AuditAppender,
@@ -12,16 +14,19 @@ import {
   isStorageFailure,
   TransactionBoundDb,
 } from "./adapters/postgres/database.js";
+import { PostgresDeliveryStore } from "./adapters/postgres/delivery-repository.js";
 import { queueSignalRouteFor } from "./adapters/postgres/event-writer.js";
 import { PostgresHistoryPruner } from "./adapters/postgres/history-repository.js";
 import { PostgresIdempotencyStore } from "./adapters/postgres/idempotency-repository.js";
 import { PostgresScheduleStore } from "./adapters/postgres/schedule-repository.js";
 import { PostgresTaskStatsReader } from "./adapters/postgres/stats-repository.js";
+import { PostgresSubscriptionStore } from "./adapters/postgres/subscription-repository.js";
 import { PostgresTaskControlStore } from "./adapters/postgres/task-control-repository.js";
 import { PostgresTaskQueue } from "./adapters/postgres/task-queue-repository.js";
 import { PostgresTaskStore } from "./adapters/postgres/task-repository.js";
 import { cloudEncryptionKey, localEncryptionKey } from "./adapters/secrets/encryption-key.js";
 import type { Config } from "./config/schema.js";
+import type { AlertStore } from "./core/alerts/alert-store.js";
 import type { AuditReader, AuditSink } from "./core/audit/audit.js";
 import type { ApiKeyStore } from "./core/auth/api-keys.js";
 import { type SecretBox, secretBox } from "./core/crypto/secret-box.js";
@@ -32,6 +37,9 @@ import type { ScheduleStore } from "./core/schedules/schedule-store.js";
 import type { TaskControlStore } from "./core/tasks/task-control-store.js";
 import type { TaskStatsReader } from "./core/tasks/task-stats.js";
 import type { TaskStore } from "./core/tasks/task-store.js";
+import type { DeliveryStore } from "./core/webhooks/delivery-store.js";
+import type { SubscriptionStore } from "./core/webhooks/subscription-store.js";
+import type { WebhookSender } from "./core/webhooks/webhook-sender.js";
 import type { Logger } from "./logging/logger.js";
 
 /**
@@ -71,6 +79,12 @@ export interface AppContext {
   /** Seals webhook credentials and signing secrets for storage (AES-256-GCM). */
   secrets: SecretBox;
   schedules: ScheduleStore;
+  subscriptions: SubscriptionStore;
+  /** Webhook attempts (one row each) and the events kept for them. */
+  deliveries: DeliveryStore;
+  alerts: AlertStore;
+  /** Makes one webhook attempt over the network (the guarded HTTP client). */
+  sendWebhook: WebhookSender;
   /** The queue the workers claim from and report to (Postgres in both runtimes). */
   taskQueue: PostgresTaskQueue;
   /** What plugins may use beyond their context (clean_logs prunes history through it). */
@@ -103,6 +117,9 @@ function databasePorts(db: Db, observer: Observer, config: Config) {
     auditLog: new PostgresAuditReader(db),
     idempotency: new PostgresIdempotencyStore(db),
     taskStats: new PostgresTaskStatsReader(db),
+    subscriptions: new PostgresSubscriptionStore(db),
+    deliveries: new PostgresDeliveryStore(db),
+    alerts: new PostgresAlertStore(db),
   } satisfies Partial<AppContext>;
 }
 
@@ -148,6 +165,7 @@ export function createAppContext(
     observer,
     audit: new BatchingAuditWriter(db),
     databaseFailureOf,
+    sendWebhook,
     plugins,
     // The key is loaded on first use, so a process that never touches a secret needs none.
     secrets: secretBox(() =>
