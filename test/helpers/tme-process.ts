@@ -20,7 +20,7 @@ export interface TmeProcess {
 /** Runs `tme start` as a child process (its own process group) and waits until it serves. */
 export async function startTme(env: Record<string, string>, timeoutMs = 60_000): Promise<TmeProcess> {
   const port = Number(env.PORT ?? (await freePort()));
-  const child = spawn(process.execPath, [CLI, "start"], {
+  const child = spawn(process.execPath, [...(process.env.PROBE_NODE_ARGS?.split(" ") ?? []), CLI, "start"], {
     cwd: REPO_ROOT,
     env: { ...process.env, LOG_LEVEL: "ERROR", ...env, PORT: String(port) },
     detached: true,

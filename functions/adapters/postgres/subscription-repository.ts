@@ -156,17 +156,33 @@ export async function deleteSubscription(db: Queryable, namespace: string, id: s
   return true;
 }
 
-/** Candidates for an event: enabled, in its namespace, with a pattern that could match its type. */
-export async function subscriptionsForEvent(
+/**
+ * A subscription (aliased `s`) that may want an event, as an SQL condition (`namespace` and
+ * `type` are SQL expressions): enabled, in the event's namespace, with a pattern that could match
+ * its type (the type itself, its family `task.*`, or `*`). Its filter is checked afterwards, in
+ * TypeScript (subscriptionMatches).
+ */
+export function mayWantEvent(namespace: string, type: string): string {
+  return `s.namespace = ${namespace} AND s.enabled AND s.deleted_at IS NULL
+    AND s.event_types && ARRAY[${type}, split_part(${type}, '.', 1) || '.*', '*']`;
+}
+
+/** Candidates for each event type of one namespace: enabled, with a pattern that could match it. */
+export async function subscriptionsForEvents(
   db: Queryable,
   namespace: string,
-  type: string,
-): Promise<Array<Pick<SubscriptionRow, "id" | "event_types" | "filter">>> {
-  const family = `${type.split(".")[0]}.*`;
-  const { rows } = await db.query<Pick<SubscriptionRow, "id" | "event_types" | "filter">>(
-    `SELECT id, event_types, filter FROM subscriptions
-     WHERE namespace = $1 AND enabled AND deleted_at IS NULL AND event_types && $2::text[]`,
-    [namespace, [type, family, "*"]],
+  types: readonly string[],
+): Promise<Map<string, Array<Pick<SubscriptionRow, "id" | "event_types" | "filter">>>> {
+  const { rows } = await db.query<Pick<SubscriptionRow, "id" | "event_types" | "filter"> & { type: string }>(
+    `SELECT e.type, s.id, s.event_types, s.filter FROM unnest($2::text[]) AS e(type)
+     JOIN subscriptions s ON ${mayWantEvent("$1", "e.type")}`,
+    [namespace, [...new Set(types)]],
   );
-  return rows;
+  const byType = new Map<string, Array<Pick<SubscriptionRow, "id" | "event_types" | "filter">>>();
+  for (const { type, ...subscription } of rows) {
+    const list = byType.get(type) ?? [];
+    list.push(subscription);
+    byType.set(type, list);
+  }
+  return byType;
 }

@@ -4,7 +4,7 @@ import { noObserver, type Observer } from "../../core/observability/observer.js"
 import type { Task } from "../../core/tasks/task.js";
 import type { NewTask, TaskStore } from "../../core/tasks/task-store.js";
 import { Database, type Db, type Queryable } from "./database.js";
-import { type QueueSignalRoute, TASK_QUEUED_CHANNEL } from "./event-writer.js";
+import { goesToBus, type QueueSignalRoute, TASK_QUEUED_CHANNEL } from "./event-writer.js";
 import { GroupCommit } from "./group-commit.js";
 import { OUTBOX_CHANNEL } from "./outbox-repository.js";
 
@@ -57,7 +57,7 @@ relayed AS (
   INSERT INTO outbox (event_id, namespace, type, payload, next_attempt_at)
   SELECT o.event_id, o.namespace, o.type, o.payload, o.next_attempt_at FROM (
     SELECT ord, 0 AS part, event->>'id' AS event_id, namespace, event->>'type' AS type, event AS payload,
-      created_at AS next_attempt_at FROM input
+      created_at AS next_attempt_at FROM input WHERE ${goesToBus("input.namespace", "input.event->>'type'")}
     UNION ALL
     SELECT ord, 1, 'q_' || id || '_' || md5(random()::text), namespace, $2, dispatch, run_at
     FROM input WHERE $3::boolean
