@@ -3,7 +3,6 @@ import { coldStart } from "../adapters/aws/cloud-context.js";
 import { lambdaHandler } from "../adapters/aws/lambda-telemetry.js";
 import { type DispatchableEvent, fanOutEvent } from "../adapters/postgres/delivery-repository.js";
 import { readOutboxEvent } from "../adapters/postgres/outbox-repository.js";
-import { subscriptionsForEvents } from "../adapters/postgres/subscription-repository.js";
 import { runDueDeliveries } from "../adapters/webhooks/delivery-runner.js";
 import type { AppContext } from "../context.js";
 import type { TmeEvent } from "../core/events/event.js";
@@ -63,48 +62,17 @@ async function eventOf(app: AppContext, record: SQSRecord): Promise<Dispatchable
 
 /**
  * Fans each record's event out to the matching subscriptions (pending attempts in `deliveries`).
- * The subscriptions are read once per namespace for the whole batch, not once per event. A record
- * that fails is reported in batchItemFailures, so SQS retries that one only.
+ * A record that fails is reported in batchItemFailures, so SQS retries that one only.
  */
 export async function dispatchRecords(app: AppContext, event: SQSEvent): Promise<SQSBatchResponse> {
   const batchItemFailures: SQSBatchResponse["batchItemFailures"] = [];
-  const failed = (record: SQSRecord, error: unknown) => {
-    app.logger.error({ err: error, message_id: record.messageId }, "event could not be fanned out");
-    batchItemFailures.push({ itemIdentifier: record.messageId });
-  };
-  const events: Array<{ record: SQSRecord; event: DispatchableEvent }> = [];
   for (const record of event.Records) {
     try {
-      events.push({ record, event: await eventOf(app, record) });
+      const created = await fanOutEvent(app.db, await eventOf(app, record));
+      app.logger.debug({ message_id: record.messageId, deliveries: created }, "event fanned out");
     } catch (error) {
-      failed(record, error);
-    }
-  }
-  const byNamespace = new Map<string, typeof events>();
-  for (const e of events) {
-    const group = byNamespace.get(e.event.namespace) ?? [];
-    group.push(e);
-    byNamespace.set(e.event.namespace, group);
-  }
-  for (const [namespace, group] of byNamespace) {
-    let candidates: Awaited<ReturnType<typeof subscriptionsForEvents>>;
-    try {
-      candidates = await subscriptionsForEvents(
-        app.db,
-        namespace,
-        group.map((e) => e.event.type),
-      );
-    } catch (error) {
-      for (const { record } of group) failed(record, error);
-      continue;
-    }
-    for (const { record, event: dispatchable } of group) {
-      try {
-        const created = await fanOutEvent(app.db, dispatchable, candidates.get(dispatchable.type) ?? []);
-        app.logger.debug({ message_id: record.messageId, deliveries: created }, "event fanned out");
-      } catch (error) {
-        failed(record, error);
-      }
+      app.logger.error({ err: error, message_id: record.messageId }, "event could not be fanned out");
+      batchItemFailures.push({ itemIdentifier: record.messageId });
     }
   }
   return { batchItemFailures };

@@ -5,7 +5,7 @@ import { orderKeyOf, subscriptionMatches } from "../../core/webhooks/subscriptio
 import type { Db, Queryable } from "./database.js";
 import { andKeysetBefore, type Keyset, type KeysetPage, keysetMicros, toKeysetPage } from "./keyset.js";
 import type { SubscriptionRow } from "./subscription-repository.js";
-import { subscriptionsForEvents } from "./subscription-repository.js";
+import { subscriptionsForEvent } from "./subscription-repository.js";
 
 /** NOTIFY channel that wakes local delivery workers when an attempt becomes due. */
 export const DELIVERY_CHANNEL = "tme_delivery";
@@ -43,16 +43,11 @@ export interface DispatchableEvent extends WebhookPayload {
 
 /**
  * Fans one event out: a pending first attempt for every matching subscription, and the event
- * kept for retries. `candidates`, when the caller read them for a whole batch of events
- * (subscriptionsForEvents), saves a query per event. Safe to run twice for one event (buses deliver at least once): the unique
+ * kept for retries. Safe to run twice for one event (buses deliver at least once): the unique
  * (subscription, event, attempt) makes the second run insert nothing.
  */
-export async function fanOutEvent(
-  db: Db,
-  event: DispatchableEvent,
-  candidates?: ReadonlyArray<Pick<SubscriptionRow, "id" | "event_types" | "filter">>,
-): Promise<number> {
-  candidates ??= (await subscriptionsForEvents(db, event.namespace, [event.type])).get(event.type) ?? [];
+export async function fanOutEvent(db: Db, event: DispatchableEvent): Promise<number> {
+  const candidates = await subscriptionsForEvent(db, event.namespace, event.type);
   const matching = candidates.filter((s) => subscriptionMatches(s, event));
   if (matching.length === 0) return 0;
   return db.transaction(async (tx) => {

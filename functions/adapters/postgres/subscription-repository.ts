@@ -167,22 +167,15 @@ export function mayWantEvent(namespace: string, type: string): string {
     AND s.event_types && ARRAY[${type}, split_part(${type}, '.', 1) || '.*', '*']`;
 }
 
-/** Candidates for each event type of one namespace: enabled, with a pattern that could match it. */
-export async function subscriptionsForEvents(
+/** Candidates for an event: enabled, in its namespace, with a pattern that could match its type. */
+export async function subscriptionsForEvent(
   db: Queryable,
   namespace: string,
-  types: readonly string[],
-): Promise<Map<string, Array<Pick<SubscriptionRow, "id" | "event_types" | "filter">>>> {
-  const { rows } = await db.query<Pick<SubscriptionRow, "id" | "event_types" | "filter"> & { type: string }>(
-    `SELECT e.type, s.id, s.event_types, s.filter FROM unnest($2::text[]) AS e(type)
-     JOIN subscriptions s ON ${mayWantEvent("$1", "e.type")}`,
-    [namespace, [...new Set(types)]],
+  type: string,
+): Promise<Array<Pick<SubscriptionRow, "id" | "event_types" | "filter">>> {
+  const { rows } = await db.query<Pick<SubscriptionRow, "id" | "event_types" | "filter">>(
+    `SELECT s.id, s.event_types, s.filter FROM subscriptions s WHERE ${mayWantEvent("$1", "$2::text")}`,
+    [namespace, type],
   );
-  const byType = new Map<string, Array<Pick<SubscriptionRow, "id" | "event_types" | "filter">>>();
-  for (const { type, ...subscription } of rows) {
-    const list = byType.get(type) ?? [];
-    list.push(subscription);
-    byType.set(type, list);
-  }
-  return byType;
+  return rows;
 }

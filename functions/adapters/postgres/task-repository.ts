@@ -33,6 +33,15 @@ interface CreateRow {
  * (audit_append, pg_notify) run only when read, hence the scalar subqueries at the end. The
  * foreign key of task_events is checked at the end of the statement, after the tasks exist.
  */
+/**
+ * The payload of the create's wake-up: the task types created, as a JSON array of typeKey()
+ * pairs [namespace, name], so that a worker pool can pass over a wake-up about paused types only
+ * (a paused type with a backlog would otherwise make every create scan that backlog in a claim
+ * that takes nothing). Empty, which wakes every pool, when it would not fit a NOTIFY payload.
+ */
+const QUEUED_TYPES_PAYLOAD = `(SELECT CASE WHEN length(p) <= 4000 THEN p ELSE '' END
+  FROM (SELECT jsonb_agg(DISTINCT jsonb_build_array(namespace, name))::text AS p FROM input) types)`;
+
 const CREATE_TASKS_SQL = `
 WITH input AS (
   SELECT * FROM jsonb_to_recordset($1::jsonb) AS i(
@@ -67,7 +76,7 @@ audited AS (
   SELECT audit_append($4::jsonb) AS head WHERE jsonb_array_length($4::jsonb) > 0
 ),
 woken AS (
-  SELECT pg_notify($5, ''), pg_notify($6, '')
+  SELECT pg_notify($5, ${QUEUED_TYPES_PAYLOAD}), pg_notify($6, '')
 )
 SELECT ${TASK_COLUMNS}, (SELECT count(*) FROM audited) AS audited, (SELECT count(*) FROM woken) AS woken
 FROM created`;

@@ -1,6 +1,11 @@
 import { startedEvent } from "../../../core/tasks/attempt-plan.js";
 import type { Task } from "../../../core/tasks/task.js";
-import type { ClaimedBatch, ClaimResult, SkipReason } from "../../../core/tasks/task-queue.js";
+import {
+  type ClaimedBatch,
+  type ClaimResult,
+  type SkipReason,
+  typeKey,
+} from "../../../core/tasks/task-queue.js";
 import type { Queryable } from "../database.js";
 import { writeTaskEvents } from "../event-writer.js";
 import { TASK_COLUMNS } from "../task-repository.js";
@@ -114,6 +119,13 @@ async function withoutSorts<T>(tx: Queryable, fn: () => Promise<T>): Promise<T> 
   }
 }
 
+async function readPausedTypes(tx: Queryable): Promise<string[]> {
+  const { rows } = await tx.query<{ namespace: string; name: string }>(
+    "SELECT namespace, name FROM task_type_pauses",
+  );
+  return rows.map((r) => typeKey(r.namespace, r.name));
+}
+
 /** Takes the advisory locks of these limited types, in one order for every claimer (no deadlock). */
 async function lockTypes(tx: Queryable, names: string[]): Promise<void> {
   if (names.length === 0) return;
@@ -141,7 +153,8 @@ export async function claimBatch(
   const candidates = await withoutSorts(tx, () =>
     tx.query<{ id: string; name: string }>(CANDIDATES, [max, full]).then((r) => r.rows),
   );
-  if (candidates.length === 0) return { tasks: [], candidates: 0 };
+  const pausedTypes = candidates.length < max ? await readPausedTypes(tx) : undefined;
+  if (candidates.length === 0) return { tasks: [], candidates: 0, pausedTypes };
   const limited = [...new Set(candidates.map((c) => c.name))].filter((name) => limits.of(name) !== undefined);
   await lockTypes(tx, limited);
   const { rows: tasks } = await tx.query<Task>(CLAIM, [
@@ -157,7 +170,7 @@ export async function claimBatch(
     tx,
     tasks.map((task) => ({ event: startedEvent(task, workerId, at), taskId: task.id })),
   );
-  return { tasks, candidates: candidates.length };
+  return { tasks, candidates: candidates.length, pausedTypes };
 }
 
 /**
