@@ -1,23 +1,45 @@
+import { sendWebhook } from "./adapters/http/webhook-sender.js";
 import type { PluginRegistry } from "./adapters/plugins/plugin-registry.js";
+import { PostgresAlertStore } from "./adapters/postgres/alert-repository.js";
 import { PostgresApiKeyStore } from "./adapters/postgres/api-keys-repository.js";
-import { BatchingAuditWriter } from "./adapters/postgres/audit-repository.js";
-import { Database, type Db } from "./adapters/postgres/database.js";
+import {
+  AuditAppender,
+  BatchingAuditWriter,
+  PostgresAuditReader,
+} from "./adapters/postgres/audit-repository.js";
+import {
+  Database,
+  type Db,
+  isConnectionLoss,
+  isStorageFailure,
+  TransactionBoundDb,
+} from "./adapters/postgres/database.js";
+import { PostgresDeliveryStore } from "./adapters/postgres/delivery-repository.js";
 import { queueSignalRouteFor } from "./adapters/postgres/event-writer.js";
 import { PostgresHistoryPruner } from "./adapters/postgres/history-repository.js";
+import { PostgresIdempotencyStore } from "./adapters/postgres/idempotency-repository.js";
 import { PostgresScheduleStore } from "./adapters/postgres/schedule-repository.js";
+import { PostgresTaskStatsReader } from "./adapters/postgres/stats-repository.js";
+import { PostgresSubscriptionStore } from "./adapters/postgres/subscription-repository.js";
 import { PostgresTaskControlStore } from "./adapters/postgres/task-control-repository.js";
 import { PostgresTaskQueue } from "./adapters/postgres/task-queue-repository.js";
 import { PostgresTaskStore } from "./adapters/postgres/task-repository.js";
 import { cloudEncryptionKey, localEncryptionKey } from "./adapters/secrets/encryption-key.js";
 import type { Config } from "./config/schema.js";
-import type { AuditSink } from "./core/audit/audit.js";
+import type { AlertStore } from "./core/alerts/alert-store.js";
+import type { AuditReader, AuditSink } from "./core/audit/audit.js";
 import type { ApiKeyStore } from "./core/auth/api-keys.js";
 import { type SecretBox, secretBox } from "./core/crypto/secret-box.js";
+import type { IdempotencyStore } from "./core/idempotency/idempotency-store.js";
 import { noObserver, type Observer } from "./core/observability/observer.js";
 import type { PluginServices } from "./core/plugins/plugin.js";
 import type { ScheduleStore } from "./core/schedules/schedule-store.js";
 import type { TaskControlStore } from "./core/tasks/task-control-store.js";
+import type { TaskStatsReader } from "./core/tasks/task-stats.js";
 import type { TaskStore } from "./core/tasks/task-store.js";
+import type { DeliveryStore } from "./core/webhooks/delivery-store.js";
+import type { SubscriptionStore } from "./core/webhooks/subscription-store.js";
+import type { WebhookSender } from "./core/webhooks/webhook-sender.js";
 import type { Logger } from "./logging/logger.js";
 
 /**
@@ -34,8 +56,22 @@ export interface AppContext {
   /** Injected so rules that depend on time can be tested without sleeping. */
   now: () => Date;
   apiKeys: ApiKeyStore;
-  /** Audit rows written outside a request's transaction, batched (inside one, see pipeline.ts). */
+  /**
+   * Audit rows: batched when written outside a transaction; inside one (inTransaction) written
+   * on it, so they commit with the change they record.
+   */
   audit: AuditSink;
+  /** GET /audit reads the chain through it. */
+  auditLog: AuditReader;
+  /** Idempotency-Key records; meaningful inside inTransaction, where its lock holds to the commit. */
+  idempotency: IdempotencyStore;
+  /** GET /stats. */
+  taskStats: TaskStatsReader;
+  /**
+   * What a database failure means to a caller: "unavailable" (connection lost, refused) or
+   * "storage_full" (disk full, read-only), both 503; undefined for any other error.
+   */
+  databaseFailureOf: (error: unknown) => "unavailable" | "storage_full" | undefined;
   tasks: TaskStore;
   /** The task API beyond create/get: control actions, lists, runs, events, task types. */
   taskControl: TaskControlStore;
@@ -43,6 +79,12 @@ export interface AppContext {
   /** Seals webhook credentials and signing secrets for storage (AES-256-GCM). */
   secrets: SecretBox;
   schedules: ScheduleStore;
+  subscriptions: SubscriptionStore;
+  /** Webhook attempts (one row each) and the events kept for them. */
+  deliveries: DeliveryStore;
+  alerts: AlertStore;
+  /** Makes one webhook attempt over the network (the guarded HTTP client). */
+  sendWebhook: WebhookSender;
   /** The queue the workers claim from and report to (Postgres in both runtimes). */
   taskQueue: PostgresTaskQueue;
   /** What plugins may use beyond their context (clean_logs prunes history through it). */
@@ -72,6 +114,12 @@ function databasePorts(db: Db, observer: Observer, config: Config) {
     tasks: new PostgresTaskStore(db, observer, { queueSignals }),
     taskControl: new PostgresTaskControlStore(db, queueSignals),
     schedules: new PostgresScheduleStore(db, observer),
+    auditLog: new PostgresAuditReader(db),
+    idempotency: new PostgresIdempotencyStore(db),
+    taskStats: new PostgresTaskStatsReader(db),
+    subscriptions: new PostgresSubscriptionStore(db),
+    deliveries: new PostgresDeliveryStore(db),
+    alerts: new PostgresAlertStore(db),
   } satisfies Partial<AppContext>;
 }
 
@@ -79,8 +127,24 @@ function databasePorts(db: Db, observer: Observer, config: Config) {
  * The same context with every database port on `db`: an Idempotency-Key request runs on a
  * TransactionBoundDb, and each store must join that transaction, not the pool.
  */
-export function withDb(app: AppContext, db: Db): AppContext {
+function withDb(app: AppContext, db: Db): AppContext {
   return { ...app, ...databasePorts(db, app.observer, app.config) };
+}
+
+/**
+ * Runs `fn` in one transaction, on a context whose database ports and audit all join it (an
+ * Idempotency-Key request: its change, its record and its audit row commit together or not at all).
+ */
+export function inTransaction<T>(app: AppContext, fn: (tx: AppContext) => Promise<T>): Promise<T> {
+  return app.db.transaction((client) => {
+    const bound = new TransactionBoundDb(client);
+    return fn({ ...withDb(app, bound), audit: new AuditAppender(bound) });
+  });
+}
+
+function databaseFailureOf(error: unknown): "unavailable" | "storage_full" | undefined {
+  if (isStorageFailure(error)) return "storage_full";
+  return isConnectionLoss(error) ? "unavailable" : undefined;
 }
 
 /** Wires the Postgres adapters; both runtimes and the tests build their context here. */
@@ -100,6 +164,8 @@ export function createAppContext(
     ...databasePorts(db, observer, config),
     observer,
     audit: new BatchingAuditWriter(db),
+    databaseFailureOf,
+    sendWebhook,
     plugins,
     // The key is loaded on first use, so a process that never touches a secret needs none.
     secrets: secretBox(() =>

@@ -1,4 +1,3 @@
-import { evaluateAlerts } from "../adapters/alerts/evaluate-alerts.js";
 import { coldStart } from "../adapters/aws/cloud-context.js";
 import { cloudOutboxSinks } from "../adapters/aws/cloud-outbox-sinks.js";
 import { LambdaObserver } from "../adapters/aws/lambda-observer.js";
@@ -6,10 +5,11 @@ import { lambdaHandler, lambdaTelemetry } from "../adapters/aws/lambda-telemetry
 import { pruneExpiredIdempotencyKeys } from "../adapters/postgres/idempotency-repository.js";
 import { readGaugeSnapshot } from "../adapters/postgres/metrics-repository.js";
 import { PostgresOutboxStore } from "../adapters/postgres/outbox-repository.js";
-import { runDueDeliveries } from "../adapters/webhooks/delivery-runner.js";
 import type { AppContext } from "../context.js";
+import { evaluateAlerts } from "../core/alerts/evaluate-alerts.js";
 import { type OutboxSink, relayOutboxBatch } from "../core/outbox/outbox.js";
 import { fireDueSchedules } from "../core/schedules/fire-schedule.js";
+import { runDueDeliveries } from "../core/webhooks/deliver-due.js";
 
 export interface ReaperReport {
   reaped: { requeued: number; failed: number; orphanRuns: number };

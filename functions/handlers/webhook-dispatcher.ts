@@ -1,11 +1,11 @@
 import type { Context, EventBridgeEvent, SQSBatchResponse, SQSEvent, SQSRecord } from "aws-lambda";
 import { coldStart } from "../adapters/aws/cloud-context.js";
 import { lambdaHandler } from "../adapters/aws/lambda-telemetry.js";
-import { type DispatchableEvent, fanOutEvent } from "../adapters/postgres/delivery-repository.js";
-import { readOutboxEvent } from "../adapters/postgres/outbox-repository.js";
-import { runDueDeliveries } from "../adapters/webhooks/delivery-runner.js";
 import type { AppContext } from "../context.js";
 import type { TmeEvent } from "../core/events/event.js";
+import { runDueDeliveries } from "../core/webhooks/deliver-due.js";
+import type { DispatchableEvent } from "../core/webhooks/delivery-store.js";
+import { fanOutDispatched } from "../core/webhooks/manage-deliveries.js";
 
 /** What the bus carries: EventBridge's envelope around a TmeEvent. */
 export type TmeBusEvent = EventBridgeEvent<string, TmeEvent>;
@@ -48,18 +48,6 @@ function parseRecord(record: SQSRecord): DispatchableEvent & { truncated: boolea
   };
 }
 
-/** The event to fan out: a reference (too large for the bus) is replaced by the stored event. */
-async function eventOf(app: AppContext, record: SQSRecord): Promise<DispatchableEvent> {
-  const { truncated, ...event } = parseRecord(record);
-  if (!truncated) return event;
-  const stored = await readOutboxEvent(app.db, event.id);
-  if (!stored) {
-    app.logger.warn({ event_id: event.id }, "event arrived as a reference and is not stored; sent as is");
-    return event;
-  }
-  return { ...event, data: stored.data };
-}
-
 /**
  * Fans each record's event out to the matching subscriptions (pending attempts in `deliveries`).
  * A record that fails is reported in batchItemFailures, so SQS retries that one only.
@@ -68,7 +56,8 @@ export async function dispatchRecords(app: AppContext, event: SQSEvent): Promise
   const batchItemFailures: SQSBatchResponse["batchItemFailures"] = [];
   for (const record of event.Records) {
     try {
-      const created = await fanOutEvent(app.db, await eventOf(app, record));
+      const { truncated, ...dispatched } = parseRecord(record);
+      const created = await fanOutDispatched(app, dispatched, truncated);
       app.logger.debug({ message_id: record.messageId, deliveries: created }, "event fanned out");
     } catch (error) {
       app.logger.error({ err: error, message_id: record.messageId }, "event could not be fanned out");

@@ -3,9 +3,7 @@ import middy from "@middy/core";
 import httpRouterHandler from "@middy/http-router";
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from "aws-lambda";
 import type { z } from "zod";
-import { appendAudit } from "../adapters/postgres/audit-repository.js";
-import { isConnectionLoss, isStorageFailure, TransactionBoundDb } from "../adapters/postgres/database.js";
-import { type AppContext, withDb } from "../context.js";
+import { type AppContext, inTransaction } from "../context.js";
 import { type AuditEntry, type AuditOutcome, GLOBAL_NAMESPACE } from "../core/audit/audit.js";
 import { effectiveNamespace, hashApiKey, type Principal, requireScope } from "../core/auth/api-keys.js";
 import { RequestLimits } from "../core/auth/rate-limit.js";
@@ -164,32 +162,19 @@ async function runIdempotent(
   req: ApiRequest,
   app: AppContext,
   key: string,
-  audit: (db: AppContext["db"] | undefined, response: ApiResponse) => Promise<void>,
+  audit: (tx: AppContext, response: ApiResponse) => Promise<void>,
 ): Promise<ApiResponse> {
   if (key.length > 255) {
     throw new ValidationFailed("Idempotency-Key is longer than 255 characters", [
       { path: "headers.idempotency-key", message: "at most 255 characters" },
     ]);
   }
-  const routeKey = `${route.method} ${route.path}`;
+  const scope = { namespace: req.namespace, route: `${route.method} ${route.path}`, key };
   const requestHash = createHash("sha256").update(canonicalJson(req.body)).digest("hex");
-  return app.db.transaction(async (tx) => {
-    // Postgres text cannot hold NUL, so the parts are joined as a JSON array (unambiguous too).
-    await tx.query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", [
-      JSON.stringify([req.namespace, routeKey, key]),
-    ]);
-    const { rows } = await tx.query<{
-      request_hash: string;
-      response_status: number;
-      response_body: unknown;
-    }>(
-      `SELECT request_hash, response_status, response_body FROM idempotency_keys
-       WHERE namespace = $1 AND route = $2 AND key = $3 AND created_at > now() - interval '24 hours'`,
-      [req.namespace, routeKey, key],
-    );
-    const previous = rows[0];
+  return inTransaction(app, async (tx) => {
+    const previous = await tx.idempotency.lockAndFind(scope);
     if (previous) {
-      if (previous.request_hash !== requestHash) {
+      if (previous.requestHash !== requestHash) {
         throw new Conflict(
           "idempotency_key_reused",
           "this Idempotency-Key was used with a different request body",
@@ -198,30 +183,20 @@ async function runIdempotent(
       }
       const replay = {
         status: 200,
-        body: previous.response_body,
+        body: previous.body,
         headers: { "Idempotent-Replayed": "true" },
       };
-      await audit(new TransactionBoundDb(tx), replay);
+      await audit(tx, replay);
       return replay;
     }
-    const bound = new TransactionBoundDb(tx);
-    const response = await route.handle(req, withDb(app, bound));
+    const response = await route.handle(req, tx);
     if (response.status >= 200 && response.status < 300) {
-      await tx.query(
-        `INSERT INTO idempotency_keys (namespace, route, key, request_hash, response_status, response_body)
-         VALUES ($1, $2, $3, $4, $5, $6)
-         ON CONFLICT (namespace, route, key) DO UPDATE SET request_hash = EXCLUDED.request_hash,
-           response_status = EXCLUDED.response_status, response_body = EXCLUDED.response_body, created_at = now()`,
-        [
-          req.namespace,
-          routeKey,
-          key,
-          requestHash,
-          response.status,
-          JSON.stringify(withoutSecrets(response.body, route.secretFields) ?? null),
-        ],
-      );
-      await audit(bound, response);
+      await tx.idempotency.record(scope, {
+        requestHash,
+        status: response.status,
+        body: withoutSecrets(response.body, route.secretFields),
+      });
+      await audit(tx, response);
     }
     return response;
   });
@@ -292,16 +267,10 @@ async function runRoute(
     status,
     details: code ? { error: code } : {},
   });
-  const audit = async (
-    db: AppContext["db"] | undefined,
-    outcome: AuditOutcome,
-    status: number,
-    code?: string,
-  ) => {
+  /** `on`: the context the row is written through (a transaction's joins it). */
+  const audit = async (on: AppContext, outcome: AuditOutcome, status: number, code?: string) => {
     if (!principal || (!mutating && outcome !== "forbidden")) return;
-    const entry = entryOf(principal, target, outcome, status, code);
-    if (db) await appendAudit(db, [entry]);
-    else await app.audit.append(entry);
+    await on.audit.append(entryOf(principal, target, outcome, status, code));
   };
 
   try {
@@ -341,33 +310,34 @@ async function runRoute(
     const idempotencyKey = headers["idempotency-key"];
     let response: ApiResponse;
     if (route.idempotent && idempotencyKey !== undefined) {
-      response = await runIdempotent(route, req, app, idempotencyKey, async (db, r) => {
+      response = await runIdempotent(route, req, app, idempotencyKey, async (tx, r) => {
         target = targetOf(req.params, r);
-        if (!r.audited) await audit(db, "ok", r.status);
+        if (!r.audited) await audit(tx, "ok", r.status);
       });
     } else {
       response = await route.handle(req, app);
       target = targetOf(req.params, response);
-      if (response.status < 400 && !response.audited) await audit(undefined, "ok", response.status);
+      if (response.status < 400 && !response.audited) await audit(app, "ok", response.status);
     }
     return withSecurityHeaders(toResult(response, requestId), route.scope !== "public");
   } catch (error) {
     const status = error instanceof TmeError ? error.status : 500;
     const code = error instanceof TmeError ? error.code : "internal_error";
     // The change did not happen; the row says who tried what and why it was refused.
-    await audit(undefined, error instanceof Forbidden ? "forbidden" : "failed", status, code).catch(
-      (auditError) => logger.error({ err: auditError }, "audit write failed"),
+    await audit(app, error instanceof Forbidden ? "forbidden" : "failed", status, code).catch((auditError) =>
+      logger.error({ err: auditError }, "audit write failed"),
     );
     throw error;
   }
 }
 
-function errorResponse(error: unknown, logger: Logger, requestId: string): Result {
+function errorResponse(app: AppContext, error: unknown, logger: Logger, requestId: string): Result {
   let tmeError: TmeError;
-  if (error instanceof DatabaseStorageFull || isStorageFailure(error)) {
+  const databaseFailure = app.databaseFailureOf(error);
+  if (databaseFailure === "storage_full") {
     // Reported once a minute by the database itself (runtime.ts); a line per request adds nothing.
     tmeError = error instanceof DatabaseStorageFull ? error : new DatabaseStorageFull(error);
-  } else if (error instanceof DatabaseUnavailable || isConnectionLoss(error)) {
+  } else if (databaseFailure === "unavailable") {
     const cause = ((error as Error).cause ?? error) as Error & { code?: string };
     // The reason on its own too: a TLS error carries its socket, which the serializer cannot print.
     logger.warn({ err: cause, reason: cause.message, code: cause.code }, "database unavailable");
@@ -444,7 +414,7 @@ export function createApiHandler(app: AppContext, routes: AnyRoute[]) {
           startedAt: Date.now(),
           headers: {},
         };
-        request.response = errorResponse(request.error, tme.logger, tme.requestId);
+        request.response = errorResponse(app, request.error, tme.logger, tme.requestId);
       },
     })
     .handler(router as unknown as (event: Event, context: Context) => Promise<Result>);
@@ -480,7 +450,7 @@ export function createApiHandler(app: AppContext, routes: AnyRoute[]) {
       });
       return { principal };
     } catch (error) {
-      return { response: errorResponse(error, app.logger.child({ request_id: requestId }), requestId) };
+      return { response: errorResponse(app, error, app.logger.child({ request_id: requestId }), requestId) };
     }
   };
   return Object.assign(handler, { authorize });

@@ -13,15 +13,17 @@ import { newId } from "../core/ids.js";
 import type { OutboxSink } from "../core/outbox/outbox.js";
 import { createHandler } from "../handlers/api.js";
 import { createLogger, type Logger } from "../logging/logger.js";
+import { alertEvaluatorService } from "./alert-evaluator-service.js";
 import { assertDataDirWritable } from "./data-dir.js";
 import { openDatabaseTarget } from "./database-target.js";
+import { deliveryWorkerService } from "./delivery-worker-service.js";
+import { localEventBusSink } from "./event-bus-sink.js";
 import { taskEventStream } from "./event-stream.js";
 import { type LocalHttpServer, startHttpServer } from "./http-server.js";
 import { localQueueSink, outboxRelayService } from "./outbox-relay-service.js";
 import { localSchedulerSink, schedulerService } from "./scheduler-service.js";
 import { securityMaintenance } from "./security-maintenance.js";
 import { startLocalTelemetry, startMetricsServer } from "./telemetry.js";
-import { alertEvaluatorService, deliveryWorkerService, localEventBusSink } from "./webhook-services.js";
 import { taskMaintenance, workerPool } from "./worker-pool.js";
 
 /** A loop the local runtime runs beside the HTTP server (workers, scheduler, outbox relay...). */

@@ -1,10 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { evaluateAlerts } from "../../functions/adapters/alerts/evaluate-alerts.js";
 import { sendWebhook } from "../../functions/adapters/http/webhook-sender.js";
 import { fanOutEvent } from "../../functions/adapters/postgres/delivery-repository.js";
-import { runDueDeliveries } from "../../functions/adapters/webhooks/delivery-runner.js";
+import { evaluateAlerts } from "../../functions/core/alerts/evaluate-alerts.js";
 import { newEvent } from "../../functions/core/events/event.js";
 import { createTask } from "../../functions/core/tasks/create-task.js";
+import { runDueDeliveries } from "../../functions/core/webhooks/deliver-due.js";
 import { startReceiver } from "../helpers/receiver.js";
 import { createTestApp, type TestApp } from "../helpers/test-app.js";
 

@@ -4,9 +4,10 @@ import { writeEvent } from "../../functions/adapters/postgres/event-writer.js";
 import type { AppContext } from "../../functions/context.js";
 import { newEvent } from "../../functions/core/events/event.js";
 import { createTask } from "../../functions/core/tasks/create-task.js";
+import { deliveryWorkerService } from "../../functions/local/delivery-worker-service.js";
+import { localEventBusSink } from "../../functions/local/event-bus-sink.js";
 import { localQueueSink, outboxRelayService } from "../../functions/local/outbox-relay-service.js";
 import type { BackgroundService } from "../../functions/local/runtime.js";
-import { deliveryWorkerService, localEventBusSink } from "../../functions/local/webhook-services.js";
 import { eventually, type Receiver, startReceiver } from "../helpers/receiver.js";
 import { createTestApp, type TestApp } from "../helpers/test-app.js";
 

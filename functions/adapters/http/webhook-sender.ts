@@ -3,20 +3,10 @@ import https from "node:https";
 import ipaddr from "ipaddr.js";
 import { isForbiddenAddress } from "../../core/net/address-policy.js";
 import type { AttemptResult } from "../../core/webhooks/deliver.js";
+import type { SendOptions } from "../../core/webhooks/webhook-sender.js";
 import { ForbiddenAddressError, guardedLookup } from "../net/guarded-lookup.js";
 
-export interface SendOptions {
-  url: string;
-  headers: Record<string, string>;
-  body: string;
-  /** The whole attempt: connect, send, and read the response, slow drips included. */
-  timeoutMs: number;
-  /** Bytes of response body read at most; the connection is closed after. */
-  maxResponseBytes: number;
-  allowPrivate: boolean;
-  /** Bytes of the body kept in the attempt record. */
-  snippetBytes?: number;
-}
+export type { SendOptions };
 
 /**
  * Makes one webhook attempt. Never follows redirects (a 3xx is just a failed attempt), reads at

@@ -1,39 +1,22 @@
 import type { AppConfig } from "../../config/schema.js";
-import type { AlertCondition, AlertRule, OpenAlert } from "../../core/alerts/alert.js";
+import {
+  type Alert,
+  type AlertCondition,
+  type AlertRule,
+  alertView,
+  type OpenAlert,
+} from "../../core/alerts/alert.js";
+import type { AlertListFilter, AlertStore } from "../../core/alerts/alert-store.js";
 import { newEvent } from "../../core/events/event.js";
 import { newId } from "../../core/ids.js";
 import type { Db, Queryable } from "./database.js";
 import { writeEvent } from "./event-writer.js";
 import { andKeysetBefore, type Keyset, type KeysetPage, keysetMicros, toKeysetPage } from "./keyset.js";
 
-export interface AlertRow {
-  id: string;
-  namespace: string;
-  rule: AlertRule;
-  subject: string;
-  status: "open" | "resolved";
-  message: string;
-  details: Record<string, unknown>;
-  raised_at: Date;
-  resolved_at: Date | null;
-}
+/** The stored alert (the core's Alert), by its table's name. */
+export type AlertRow = Alert;
 
 const COLUMNS = "id, namespace, rule, subject, status, message, details, raised_at, resolved_at";
-
-export function alertView(row: AlertRow) {
-  return {
-    id: row.id,
-    alert_id: row.id,
-    namespace: row.namespace,
-    rule: row.rule,
-    subject: row.subject,
-    status: row.status,
-    message: row.message,
-    details: row.details,
-    raised_at: row.raised_at.toISOString(),
-    resolved_at: row.resolved_at ? row.resolved_at.toISOString() : null,
-  };
-}
 
 /** A timestamp as the API writes them (ISO 8601 UTC, milliseconds), not Postgres's own text. */
 const iso = (column: string) => `to_char(${column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`;
@@ -214,4 +197,28 @@ export async function listAlerts(
     values,
   );
   return toKeysetPage(rows, options.limit);
+}
+
+export class PostgresAlertStore implements AlertStore {
+  constructor(private readonly db: Db) {}
+
+  holdingConditions(rule: AlertRule, config: AppConfig["alerts"], openSubjects: string[]) {
+    return holdingConditions(this.db, rule, config, openSubjects);
+  }
+
+  openAlerts(rule: AlertRule) {
+    return openAlerts(this.db, rule);
+  }
+
+  raise(condition: AlertCondition, now: Date) {
+    return raiseAlert(this.db, condition, now);
+  }
+
+  resolve(id: string, now: Date) {
+    return resolveAlert(this.db, id, now);
+  }
+
+  list(namespace: string, filter: AlertListFilter) {
+    return listAlerts(this.db, namespace, filter);
+  }
 }

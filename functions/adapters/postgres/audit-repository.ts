@@ -3,18 +3,30 @@ import { once } from "node:events";
 import { createWriteStream } from "node:fs";
 import {
   type AuditEntry,
+  type AuditFilter,
+  type AuditReader,
+  type AuditRow,
   type AuditSink,
   type AuditVerification,
   GLOBAL_NAMESPACE,
 } from "../../core/audit/audit.js";
 import type { Queryable } from "./database.js";
 import { GroupCommit } from "./group-commit.js";
-import { andKeysetBefore, type Keyset, type KeysetPage, keysetMicros, toKeysetPage } from "./keyset.js";
+import { andKeysetBefore, type KeysetPage, keysetMicros, toKeysetPage } from "./keyset.js";
 
 /** Appends entries in one statement: audit_append() chains them under the chain head's lock. */
 export async function appendAudit(db: Queryable, entries: AuditEntry[]): Promise<void> {
   if (entries.length === 0) return;
   await db.query("SELECT audit_append($1::jsonb)", [JSON.stringify(entries)]);
+}
+
+/** Audit rows written on `db` as they come: inside a transaction they commit with its change. */
+export class AuditAppender implements AuditSink {
+  constructor(private readonly db: Queryable) {}
+
+  append(entry: AuditEntry): Promise<void> {
+    return appendAudit(this.db, [entry]);
+  }
 }
 
 /**
@@ -39,28 +51,6 @@ export class BatchingAuditWriter implements AuditSink {
   append(entry: AuditEntry): Promise<void> {
     return this.commits.submit(entry);
   }
-}
-
-/** A stored entry: the entry as appended, with its place and hashes in the chain. */
-export interface AuditRow extends Omit<AuditEntry, "details"> {
-  id: string;
-  seq: number;
-  occurred_at: Date;
-  details: Record<string, unknown>;
-  prev_hash: string | null;
-  hash: string;
-}
-
-export interface AuditFilter {
-  namespace?: string;
-  actor?: string;
-  action?: string;
-  target?: string;
-  outcome?: string;
-  since?: Date;
-  until?: Date;
-  limit: number;
-  after?: Keyset;
 }
 
 const ROW_COLUMNS = `id::text AS id, seq, occurred_at, actor, actor_name, namespace, action, target,
@@ -95,6 +85,14 @@ export async function listAudit(db: Queryable, filter: AuditFilter): Promise<Key
     values,
   );
   return toKeysetPage(rows, filter.limit);
+}
+
+export class PostgresAuditReader implements AuditReader {
+  constructor(private readonly db: Queryable) {}
+
+  list(filter: AuditFilter): Promise<KeysetPage<AuditRow>> {
+    return listAudit(this.db, filter);
+  }
 }
 
 /** Rows read per query while verifying: memory stays flat however long the chain is. */

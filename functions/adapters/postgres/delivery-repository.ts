@@ -1,45 +1,33 @@
 import { newId } from "../../core/ids.js";
 import type { AttemptOutcome, AttemptResult } from "../../core/webhooks/deliver.js";
+import {
+  type ClaimedDelivery,
+  DELIVERY_STATUSES,
+  type Delivery,
+  type DeliveryListFilter,
+  type DeliveryStatus,
+  type DeliveryStore,
+  type DispatchableEvent,
+  type RedeliveryFilter,
+} from "../../core/webhooks/delivery-store.js";
 import type { WebhookPayload } from "../../core/webhooks/payload.js";
 import { orderKeyOf, subscriptionMatches } from "../../core/webhooks/subscription.js";
 import type { Db, Queryable } from "./database.js";
-import { andKeysetBefore, type Keyset, type KeysetPage, keysetMicros, toKeysetPage } from "./keyset.js";
-import type { SubscriptionRow } from "./subscription-repository.js";
+import { andKeysetBefore, type KeysetPage, keysetMicros, toKeysetPage } from "./keyset.js";
+import { readOutboxEvent } from "./outbox-repository.js";
 import { subscriptionsForEvent } from "./subscription-repository.js";
+import { traceContextOf } from "./task-repository.js";
 
 /** NOTIFY channel that wakes local delivery workers when an attempt becomes due. */
 export const DELIVERY_CHANNEL = "tme_delivery";
 
-export const DELIVERY_STATUSES = ["pending", "succeeded", "retrying", "failed", "given_up"] as const;
-export type DeliveryStatus = (typeof DELIVERY_STATUSES)[number];
-
-export interface DeliveryRow {
-  id: string;
-  namespace: string;
-  subscription_id: string;
-  event_id: string;
-  event_type: string;
-  attempt: number;
-  chain_attempt: number;
-  trigger: "event" | "retry" | "redeliver" | "test";
-  status: DeliveryStatus;
-  response_status: number | null;
-  latency_ms: number | null;
-  response_snippet: string | null;
-  error: string | null;
-  next_attempt_at: Date | null;
-  created_at: Date;
-  started_at: Date | null;
-  finished_at: Date | null;
-}
+/** A deliveries row (the core's Delivery), by its table's name. */
+export type DeliveryRow = Delivery;
+export type { ClaimedDelivery, DeliveryStatus, DispatchableEvent };
+export { DELIVERY_STATUSES };
 
 const COLUMNS = `id, namespace, subscription_id, event_id, event_type, attempt, chain_attempt, trigger, status,
   response_status, latency_ms, response_snippet, error, next_attempt_at, created_at, started_at, finished_at`;
-
-/** An event as the dispatcher receives it (the TmeEvent of the outbox). */
-export interface DispatchableEvent extends WebhookPayload {
-  namespace: string;
-}
 
 /**
  * Fans one event out: a pending first attempt for every matching subscription, and the event
@@ -85,27 +73,6 @@ async function storeEvent(tx: Queryable, event: DispatchableEvent): Promise<void
     [event.id, event.namespace, event.type, JSON.stringify(payload), event.occurred_at],
   );
 }
-
-/** Everything one attempt needs, read when it is claimed: the attempt, its event, its endpoint. */
-export type ClaimedDelivery = Pick<
-  DeliveryRow,
-  "id" | "namespace" | "subscription_id" | "event_id" | "event_type" | "attempt" | "chain_attempt" | "trigger"
-> &
-  Pick<
-    SubscriptionRow,
-    | "callback_url"
-    | "format"
-    | "auth_type"
-    | "auth_username"
-    | "auth_secret"
-    | "previous_secret"
-    | "previous_secret_expires_at"
-  > & {
-    chain_started_at: Date;
-    order_key: string | null;
-    occurred_at: Date;
-    payload: WebhookPayload;
-  };
 
 // Any constant: claims from all processes take turns on it, so per-endpoint counts are exact.
 const CLAIM_LOCK_KEY = 7_364_005;
@@ -302,7 +269,7 @@ export async function getDelivery(
 export async function listDeliveries(
   db: Queryable,
   subscriptionId: string,
-  options: { statuses?: DeliveryStatus[]; eventId?: string; limit: number; after?: Keyset },
+  options: DeliveryListFilter,
 ): Promise<KeysetPage<DeliveryRow>> {
   const statuses = options.statuses?.flatMap((s) => (s === "failed" ? ["failed", "given_up"] : [s]));
   const values: unknown[] = [subscriptionId, statuses ?? null, options.eventId ?? null];
@@ -352,7 +319,7 @@ export async function redeliver(
 export async function eventsToRedeliver(
   db: Queryable,
   subscriptionId: string,
-  filter: { statuses: DeliveryStatus[]; since?: Date; until?: Date; eventType?: string; limit: number },
+  filter: RedeliveryFilter,
 ): Promise<string[]> {
   const { rows } = await db.query<{ event_id: string }>(
     `SELECT event_id FROM (
@@ -371,4 +338,59 @@ export async function eventsToRedeliver(
     ],
   );
   return rows.map((r) => r.event_id);
+}
+
+export class PostgresDeliveryStore implements DeliveryStore {
+  constructor(private readonly db: Db) {}
+
+  fanOut(event: DispatchableEvent) {
+    return fanOutEvent(this.db, event);
+  }
+
+  storedEvent(eventId: string) {
+    return readOutboxEvent(this.db, eventId);
+  }
+
+  claimDue(options: { workerId: string; limit: number; perEndpoint: number; claimSeconds: number }) {
+    return claimDueDeliveries(this.db, options);
+  }
+
+  nextDueAt() {
+    return nextDueAt(this.db);
+  }
+
+  record(
+    claimed: ClaimedDelivery,
+    workerId: string,
+    result: AttemptResult,
+    outcome: AttemptOutcome,
+    options: { disableAfterMs: number },
+  ) {
+    return recordAttempt(this.db, claimed, workerId, result, outcome, options);
+  }
+
+  async claimTestPing(namespace: string, subscriptionId: string, event: DispatchableEvent, workerId: string) {
+    const id = await insertTestDelivery(this.db, namespace, subscriptionId, event, workerId);
+    return (await loadClaimed(this.db, id))!;
+  }
+
+  get(namespace: string, id: string) {
+    return getDelivery(this.db, namespace, id);
+  }
+
+  list(subscriptionId: string, filter: DeliveryListFilter) {
+    return listDeliveries(this.db, subscriptionId, filter);
+  }
+
+  eventsToRedeliver(subscriptionId: string, filter: RedeliveryFilter) {
+    return eventsToRedeliver(this.db, subscriptionId, filter);
+  }
+
+  redeliver(namespace: string, subscriptionId: string, eventIds: string[]) {
+    return redeliver(this.db, namespace, subscriptionId, eventIds);
+  }
+
+  traceContextOf(taskId: string) {
+    return traceContextOf(this.db, taskId);
+  }
 }

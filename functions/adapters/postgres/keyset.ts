@@ -1,18 +1,7 @@
-/**
- * Keyset pages over (timestamp DESC, id DESC). The cursor keeps the timestamp in microseconds,
- * Postgres's own precision: a JS Date would round it to milliseconds, and every row created in
- * the same millisecond as a page's last row, after it in the order, would be skipped.
- */
-export interface Keyset {
-  micros: number;
-  id: string;
-}
+import type { Keyset, KeysetPage } from "../../core/paging.js";
 
-export interface KeysetPage<T> {
-  rows: T[];
-  /** Where the next page starts; absent on the last page. */
-  next?: Keyset;
-}
+/** The SQL half of keyset paging (the types are the ports' own, in core/paging.ts). */
+export type { Keyset, KeysetPage };
 
 /** The select-list expression that reads a row's keyset timestamp in microseconds. */
 export function keysetMicros(column: string): string {

@@ -1,16 +1,5 @@
+import type { TaskStats, TaskStatsReader } from "../../core/tasks/task-stats.js";
 import type { Queryable } from "./database.js";
-
-export interface TaskStats {
-  namespace: string;
-  generated_at: string;
-  counts: Record<string, number>;
-  /** One entry per minute of the last hour that had a finish, oldest first. */
-  finished_per_minute: Array<{ minute: string; succeeded: number; failed: number; cancelled: number }>;
-  /** Failed and timed-out tasks over all that ended (cancelled aside) in the last hour; null: none ended. */
-  failure_rate_last_hour: number | null;
-  queue_depth: number;
-  oldest_queued_age_seconds: number | null;
-}
 
 /**
  * Counts by status read tasks_status_idx (namespace, status, ...) index-only. Throughput comes
@@ -70,4 +59,12 @@ export async function readTaskStats(db: Queryable, namespace: string, now: Date)
     queue_depth: queueDepth,
     oldest_queued_age_seconds: oldest,
   };
+}
+
+export class PostgresTaskStatsReader implements TaskStatsReader {
+  constructor(private readonly db: Queryable) {}
+
+  read(namespace: string, now: Date): Promise<TaskStats> {
+    return readTaskStats(this.db, namespace, now);
+  }
 }

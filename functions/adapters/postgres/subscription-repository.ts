@@ -1,46 +1,19 @@
-import type { SubscriptionFilter } from "../../core/webhooks/subscription.js";
-import type { Queryable } from "./database.js";
+import type { Keyset as PageStart } from "../../core/paging.js";
+import type {
+  NewSubscription,
+  Subscription,
+  SubscriptionChanges,
+  SubscriptionStore,
+} from "../../core/webhooks/subscription-store.js";
+import type { Db, Queryable } from "./database.js";
 import { andKeysetBefore, type Keyset, type KeysetPage, keysetMicros, toKeysetPage } from "./keyset.js";
 
-/** A subscriptions row as stored (secrets still sealed). */
-export interface SubscriptionRow {
-  id: string;
-  namespace: string;
-  event_types: string[];
-  callback_url: string;
-  format: "json" | "xml";
-  auth_type: "none" | "bearer" | "basic" | "hmac";
-  auth_username: string | null;
-  auth_secret: string | null;
-  previous_secret: string | null;
-  previous_secret_expires_at: Date | null;
-  filter: SubscriptionFilter;
-  enabled: boolean;
-  disabled_reason: string | null;
-  disabled_cause: "manual" | "gone" | "failing" | null;
-  disabled_at: Date | null;
-  failing_since: Date | null;
-  created_at: Date;
-  updated_at: Date;
-}
+/** A subscriptions row as stored (the core's Subscription, secrets still sealed). */
+export type SubscriptionRow = Subscription;
 
 const COLUMNS = `id, namespace, event_types, callback_url, format, auth_type, auth_username, auth_secret,
   previous_secret, previous_secret_expires_at, filter, enabled, disabled_reason, disabled_cause, disabled_at,
   failing_since, created_at, updated_at`;
-
-export type NewSubscription = Pick<
-  SubscriptionRow,
-  | "id"
-  | "namespace"
-  | "event_types"
-  | "callback_url"
-  | "format"
-  | "auth_type"
-  | "auth_username"
-  | "auth_secret"
-  | "filter"
-  | "enabled"
->;
 
 export async function insertSubscription(db: Queryable, sub: NewSubscription): Promise<SubscriptionRow> {
   const { rows } = await db.query<SubscriptionRow>(
@@ -96,26 +69,6 @@ export async function listSubscriptions(
   );
   return toKeysetPage(rows, page.limit);
 }
-
-export type SubscriptionChanges = Partial<
-  Pick<
-    SubscriptionRow,
-    | "event_types"
-    | "callback_url"
-    | "format"
-    | "auth_type"
-    | "auth_username"
-    | "auth_secret"
-    | "previous_secret"
-    | "previous_secret_expires_at"
-    | "filter"
-    | "enabled"
-    | "disabled_reason"
-    | "disabled_cause"
-    | "disabled_at"
-    | "failing_since"
-  >
->;
 
 export async function updateSubscription(
   db: Queryable,
@@ -178,4 +131,34 @@ export async function subscriptionsForEvent(
     [namespace, type],
   );
   return rows;
+}
+
+export type { NewSubscription, SubscriptionChanges };
+
+export class PostgresSubscriptionStore implements SubscriptionStore {
+  constructor(private readonly db: Db) {}
+
+  insert(subscription: NewSubscription) {
+    return insertSubscription(this.db, subscription);
+  }
+
+  get(namespace: string, id: string) {
+    return getSubscription(this.db, namespace, id);
+  }
+
+  list(namespace: string, page: { limit: number; after?: PageStart }) {
+    return listSubscriptions(this.db, namespace, page);
+  }
+
+  modify(namespace: string, id: string, plan: (current: Subscription) => Promise<SubscriptionChanges>) {
+    return this.db.transaction(async (tx) => {
+      const current = await getSubscription(tx, namespace, id, { forUpdate: true });
+      if (!current) return undefined;
+      return updateSubscription(tx, namespace, id, await plan(current));
+    });
+  }
+
+  delete(namespace: string, id: string) {
+    return this.db.transaction((tx) => deleteSubscription(tx, namespace, id));
+  }
 }

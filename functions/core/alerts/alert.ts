@@ -63,3 +63,32 @@ export function enabledRules(config: AppConfig["alerts"]): AlertRule[] {
   };
   return ALERT_RULES.filter((rule) => on[rule]);
 }
+
+/** An alert as stored: open while its condition holds, resolved once it clears. */
+export interface Alert {
+  id: string;
+  namespace: string;
+  rule: AlertRule;
+  subject: string;
+  status: "open" | "resolved";
+  message: string;
+  details: Record<string, unknown>;
+  raised_at: Date;
+  resolved_at: Date | null;
+}
+
+/** An alert as the API shows it and as alert.raised / alert.resolved events carry it. */
+export function alertView(alert: Alert) {
+  return {
+    id: alert.id,
+    alert_id: alert.id,
+    namespace: alert.namespace,
+    rule: alert.rule,
+    subject: alert.subject,
+    status: alert.status,
+    message: alert.message,
+    details: alert.details,
+    raised_at: alert.raised_at.toISOString(),
+    resolved_at: alert.resolved_at ? alert.resolved_at.toISOString() : null,
+  };
+}

@@ -1,3 +1,5 @@
+import type { Keyset, KeysetPage } from "../paging.js";
+
 /**
  * The audit log: one entry per changing call and per refused authentication. Entries are
  * appended to a hash chain (see migrations/0036_audit_chain.sql); nothing here knows how.
@@ -27,6 +29,34 @@ export interface AuditEntry {
 /** Port: appends entries to the chain, durably, before it resolves. */
 export interface AuditSink {
   append(entry: AuditEntry): Promise<void>;
+}
+
+/** A stored entry: the entry as appended, with its place and hashes in the chain. */
+export interface AuditRow extends Omit<AuditEntry, "details"> {
+  id: string;
+  seq: number;
+  occurred_at: Date;
+  details: Record<string, unknown>;
+  prev_hash: string | null;
+  hash: string;
+}
+
+export interface AuditFilter {
+  namespace?: string;
+  actor?: string;
+  /** Exact, or a prefix such as "task.*". */
+  action?: string;
+  target?: string;
+  outcome?: string;
+  since?: Date;
+  until?: Date;
+  limit: number;
+  after?: Keyset;
+}
+
+/** Port: reads the chain, newest first (GET /audit). */
+export interface AuditReader {
+  list(filter: AuditFilter): Promise<KeysetPage<AuditRow>>;
 }
 
 /** What `tme audit verify` and the tests read: the first row that breaks the chain, if any. */

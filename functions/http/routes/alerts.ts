@@ -1,6 +1,6 @@
 import * as z from "zod";
-import { alertView, listAlerts } from "../../adapters/postgres/alert-repository.js";
-import { ALERT_RULES } from "../../core/alerts/alert.js";
+import { ALERT_RULES, alertView } from "../../core/alerts/alert.js";
+import { listAlerts } from "../../core/alerts/evaluate-alerts.js";
 import { defineRoute } from "../route.js";
 import { decodeKeysetCursor, nextCursorHeader } from "./keyset-cursor.js";
 
@@ -46,10 +46,10 @@ export const alertRoutes = [
       },
     },
     async handle(req, app) {
-      const page = await listAlerts(app.db, req.namespace, {
+      const page = await listAlerts(app, req.namespace, {
         status: req.query.status,
         rule: req.query.rule,
-        resolvedSince: new Date(app.now().getTime() - req.query.resolved_within_hours * 3_600_000),
+        resolvedWithinHours: req.query.resolved_within_hours,
         limit: req.query.limit,
         after: decodeKeysetCursor(req.query.cursor),
       });

@@ -1,5 +1,5 @@
 import * as z from "zod";
-import { type AuditRow, listAudit } from "../../adapters/postgres/audit-repository.js";
+import type { AuditRow } from "../../core/audit/audit.js";
 import { ErrorBodySchema } from "../openapi.js";
 import { defineRoute } from "../route.js";
 import { decodeKeysetCursor, nextCursorHeader } from "./keyset-cursor.js";
@@ -57,7 +57,7 @@ export const auditRoutes = [
     },
     async handle(req, app) {
       const q = req.query;
-      const page = await listAudit(app.db, {
+      const page = await app.auditLog.list({
         namespace: req.requestedNamespace,
         actor: q.actor,
         action: q.action,

@@ -1,5 +1,4 @@
 import * as z from "zod";
-import { readTaskStats } from "../../adapters/postgres/stats-repository.js";
 import { SCOPES } from "../../core/auth/api-keys.js";
 import { TmeError } from "../../core/errors.js";
 import { defineRoute } from "../route.js";
@@ -68,7 +67,7 @@ export const dashboardRoutes = [
       responses: { 200: { description: "Figures", schema: TaskStatsSchema } },
     },
     async handle(req, app) {
-      return { status: 200, body: await readTaskStats(app.db, req.namespace, app.now()) };
+      return { status: 200, body: await app.taskStats.read(req.namespace, app.now()) };
     },
   }),
   defineRoute({

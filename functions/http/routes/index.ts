@@ -3,10 +3,11 @@ import { alertRoutes } from "./alerts.js";
 import { auditRoutes } from "./audit.js";
 import { dashboardRoutes } from "./dashboard.js";
 import { dashboardFileRoutes } from "./dashboard-files.js";
-import { eventRoutes } from "./events.js";
+import { deliveryRoutes } from "./deliveries.js";
 import { keyRoutes } from "./keys.js";
 import { metricsRoute } from "./metrics.js";
 import { scheduleRoutes } from "./schedules.js";
+import { subscriptionRoutes } from "./subscriptions.js";
 import { documentationRoutes, healthRoute } from "./system.js";
 import { taskTypeRoutes } from "./task-types.js";
 import { taskRoutes } from "./tasks.js";
@@ -21,7 +22,8 @@ export const routes: AnyRoute[] = [
   ...taskRoutes,
   ...taskTypeRoutes,
   ...scheduleRoutes,
-  ...eventRoutes,
+  ...subscriptionRoutes,
+  ...deliveryRoutes,
   ...alertRoutes,
   ...keyRoutes,
   ...auditRoutes,

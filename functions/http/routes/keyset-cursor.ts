@@ -1,5 +1,5 @@
 import * as z from "zod";
-import type { Keyset } from "../../adapters/postgres/keyset.js";
+import type { Keyset } from "../../core/paging.js";
 import { decodeCursor, encodeCursor } from "../cursor.js";
 
 /** A keyset cursor as it travels: [timestamp in microseconds, id]. */

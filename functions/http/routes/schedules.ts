@@ -157,7 +157,7 @@ const TriggerResult = z.object({
 const notFound = { description: "No such schedule in this namespace", schema: ErrorBodySchema };
 
 function store(app: AppContext) {
-  // Inside an Idempotency-Key request app is rebound (withDb), so this joins its transaction.
+  // Inside an Idempotency-Key request app is rebound (inTransaction), so this joins its transaction.
   return app.schedules;
 }
 

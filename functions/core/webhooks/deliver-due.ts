@@ -1,58 +1,24 @@
 import { hostname } from "node:os";
-import type { AppContext } from "../../context.js";
-import type { SecretBox } from "../../core/crypto/secret-box.js";
-import { newId } from "../../core/ids.js";
-import {
-  type AttemptOutcome,
-  type AttemptResult,
-  buildWebhookRequest,
-  type EndpointAuth,
-  judgeAttempt,
-} from "../../core/webhooks/deliver.js";
-import { type SendOptions, sendWebhook } from "../http/webhook-sender.js";
-import {
-  type ClaimedDelivery,
-  claimDueDeliveries,
-  DELIVERY_CHANNEL,
-  recordAttempt,
-} from "../postgres/delivery-repository.js";
-import { traceContextOf } from "../postgres/task-repository.js";
+import type { AppConfig } from "../../config/schema.js";
+import type { Logger } from "../../logging/logger.js";
+import type { SecretBox } from "../crypto/secret-box.js";
+import { newId } from "../ids.js";
+import type { Observer } from "../observability/observer.js";
+import { type AttemptOutcome, type AttemptResult, buildWebhookRequest, judgeAttempt } from "./deliver.js";
+import type { ClaimedDelivery, DeliveryStore } from "./delivery-store.js";
+import { openAuth } from "./manage-subscriptions.js";
+import type { WebhookSender } from "./webhook-sender.js";
 
-/** Sealed credentials of a subscription: what auth_secret holds, as JSON, per auth type. */
-export interface SealedAuth {
-  token?: string;
-  password?: string;
-  secret?: string;
+/** What making attempts needs (an AppContext has it all). */
+export interface DeliveryServices {
+  deliveries: DeliveryStore;
+  secrets: SecretBox;
+  sendWebhook: WebhookSender;
+  observer: Observer;
+  config: { app: AppConfig };
+  now: () => Date;
+  logger: Logger;
 }
-
-export async function openAuth(
-  secrets: SecretBox,
-  row: Pick<
-    ClaimedDelivery,
-    "auth_type" | "auth_username" | "auth_secret" | "previous_secret" | "previous_secret_expires_at"
-  >,
-  now: Date,
-): Promise<EndpointAuth> {
-  const sealed: SealedAuth = row.auth_secret ? JSON.parse(await secrets.open(row.auth_secret)) : {};
-  switch (row.auth_type) {
-    case "bearer":
-      return { type: "bearer", token: sealed.token };
-    case "basic":
-      return { type: "basic", username: row.auth_username ?? "", password: sealed.password ?? "" };
-    case "hmac": {
-      const signingSecrets = sealed.secret ? [sealed.secret] : [];
-      if (row.previous_secret && row.previous_secret_expires_at && row.previous_secret_expires_at > now) {
-        const previous = JSON.parse(await secrets.open(row.previous_secret)) as SealedAuth;
-        if (previous.secret) signingSecrets.push(previous.secret);
-      }
-      return { type: "hmac", signingSecrets };
-    }
-    default:
-      return { type: "none" };
-  }
-}
-
-export type Sender = (options: SendOptions) => Promise<AttemptResult>;
 
 /** A stable name for this process's claims, in logs and in deliveries.claimed_by. */
 export function deliveryWorkerId(): string {
@@ -61,14 +27,14 @@ export function deliveryWorkerId(): string {
 
 /** Makes one claimed attempt and records it. Never throws for the endpoint's faults. */
 export async function performAttempt(
-  app: AppContext,
+  app: DeliveryServices,
   claimed: ClaimedDelivery,
   workerId: string,
-  send: Sender = sendWebhook,
+  send: WebhookSender = app.sendWebhook,
 ): Promise<{ result: AttemptResult; outcome: AttemptOutcome }> {
   const taskId = taskIdOf(claimed.payload.data);
   const traceContext =
-    app.observer.tracing && taskId ? await traceContextOf(app.db, taskId).catch(() => null) : null;
+    app.observer.tracing && taskId ? await app.deliveries.traceContextOf(taskId).catch(() => null) : null;
   return app.observer.delivery(
     {
       deliveryId: claimed.id,
@@ -97,10 +63,10 @@ function taskIdOf(data: Record<string, unknown>): string | null {
 }
 
 async function attemptOnce(
-  app: AppContext,
+  app: DeliveryServices,
   claimed: ClaimedDelivery,
   workerId: string,
-  send: Sender,
+  send: WebhookSender,
   traceHeaders: Record<string, string>,
 ): Promise<{ result: AttemptResult; outcome: AttemptOutcome }> {
   const settings = app.config.app.webhooks;
@@ -136,7 +102,7 @@ async function attemptOnce(
     chainStartedAt: claimed.chain_started_at,
     retries: claimed.trigger !== "test",
   });
-  const recorded = await recordAttempt(app.db, claimed, workerId, result, outcome, {
+  const recorded = await app.deliveries.record(claimed, workerId, result, outcome, {
     disableAfterMs: app.config.app.alerts.endpoint_failing_hours * 3_600_000,
   });
   const log = {
@@ -171,9 +137,9 @@ export class DeliveryPool {
   private closed = false;
 
   constructor(
-    private readonly app: AppContext,
+    private readonly app: DeliveryServices,
     readonly workerId: string,
-    private readonly send: Sender = sendWebhook,
+    private readonly send: WebhookSender = app.sendWebhook,
     private readonly onSettled: () => void = () => {},
   ) {}
 
@@ -205,7 +171,7 @@ export class DeliveryPool {
     const settings = this.app.config.app.webhooks;
     const free = settings.max_in_flight - this.inFlight.size;
     if (free <= 0) return 0;
-    const claimed = await claimDueDeliveries(this.app.db, {
+    const claimed = await this.app.deliveries.claimDue({
       workerId: this.workerId,
       limit: free,
       perEndpoint: settings.per_endpoint_concurrency,
@@ -237,8 +203,8 @@ export class DeliveryPool {
  * retries that fall due later).
  */
 export async function runDueDeliveries(
-  app: AppContext,
-  options: { budgetMs: number; workerId?: string; send?: Sender },
+  app: DeliveryServices,
+  options: { budgetMs: number; workerId?: string; send?: WebhookSender },
 ): Promise<{ attempts: number }> {
   const stopClaimingAt = Date.now() + options.budgetMs - app.config.app.webhooks.timeout_seconds * 1000;
   let attempts = 0;
@@ -265,5 +231,3 @@ export async function runDueDeliveries(
   await pool.drain();
   return { attempts };
 }
-
-export { DELIVERY_CHANNEL };

@@ -1,0 +1,51 @@
+import { DELIVERY_CHANNEL } from "../adapters/postgres/delivery-repository.js";
+import { PostgresListener } from "../adapters/postgres/listener.js";
+import type { AppContext } from "../context.js";
+import { DeliveryPool, deliveryWorkerId } from "../core/webhooks/deliver-due.js";
+import type { WebhookSender } from "../core/webhooks/webhook-sender.js";
+import type { BackgroundService } from "./runtime.js";
+
+/**
+ * Makes webhook attempts in the local runtime: woken by NOTIFY when attempts are queued, by a
+ * timer at the next retry's due time, and every second regardless; on stop it lets the attempts
+ * in flight finish (each within its deadline). Several processes share the work through claims.
+ */
+export function deliveryWorkerService(app: AppContext, send?: WebhookSender): BackgroundService {
+  const listener = new PostgresListener(app.databaseUrl, app.logger);
+  let timer: NodeJS.Timeout | undefined;
+  let poll: NodeJS.Timeout | undefined;
+  let stopped = false;
+  let pool: DeliveryPool;
+
+  const scheduleNextDue = async () => {
+    const due = await app.deliveries.nextDueAt();
+    if (!due || stopped) return;
+    clearTimeout(timer);
+    timer = setTimeout(wake, Math.min(Math.max(due.getTime() - Date.now(), 10), 1000));
+  };
+  const wake = () => {
+    if (stopped) return;
+    pool
+      .fill()
+      .then(scheduleNextDue)
+      .catch((error) => app.logger.error({ err: error }, "delivery worker"));
+  };
+
+  return {
+    name: "webhook-deliveries",
+    async start() {
+      pool = new DeliveryPool(app, deliveryWorkerId(), send, wake);
+      listener.on(DELIVERY_CHANNEL, wake).onReconnect(wake);
+      await listener.start();
+      poll = setInterval(wake, 1000);
+      wake();
+    },
+    async stop() {
+      stopped = true;
+      clearInterval(poll);
+      clearTimeout(timer);
+      await listener.stop();
+      await pool.drain();
+    },
+  };
+}
