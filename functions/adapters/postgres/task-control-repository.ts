@@ -384,6 +384,9 @@ export class PostgresTaskControlStore implements TaskControlStore {
               [namespace, name, QUEUE_DISPATCH],
             )
           : { rowCount: 1 };
+      // Always one wake-up, even with nothing queued: a pool that saw the type paused passes over
+      // wake-ups about that type's new tasks until a claim of its own finds it resumed.
+      await tx.query("SELECT pg_notify($1, '')", [TASK_QUEUED_CHANNEL]);
       if (signalled) {
         // Wake-ups, not the work list: a few task ids are enough to get idle workers claiming.
         await tx.query(
