@@ -110,21 +110,30 @@ export async function deleteSubscription(db: Queryable, namespace: string, id: s
 }
 
 /**
- * Candidates for a batch of events, in one query: enabled, in one of their namespaces, with a
- * pattern that could match one of their types. The caller matches each event to its own.
+ * A subscription (aliased `s`) that may want an event, as an SQL condition (`namespace` and
+ * `type` are SQL expressions): enabled, in the event's namespace, with a pattern that could match
+ * its type (the type itself, its family `task.*`, or `*`). Its filter is checked afterwards, in
+ * TypeScript (subscriptionMatches).
+ */
+export function mayWantEvent(namespace: string, type: string): string {
+  return `s.namespace = ${namespace} AND s.enabled AND s.deleted_at IS NULL
+    AND s.event_types && ARRAY[${type}, split_part(${type}, '.', 1) || '.*', '*']`;
+}
+
+/**
+ * Candidates for a batch of events, in one query: the subscriptions that may want one of them
+ * (mayWantEvent). The caller matches each event to its own (namespace, then filter).
  */
 export async function subscriptionsForEvents(
   db: Queryable,
   events: ReadonlyArray<{ namespace: string; type: string }>,
 ): Promise<Array<Pick<SubscriptionRow, "id" | "namespace" | "event_types" | "filter">>> {
   if (events.length === 0) return [];
-  const namespaces = [...new Set(events.map((e) => e.namespace))];
-  const patterns = new Set<string>(["*"]);
-  for (const { type } of events) patterns.add(type).add(`${type.split(".")[0]}.*`);
   const { rows } = await db.query<Pick<SubscriptionRow, "id" | "namespace" | "event_types" | "filter">>(
-    `SELECT id, namespace, event_types, filter FROM subscriptions
-     WHERE namespace = ANY($1::text[]) AND enabled AND deleted_at IS NULL AND event_types && $2::text[]`,
-    [namespaces, [...patterns]],
+    `SELECT s.id, s.namespace, s.event_types, s.filter FROM subscriptions s
+     WHERE EXISTS (SELECT 1 FROM unnest($1::text[], $2::text[]) AS e(namespace, type)
+                   WHERE ${mayWantEvent("e.namespace", "e.type")})`,
+    [events.map((e) => e.namespace), events.map((e) => e.type)],
   );
   return rows;
 }
