@@ -9,7 +9,7 @@ import {
 import type { Queryable } from "../database.js";
 import { writeTaskEvents } from "../event-writer.js";
 import { TASK_COLUMNS } from "../task-repository.js";
-import { CLAIM_ORDER, CLAIMABLE, openRunsByName, typeLockKey } from "./queue-sql.js";
+import { ATTEMPT_LEFT, CLAIM_ORDER, CLAIMABLE, openRunsByName, typeLockKey } from "./queue-sql.js";
 
 /** The per-type concurrency limit of a task name (task_plugins.yaml `concurrency`), if any. */
 export type LimitOf = (name: string) => number | undefined;
@@ -195,7 +195,7 @@ export async function claimOne(
     due: boolean;
     paused: boolean;
   }>(
-    `SELECT t.name, t.status, t.attempt, t.attempt - t.infra_retries >= t.max_attempts AS spent, t.run_at <= now() AS due,
+    `SELECT t.name, t.status, t.attempt, NOT (${ATTEMPT_LEFT}) AS spent, t.run_at <= now() AS due,
        EXISTS (SELECT 1 FROM task_type_pauses p WHERE p.namespace = t.namespace AND p.name = t.name) AS paused
      FROM tasks t WHERE t.id = $1 FOR UPDATE`,
     [taskId],
