@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import type { SQSBatchResponse, SQSEvent, SQSRecord } from "aws-lambda";
 import { lazyEntry } from "../adapters/aws/lazy-entry.js";
-import { environmentSecrets, type SecretReader } from "../adapters/secrets.js";
+import { environmentSecrets, type SecretReader } from "../adapters/secrets/secret-readers.js";
 import type { AppContext } from "../context.js";
 import type { QueueDispatch } from "../core/events/event.js";
 import type { AttemptLease } from "../core/plugins/plugin.js";

@@ -8,7 +8,7 @@ import { mockClient } from "aws-sdk-client-mock";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
 import { secretsManagerSecrets } from "../../functions/adapters/aws/secrets-manager-secrets.js";
-import { environmentSecrets } from "../../functions/adapters/secrets.js";
+import { environmentSecrets } from "../../functions/adapters/secrets/secret-readers.js";
 import { definePlugin } from "../../functions/core/plugins/plugin.js";
 import { createWorkerHandler } from "../../functions/handlers/worker.js";
 import { createEngineHarness, type EngineHarness } from "../helpers/engine.js";

@@ -1,9 +1,9 @@
 import { GetSecretValueCommand, SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
-import { checkSecretName, SecretNotFound, type SecretReader } from "../secrets.js";
+import { checkSecretName, SecretNotFound, type SecretReader } from "../secrets/secret-readers.js";
 
 /**
  * Cloud: Secrets Manager, secret id = prefix + name (e.g. "tme/tasks/" + "db_password"). Apart
- * from environmentSecrets (secrets.ts), so that the local runtime does not load the SDK.
+ * from environmentSecrets (secrets/secret-readers.ts), so that the local runtime does not load the SDK.
  */
 export function secretsManagerSecrets(prefix: string, client = new SecretsManagerClient({})): SecretReader {
   return async (name) => {

@@ -1,6 +1,8 @@
+import { InternalError } from "../../core/errors.js";
+
 export type SecretReader = (name: string) => Promise<string>;
 
-export class SecretNotFound extends Error {
+export class SecretNotFound extends InternalError {
   override name = "SecretNotFound";
 }
 
