@@ -44,7 +44,7 @@ import type { Logger } from "./logging/logger.js";
 
 /**
  * Everything a handler needs, built once per process: by the local runtime
- * (functions/local/runtime.ts) or at a Lambda's cold start (functions/adapters/aws/cloud-context.ts).
+ * (functions/local/runtime.ts) or at a Lambda's cold start (functions/cloud/runtime.ts).
  * Handlers receive it; they never build their own connections.
  */
 export interface AppContext {
