@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
-import net from "node:net";
+import { freePort } from "../../functions/local/free-port.js";
 import { waitFor } from "./wait.js";
 
 /** moto's server (the AWS APIs, offline) is installed in this machine's Python. */
@@ -21,14 +21,6 @@ export interface Moto {
   region: string;
   account: string;
   stop(): Promise<void>;
-}
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
 }
 
 /** A moto server of the caller's own on a free port, answering before this resolves. */
