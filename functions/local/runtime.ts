@@ -4,6 +4,7 @@ import type { SpanExporter } from "@opentelemetry/sdk-trace-base";
 import { resolveIsolation } from "../../plugins/shell-sandbox.js";
 import { PluginRegistry } from "../adapters/plugins/plugin-registry.js";
 import { Database } from "../adapters/postgres/database.js";
+import { eventSessionSettings } from "../adapters/postgres/event-writer.js";
 import { migrate } from "../adapters/postgres/migrator.js";
 import type { Config } from "../config/schema.js";
 import { type AppContext, createAppContext } from "../context.js";
@@ -109,6 +110,7 @@ export async function startLocalRuntime(options: StartOptions): Promise<RunningT
       connectionTimeoutMillis: config.db.pool.connection_timeout_ms,
       // Well inside a lease: a frozen TME's locks are gone before its tasks' leases run out.
       idleInTransactionTimeoutMillis: Math.min(10_000, config.app.worker.lease_seconds * 500),
+      settings: eventSessionSettings("local"),
       onConnectionError: (error) => logger.warn({ err: error.message }, "database connection lost"),
       onStorageFailure: (message) =>
         logger.error(

@@ -4,7 +4,7 @@ import { PostgresListener } from "../adapters/postgres/listener.js";
 import type { AppContext } from "../context.js";
 import { RunningAttempts } from "../core/tasks/run-attempt.js";
 import type { Task } from "../core/tasks/task.js";
-import { type ClaimedBatch, leaseOf } from "../core/tasks/task-queue.js";
+import { type ClaimedBatch, leaseOf, typeKey } from "../core/tasks/task-queue.js";
 import {
   createWorkerHandler,
   defaultWorkerId,
@@ -172,6 +172,8 @@ export function workerPool(
   let wakes = 0;
   let exhaustedAt = -1;
   const claims = new Set<Promise<void>>();
+  /** The types paused when a claim last found less than it asked for (see onlyPausedTypes). */
+  let pausedTypes = new Set<string>();
   const claimMore = () => {
     while (!stopping && claimsInFlight < MAX_CLAIMS_IN_FLIGHT && exhaustedAt !== wakes) {
       const during = perClaim();
@@ -210,6 +212,7 @@ export function workerPool(
     }
     const took = Date.now() - requestedAt;
     claimMs = claimMs === 0 ? took : (claimMs * 3 + took) / 4;
+    if (batch?.pausedTypes) pausedTypes = new Set(batch.pausedTypes);
     for (const task of batch?.tasks ?? []) enqueue({ task, leaseRequestedAtMs: requestedAt });
     dispatch();
     return batch?.candidates ?? 0;
@@ -277,7 +280,9 @@ export function workerPool(
     async start() {
       await presence.start();
       listener
-        .on(TASK_QUEUED_CHANNEL, wake)
+        .on(TASK_QUEUED_CHANNEL, (payload) => {
+          if (!onlyPausedTypes(payload, pausedTypes)) wake();
+        })
         .on(TASK_CONTROL_CHANNEL, (taskId) => {
           if (running.abort(taskId, "cancelled"))
             app.logger.info({ task_id: taskId }, "cancel: attempt aborted");
@@ -347,6 +352,28 @@ export function workerPool(
     } catch (error) {
       app.logger.warn({ err: error, task_id: taskId }, "checking a queued task after a control notice");
     }
+  }
+}
+
+/**
+ * True when a wake-up names only task types that were paused when a claim last came up short
+ * (the create's payload: a JSON array of [namespace, name]): claiming again would only scan
+ * their backlog. Any other payload (a task id, nothing) wakes the pool. A type resumed since
+ * is not missed: the resume sends a wake-up of its own, and the poll claims regardless.
+ */
+function onlyPausedTypes(payload: string, paused: ReadonlySet<string>): boolean {
+  if (paused.size === 0 || !payload.startsWith("[")) return false;
+  try {
+    const types = JSON.parse(payload) as unknown;
+    return (
+      Array.isArray(types) &&
+      types.length > 0 &&
+      types.every(
+        (t) => Array.isArray(t) && t.length === 2 && paused.has(typeKey(String(t[0]), String(t[1]))),
+      )
+    );
+  } catch {
+    return false;
   }
 }
 

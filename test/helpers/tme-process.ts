@@ -20,7 +20,9 @@ export interface TmeProcess {
 /** Runs `tme start` as a child process (its own process group) and waits until it serves. */
 export async function startTme(env: Record<string, string>, timeoutMs = 60_000): Promise<TmeProcess> {
   const port = Number(env.PORT ?? (await freePort()));
-  const child = spawn(process.execPath, [CLI, "start"], {
+  // TME_NODE_FLAGS: node flags for the TME process, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"
+  // to profile it under a benchmark (NODE_OPTIONS refuses --cpu-prof).
+  const child = spawn(process.execPath, [...(process.env.TME_NODE_FLAGS?.split(" ") ?? []), CLI, "start"], {
     cwd: REPO_ROOT,
     env: { ...process.env, LOG_LEVEL: "ERROR", ...env, PORT: String(port) },
     detached: true,

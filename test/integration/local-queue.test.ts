@@ -59,6 +59,31 @@ describe("the local queue", () => {
     claimed.stop();
     expect(Math.max(...claimed.sizes)).toBeLessThanOrEqual(2);
   }, 60_000);
+
+  it("passes over wake-ups about a paused type's new tasks, and runs them as soon as it resumes", async () => {
+    const name = "noop_paused_backlog";
+    await h.app.taskControl.pauseType("default", name, "test");
+    const backlog = await queueNoops(300, name);
+    const pool = await h.startPool({ slots: 2 });
+    await new Promise((r) => setTimeout(r, 300));
+    const claimed = watchClaims();
+    // Twenty creates, each its own commit and its own NOTIFY, over about a second.
+    const created: string[] = [];
+    for (let i = 0; i < 20; i++) {
+      created.push((await h.create({ name, params: {} })).id);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    claimed.stop();
+    // Without the filter each NOTIFY is a claim scanning the paused backlog (20 or more);
+    // with it, what is left is the 200 ms poll.
+    expect(claimed.sizes.length).toBeLessThan(12);
+    expect(claimed.sizes.every((n) => n === 0)).toBe(true);
+    const resumedAt = Date.now();
+    await h.app.taskControl.resumeType("default", name);
+    await allSucceeded([...backlog, ...created], 30_000);
+    expect(Date.now() - resumedAt).toBeLessThan(20_000);
+    await pool.stop();
+  }, 60_000);
 });
 
 /** Records how many tasks each claim of the app's queue took, until stopped. */

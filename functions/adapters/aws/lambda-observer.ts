@@ -6,7 +6,7 @@ import type {
   Observer,
   RequestEnd,
 } from "../../core/observability/observer.js";
-import type { AttemptResult } from "../../core/tasks/run-attempt.js";
+import { type AttemptResult, FAILED_ATTEMPT_RESULTS } from "../../core/tasks/run-attempt.js";
 import type { Task } from "../../core/tasks/task.js";
 import type { GaugeSnapshot } from "../metrics/tme-metrics.js";
 import type { LambdaTelemetry } from "./lambda-telemetry.js";
@@ -20,9 +20,6 @@ const FINAL_METRIC: Partial<Record<AttemptResult, string>> = {
   retrying: TME_METRICS.attemptsRetrying,
   lost: TME_METRICS.attemptsLost,
 };
-
-/** Results that make the attempt's subsegment an error. */
-const FAILED = new Set<AttemptResult>(["failed", "timed_out", "retrying", "lost"]);
 
 type Annotations = Record<string, string | number | boolean>;
 
@@ -57,7 +54,7 @@ export class LambdaObserver implements Observer {
         { task_id: task.id, task_name: task.name, namespace: task.namespace, attempt: task.attempt },
         async (annotate) => {
           const result = await run();
-          annotate({ outcome: result }, FAILED.has(result));
+          annotate({ outcome: result }, FAILED_ATTEMPT_RESULTS.has(result));
           return result;
         },
       );

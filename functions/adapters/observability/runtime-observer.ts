@@ -13,15 +13,13 @@ import type {
   Observer,
   RequestEnd,
 } from "../../core/observability/observer.js";
-import type { AttemptResult } from "../../core/tasks/run-attempt.js";
-import type { Task } from "../../core/tasks/task.js";
+import { type AttemptResult, FAILED_ATTEMPT_RESULTS } from "../../core/tasks/run-attempt.js";
+import { FINISHED_STATUSES, type Task } from "../../core/tasks/task.js";
 import type { TmeMetrics } from "../metrics/tme-metrics.js";
 import { contextFrom, traceHeaders } from "../tracing/tracing.js";
 
 /** The final statuses an attempt can leave a task in. */
-const FINAL = new Set<AttemptResult>(["succeeded", "failed", "timed_out", "cancelled"]);
-/** Attempt results that mean the attempt failed, for the span's status. */
-const FAILED = new Set<AttemptResult>(["failed", "timed_out", "retrying", "lost"]);
+const FINAL: ReadonlySet<AttemptResult> = new Set(FINISHED_STATUSES);
 
 const seconds = (ms: number) => Math.max(0, ms) / 1000;
 
@@ -83,7 +81,8 @@ export class RuntimeObserver implements Observer {
         async (span) => {
           const result = await run();
           span?.setAttribute("tme.task.outcome", result);
-          if (FAILED.has(result)) span?.setStatus({ code: SpanStatusCode.ERROR, message: result });
+          if (FAILED_ATTEMPT_RESULTS.has(result))
+            span?.setStatus({ code: SpanStatusCode.ERROR, message: result });
           return result;
         },
       );

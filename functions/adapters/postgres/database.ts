@@ -61,10 +61,25 @@ export interface DatabaseOptions {
    * TME itself never waits between a transaction's statements. Default: no limit.
    */
   idleInTransactionTimeoutMillis?: number;
+  /**
+   * Settings of every session, sent when a connection opens (`-c name=value`): what the
+   * statements of every writer read with current_setting() (BUS_EVENTS_SETTING). Names and
+   * values are TME's own, never a caller's.
+   */
+  settings?: Record<string, string>;
   /** Told about every connection that breaks (default: nothing; the caller gets the error). */
   onConnectionError?: (error: Error) => void;
   /** Told when the server cannot write for want of disk, at most once a minute while it lasts. */
   onStorageFailure?: (message: string) => void;
+}
+
+function sessionOptions(settings: Record<string, string> = {}): string | undefined {
+  const pairs = Object.entries(settings).map(([name, value]) => {
+    if (!/^[a-z_.]+$/.test(name) || !/^[a-z_]+$/.test(value))
+      throw new Error(`Database: setting ${name}=${value} is not a plain name and word`);
+    return `-c ${name}=${value}`;
+  });
+  return pairs.length > 0 ? pairs.join(" ") : undefined;
 }
 
 /** SQLSTATE invalid_password: the credentials were rotated under a warm pool. */
@@ -170,6 +185,7 @@ export class Database implements Db {
       application_name: options.applicationName ?? "tme",
       query_timeout: options.queryTimeoutMillis ?? 60_000,
       idle_in_transaction_session_timeout: options.idleInTransactionTimeoutMillis,
+      options: sessionOptions(options.settings),
       // The kernel notices a peer that vanished (host down, cable cut) within about a minute.
       keepAlive: true,
       keepAliveInitialDelayMillis: 10_000,

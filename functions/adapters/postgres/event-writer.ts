@@ -1,6 +1,32 @@
 import { QUEUE_DISPATCH, type QueueDispatch, type TmeEvent } from "../../core/events/event.js";
 import type { Queryable } from "./database.js";
 import { OUTBOX_CHANNEL } from "./outbox-repository.js";
+import { mayWantEvent } from "./subscription-repository.js";
+
+/**
+ * Which events go to the outbox for the bus, a setting of the database session (so every writer
+ * of events follows it without being told): unset, every event (the cloud: the EventBridge bus is
+ * an integration point, rules other than TME's may read it); "subscribed", only the events some
+ * subscription may want (the local runtime: the only reader of its bus is the webhook fan-out, so
+ * an event no subscription wants would be written, relayed to nothing and deleted, three writes
+ * for nothing). The task's history (task_events) is written either way. A subscription sees the
+ * events written after it was committed.
+ */
+export const BUS_EVENTS_SETTING = "tme.bus_events";
+
+/** The session settings of a runtime's database connections (see BUS_EVENTS_SETTING). */
+export function eventSessionSettings(runtime: "local" | "cloud"): Record<string, string> {
+  return runtime === "local" ? { [BUS_EVENTS_SETTING]: "subscribed" } : {};
+}
+
+/**
+ * SQL: true when an event goes to the outbox for the bus (see BUS_EVENTS_SETTING). `namespace`
+ * and `type` are SQL expressions, qualified: the condition reads `subscriptions s`.
+ */
+export function goesToBus(namespace: string, type: string): string {
+  return `(current_setting('${BUS_EVENTS_SETTING}', true) IS DISTINCT FROM 'subscribed'
+    OR EXISTS (SELECT 1 FROM subscriptions s WHERE ${mayWantEvent(namespace, type)}))`;
+}
 
 /** NOTIFY channel that wakes local workers when a task becomes claimable. */
 export const TASK_QUEUED_CHANNEL = "tme_task_queued";
@@ -13,15 +39,16 @@ export const TASK_CONTROL_CHANNEL = "tme_task_control";
 
 /**
  * Records an event in the same transaction as the change it describes: in task_events
- * (the task's history, when it is about a task) and in the outbox (for the bus), with the
- * NOTIFY that wakes the relay: one statement, one round trip.
+ * (the task's history, when it is about a task) and in the outbox (for the bus, see
+ * BUS_EVENTS_SETTING), with the NOTIFY that wakes the relay and the event stream: one statement,
+ * one round trip.
  */
 export async function writeEvent(tx: Queryable, event: TmeEvent, taskId?: string): Promise<void> {
   await tx.query(
     `WITH history AS (
        INSERT INTO task_events (event_id, namespace, task_id, type, data, occurred_at)
        SELECT $1, $2, $3, $4, $5, $6 WHERE $3::text IS NOT NULL),
-     relayed AS (INSERT INTO outbox (event_id, namespace, type, payload) VALUES ($1, $2, $4, $7))
+     relayed AS (INSERT INTO outbox (event_id, namespace, type, payload) SELECT $1, $2, $4, $7 WHERE ${goesToBus("$2", "$4")})
      SELECT pg_notify($8, '')`,
     [
       event.id,
@@ -54,7 +81,7 @@ export async function writeTaskEvents(
        FROM e),
      relayed AS (
        INSERT INTO outbox (event_id, namespace, type, payload)
-       SELECT e->>'id', e->>'namespace', e->>'type', e - 'task_id' FROM e)
+       SELECT e->>'id', e->>'namespace', e->>'type', e - 'task_id' FROM e WHERE ${goesToBus("e->>'namespace'", "e->>'type'")})
      SELECT pg_notify($2, '')`,
     [JSON.stringify(events), OUTBOX_CHANNEL],
   );

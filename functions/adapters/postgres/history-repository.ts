@@ -1,4 +1,5 @@
 import type { HistoryPruner } from "../../core/plugins/plugin.js";
+import { FINISHED_STATUSES } from "../../core/tasks/task.js";
 import type { Db } from "./database.js";
 
 /** Rows per DELETE: short statements, so pruning a large backlog never holds long locks. */
@@ -8,10 +9,16 @@ const BATCH = 5000;
 export class PostgresHistoryPruner implements HistoryPruner {
   constructor(private readonly db: Db) {}
 
-  private async deleteInBatches(sql: string, before: Date, namespace: string | null): Promise<number> {
+  /** Runs `sql` with $1 before, $2 the batch size, $3 the namespace, then `more`, until a batch is short. */
+  private async deleteInBatches(
+    sql: string,
+    before: Date,
+    namespace: string | null,
+    ...more: unknown[]
+  ): Promise<number> {
     let total = 0;
     for (;;) {
-      const { rowCount } = await this.db.query(sql, [before, BATCH, namespace]);
+      const { rowCount } = await this.db.query(sql, [before, BATCH, namespace, ...more]);
       total += rowCount ?? 0;
       if ((rowCount ?? 0) < BATCH) return total;
     }
@@ -31,11 +38,12 @@ export class PostgresHistoryPruner implements HistoryPruner {
     const task_runs = await this.deleteInBatches(
       `DELETE FROM task_runs WHERE id IN (
          SELECT r.id FROM task_runs r JOIN tasks t ON t.id = r.task_id
-         WHERE r.finished_at < $1 AND t.status IN ('succeeded', 'failed', 'timed_out', 'cancelled')
+         WHERE r.finished_at < $1 AND t.status = ANY($4::task_status[])
            AND ($3::text IS NULL OR t.namespace = $3)
          ORDER BY r.id LIMIT $2)`,
       before.taskRuns,
       namespace,
+      FINISHED_STATUSES,
     );
     // Deliveries still pending or waiting for a retry are work in progress, not history.
     const deliveries = await this.deleteInBatches(

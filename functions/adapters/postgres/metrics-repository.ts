@@ -1,3 +1,4 @@
+import { UNFINISHED_STATUSES } from "../../core/tasks/task.js";
 import type { GaugeSnapshot } from "../metrics/tme-metrics.js";
 import type { Queryable } from "./database.js";
 
@@ -8,7 +9,7 @@ import type { Queryable } from "./database.js";
  */
 const SNAPSHOT_SQL = `
   SELECT 'task' AS kind, namespace, name, status::text AS status, count(*)::float8 AS a, 0::float8 AS b
-    FROM tasks WHERE status IN ('queued', 'running', 'retrying', 'paused')
+    FROM tasks WHERE status = ANY($1::task_status[])
     GROUP BY namespace, name, status
   UNION ALL
   SELECT 'outbox', NULL, NULL, NULL, count(*)::float8,
@@ -29,7 +30,7 @@ interface SnapshotRow {
 }
 
 export async function readGaugeSnapshot(db: Queryable): Promise<GaugeSnapshot> {
-  const { rows } = await db.query<SnapshotRow>(SNAPSHOT_SQL);
+  const { rows } = await db.query<SnapshotRow>(SNAPSHOT_SQL, [UNFINISHED_STATUSES]);
   const snapshot: GaugeSnapshot = {
     tasks: [],
     outboxBacklog: 0,

@@ -10,6 +10,7 @@ import type {
   ScheduleStore,
 } from "../../core/schedules/schedule-store.js";
 import { type DesiredSchedule, desiredStateOf, SCHEDULER_SYNC } from "../../core/schedules/scheduler-port.js";
+import { UNFINISHED_STATUSES } from "../../core/tasks/task.js";
 import { type Db, type Queryable, TransactionBoundDb } from "./database.js";
 import { writeEvent } from "./event-writer.js";
 import { OUTBOX_CHANNEL } from "./outbox-repository.js";
@@ -21,8 +22,6 @@ export const SCHEDULE_CHANGED_CHANNEL = "tme_schedule_changed";
 export const SCHEDULE_COLUMNS = `id, namespace, name, interval_seconds, cron, timezone, start_at, end_at, overlap,
   enabled, task_template, next_run_at, last_fired_at, last_task_id, fired_count, skipped_count, last_skipped_at,
   pending_occurrence_at, pending_missed_count, last_error, created_at, updated_at, deleted_at`;
-
-const UNFINISHED = `('queued', 'paused', 'running', 'retrying')`;
 
 /** Columns save() may set, and how each value is written. */
 const WRITABLE: Record<keyof ScheduleChanges, ((v: unknown) => unknown) | null> = {
@@ -74,8 +73,8 @@ class PostgresLockedSchedule implements LockedSchedule {
 
   async hasUnfinishedRun(): Promise<boolean> {
     const { rows } = await this.tx.query<{ unfinished: boolean }>(
-      `SELECT EXISTS (SELECT 1 FROM tasks WHERE schedule_id = $1 AND status IN ${UNFINISHED}) AS unfinished`,
-      [this.schedule.id],
+      `SELECT EXISTS (SELECT 1 FROM tasks WHERE schedule_id = $1 AND status = ANY($2::task_status[])) AS unfinished`,
+      [this.schedule.id, UNFINISHED_STATUSES],
     );
     return rows[0]!.unfinished;
   }
@@ -208,10 +207,10 @@ export class PostgresScheduleStore implements ScheduleStore {
          WHERE s.enabled AND s.deleted_at IS NULL AND NOT (s.id = ANY($2::text[]))
            AND (s.next_run_at <= $1
                 OR (s.pending_occurrence_at IS NOT NULL AND NOT EXISTS (
-                      SELECT 1 FROM tasks t WHERE t.schedule_id = s.id AND t.status IN ${UNFINISHED})))
+                      SELECT 1 FROM tasks t WHERE t.schedule_id = s.id AND t.status = ANY($3::task_status[]))))
          ORDER BY s.next_run_at NULLS LAST
          LIMIT 1 FOR UPDATE OF s SKIP LOCKED`,
-        [now, exclude],
+        [now, exclude, UNFINISHED_STATUSES],
       );
       const row = rows[0];
       if (!row) return undefined;

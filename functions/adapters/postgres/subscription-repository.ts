@@ -108,17 +108,26 @@ export async function deleteSubscription(db: Queryable, namespace: string, id: s
   return true;
 }
 
+/**
+ * A subscription (aliased `s`) that may want an event, as an SQL condition (`namespace` and
+ * `type` are SQL expressions): enabled, in the event's namespace, with a pattern that could match
+ * its type (the type itself, its family `task.*`, or `*`). Its filter is checked afterwards, in
+ * TypeScript (subscriptionMatches).
+ */
+export function mayWantEvent(namespace: string, type: string): string {
+  return `s.namespace = ${namespace} AND s.enabled AND s.deleted_at IS NULL
+    AND s.event_types && ARRAY[${type}, split_part(${type}, '.', 1) || '.*', '*']`;
+}
+
 /** Candidates for an event: enabled, in its namespace, with a pattern that could match its type. */
 export async function subscriptionsForEvent(
   db: Queryable,
   namespace: string,
   type: string,
 ): Promise<Array<Pick<SubscriptionRow, "id" | "event_types" | "filter">>> {
-  const family = `${type.split(".")[0]}.*`;
   const { rows } = await db.query<Pick<SubscriptionRow, "id" | "event_types" | "filter">>(
-    `SELECT id, event_types, filter FROM subscriptions
-     WHERE namespace = $1 AND enabled AND deleted_at IS NULL AND event_types && $2::text[]`,
-    [namespace, [type, family, "*"]],
+    `SELECT s.id, s.event_types, s.filter FROM subscriptions s WHERE ${mayWantEvent("$1", "$2::text")}`,
+    [namespace, type],
   );
   return rows;
 }

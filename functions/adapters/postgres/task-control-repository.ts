@@ -21,6 +21,7 @@ import {
 } from "./event-writer.js";
 import { GroupCommit } from "./group-commit.js";
 import { OUTBOX_CHANNEL } from "./outbox-repository.js";
+import { CLAIM_ORDER, claimableAt, OPEN_RUNS, openRunsByName } from "./queue/queue-sql.js";
 import { TASK_COLUMNS } from "./task-repository.js";
 
 /** The WHERE clause of a filter, with its parameters numbered from `first`. */
@@ -137,21 +138,17 @@ placed AS (
   WHERE (d.namespace, d.name) NOT IN (SELECT namespace, name FROM paused)
 ),
 line AS (
-  SELECT id, (row_number() OVER (ORDER BY priority DESC, run_at, id)) - 1 AS ahead
+  SELECT id, (row_number() OVER (ORDER BY ${CLAIM_ORDER})) - 1 AS ahead
   FROM (
-    SELECT id, priority, run_at FROM tasks t
-    WHERE t.status = 'queued' AND t.run_at <= $5
-      AND (t.namespace, t.name) NOT IN (SELECT namespace, name FROM task_type_pauses)
-    ORDER BY priority DESC, run_at, id
+    SELECT t.id, t.priority, t.run_at FROM tasks t
+    WHERE ${claimableAt("$5")}
+    ORDER BY ${CLAIM_ORDER}
     LIMIT CASE WHEN EXISTS (SELECT 1 FROM placed) THEN $6::bigint ELSE 0 END
-  ) l
+  ) t
 )
 SELECT
-  (SELECT count(*) FROM task_runs WHERE finished_at IS NULL) AS total,
-  coalesce((SELECT jsonb_object_agg(name, n) FROM (
-    SELECT t.name, count(*) AS n FROM task_runs r JOIN tasks t ON t.id = r.task_id
-    WHERE r.finished_at IS NULL AND t.name = ANY($1::text[]) GROUP BY t.name
-  ) r), '{}') AS by_name,
+  (SELECT count(*) FROM ${OPEN_RUNS}) AS total,
+  coalesce((SELECT jsonb_object_agg(name, open) FROM (${openRunsByName("$1::text[]")}) r), '{}') AS by_name,
   coalesce((SELECT jsonb_agg(jsonb_build_array(namespace, name)) FROM paused), '[]') AS paused,
   coalesce((SELECT jsonb_object_agg(id, ahead) FROM line WHERE id IN (SELECT id FROM placed)), '{}') AS ahead,
   (SELECT count(*) FROM line) AS line_length,
@@ -387,12 +384,15 @@ export class PostgresTaskControlStore implements TaskControlStore {
               [namespace, name, QUEUE_DISPATCH],
             )
           : { rowCount: 1 };
+      // Always one wake-up, even with nothing queued: a pool that saw the type paused passes over
+      // wake-ups about that type's new tasks until a claim of its own finds it resumed.
+      await tx.query("SELECT pg_notify($1, '')", [TASK_QUEUED_CHANNEL]);
       if (signalled) {
         // Wake-ups, not the work list: a few task ids are enough to get idle workers claiming.
         await tx.query(
           `SELECT pg_notify($1, id) FROM (
-             SELECT id FROM tasks WHERE namespace = $2 AND name = $3 AND status = 'queued'
-             ORDER BY priority DESC, run_at, id LIMIT 100) q`,
+             SELECT t.id FROM tasks t WHERE t.namespace = $2 AND t.name = $3 AND t.status = 'queued'
+             ORDER BY ${CLAIM_ORDER} LIMIT 100) q`,
           [TASK_QUEUED_CHANNEL, namespace, name],
         );
         if (this.queueSignals === "outbox") await tx.query("SELECT pg_notify($1, '')", [OUTBOX_CHANNEL]);

@@ -4,7 +4,7 @@ import { noObserver, type Observer } from "../../core/observability/observer.js"
 import type { Task } from "../../core/tasks/task.js";
 import type { NewTask, TaskStore } from "../../core/tasks/task-store.js";
 import { Database, type Db, type Queryable } from "./database.js";
-import { type QueueSignalRoute, TASK_QUEUED_CHANNEL } from "./event-writer.js";
+import { goesToBus, type QueueSignalRoute, TASK_QUEUED_CHANNEL } from "./event-writer.js";
 import { GroupCommit } from "./group-commit.js";
 import { OUTBOX_CHANNEL } from "./outbox-repository.js";
 
@@ -33,6 +33,15 @@ interface CreateRow {
  * (audit_append, pg_notify) run only when read, hence the scalar subqueries at the end. The
  * foreign key of task_events is checked at the end of the statement, after the tasks exist.
  */
+/**
+ * The payload of the create's wake-up: the task types created, as a JSON array of typeKey()
+ * pairs [namespace, name], so that a worker pool can pass over a wake-up about paused types only
+ * (a paused type with a backlog would otherwise make every create scan that backlog in a claim
+ * that takes nothing). Empty, which wakes every pool, when it would not fit a NOTIFY payload.
+ */
+const QUEUED_TYPES_PAYLOAD = `(SELECT CASE WHEN length(p) <= 4000 THEN p ELSE '' END
+  FROM (SELECT jsonb_agg(DISTINCT jsonb_build_array(namespace, name))::text AS p FROM input) types)`;
+
 const CREATE_TASKS_SQL = `
 WITH input AS (
   SELECT * FROM jsonb_to_recordset($1::jsonb) AS i(
@@ -57,7 +66,7 @@ relayed AS (
   INSERT INTO outbox (event_id, namespace, type, payload, next_attempt_at)
   SELECT o.event_id, o.namespace, o.type, o.payload, o.next_attempt_at FROM (
     SELECT ord, 0 AS part, event->>'id' AS event_id, namespace, event->>'type' AS type, event AS payload,
-      created_at AS next_attempt_at FROM input
+      created_at AS next_attempt_at FROM input WHERE ${goesToBus("input.namespace", "input.event->>'type'")}
     UNION ALL
     SELECT ord, 1, 'q_' || id || '_' || md5(random()::text), namespace, $2, dispatch, run_at
     FROM input WHERE $3::boolean
@@ -67,7 +76,7 @@ audited AS (
   SELECT audit_append($4::jsonb) AS head WHERE jsonb_array_length($4::jsonb) > 0
 ),
 woken AS (
-  SELECT pg_notify($5, ''), pg_notify($6, '')
+  SELECT pg_notify($5, ${QUEUED_TYPES_PAYLOAD}), pg_notify($6, '')
 )
 SELECT ${TASK_COLUMNS}, (SELECT count(*) FROM audited) AS audited, (SELECT count(*) FROM woken) AS woken
 FROM created`;

@@ -1,5 +1,6 @@
-import { newEvent, type TmeEvent } from "../events/event.js";
+import { newEvent, type QueueDispatch, type TmeEvent } from "../events/event.js";
 import { type Task, toTaskView } from "./task.js";
+import { dispatchFor } from "./task-control.js";
 import type { AttemptEnd } from "./task-queue.js";
 
 /**
@@ -67,4 +68,53 @@ export function attemptEndEvent(task: Task, status: EndingStatus, error: string 
         now,
       );
   }
+}
+
+/**
+ * What the end of an attempt records once its fenced write returned the task: the lifecycle event
+ * and, for a retry, the queue signal of its next attempt (sent now, due at the retry time: the
+ * cloud queue delivers it then and the claim promotes the task; locally the promoter does).
+ */
+export function attemptEnded(
+  task: Task,
+  status: EndingStatus,
+  error: string | null,
+  now: Date,
+): { event: TmeEvent; dispatch?: QueueDispatch } {
+  const event = attemptEndEvent(task, status, error, now);
+  return status === "retrying" ? { event, dispatch: dispatchFor(task) } : { event };
+}
+
+/**
+ * What a run lost to infrastructure records (its worker died, was presumed dead, or shut down):
+ * the task as the reaper left it, queued again (task.retrying, with its queue signal) or failed
+ * once worker.max_infra_retries is spent. Such runs do not count against max_attempts.
+ */
+export function lostRunEnded(
+  task: Task,
+  reason: string,
+  maxInfraRetries: number,
+  now: Date,
+): { event: TmeEvent; dispatch?: QueueDispatch } {
+  const infra = { infra_retries: task.infra_retries, max_infra_retries: maxInfraRetries };
+  const view = toTaskView(task);
+  if (task.status === "queued") {
+    const data = {
+      task: view,
+      error: reason,
+      retry_at: task.run_at.toISOString(),
+      lost_to_infrastructure: true,
+    };
+    return {
+      event: newEvent("task.retrying", task.namespace, { ...data, ...infra }, now),
+      dispatch: dispatchFor(task),
+    };
+  }
+  const data = { task: view, error: task.error, lost_to_infrastructure: true, ...infra };
+  return { event: newEvent("task.failed", task.namespace, data, now) };
+}
+
+/** task.progress, for a task as the progress write left it. */
+export function progressEvent(task: Task, progress: unknown, now: Date): TmeEvent {
+  return newEvent("task.progress", task.namespace, { task: toTaskView(task), progress }, now);
 }

@@ -12,7 +12,7 @@ import {
 } from "../plugins/plugin.js";
 import { earliestOf, LeaseDeadline, leaseMarginMs } from "./lease-deadline.js";
 import { retryDelayMs } from "./retry-policy.js";
-import { countedAttempts, type Task, type TaskProgress } from "./task.js";
+import { hasAttemptLeft, type Task, type TaskProgress } from "./task.js";
 import { type AttemptEnd, type Lease, leaseOf, type TaskQueue } from "./task-queue.js";
 
 /**
@@ -89,6 +89,14 @@ export interface AttemptStart {
 
 /** How one attempt ended for the caller: the status written, or "lost" when nothing could be. */
 export type AttemptResult = AttemptEnd["status"] | "lost";
+
+/** The results that mean the attempt failed (a span or subsegment marked as an error). */
+export const FAILED_ATTEMPT_RESULTS: ReadonlySet<AttemptResult> = new Set([
+  "failed",
+  "timed_out",
+  "retrying",
+  "lost",
+]);
 
 /** A progress event at most this often per task; the stored progress is always the latest. */
 export const PROGRESS_EVENT_INTERVAL_MS = 1000;
@@ -288,7 +296,7 @@ function decideEnd(
   if (succeeded) return { status: "succeeded", result: outcome.result ?? null };
   const error = errorText(failure);
   const permanent = failure instanceof PermanentTaskError;
-  if (permanent || countedAttempts(task) >= task.max_attempts) return { status: "failed", error };
+  if (permanent || !hasAttemptLeft(task)) return { status: "failed", error };
   return { status: "retrying", error, retryInMs: retryDelayMs(task.attempt, deps.config.retry, deps.random) };
 }
 

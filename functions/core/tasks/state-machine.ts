@@ -1,5 +1,5 @@
 import { Conflict } from "../errors.js";
-import type { TaskStatus } from "./task.js";
+import { FINISHED_STATUSES, type TaskStatus, UNFINISHED_STATUSES } from "./task.js";
 
 /**
  * The task lifecycle (ARCHITECTURE.md): which action may move a task from which status,
@@ -22,8 +22,8 @@ export const TRANSITIONS = {
   reclaim: { from: ["running"], to: "queued" },
   pause: { from: ["queued", "retrying"], to: "paused" },
   resume: { from: ["paused"], to: "queued" },
-  cancel: { from: ["queued", "paused", "retrying", "running"], to: "cancelled" },
-  restart: { from: ["failed", "timed_out", "cancelled", "succeeded"], to: "queued" },
+  cancel: { from: UNFINISHED_STATUSES, to: "cancelled" },
+  restart: { from: FINISHED_STATUSES, to: "queued" },
 } as const satisfies Record<string, { from: readonly TaskStatus[]; to: TaskStatus }>;
 
 export type TaskAction = keyof typeof TRANSITIONS;

@@ -26,6 +26,17 @@ export interface ClaimedBatch {
    * many means there may be more, even when a type's limit let fewer be claimed.
    */
   candidates: number;
+  /**
+   * When the claim found fewer candidates than asked for: the task types paused at that moment,
+   * as typeKey()s. A wake-up about new tasks of these types only (queuedTypesOf) can then be
+   * ignored: claiming again would scan their queued tasks to take none.
+   */
+  pausedTypes?: string[];
+}
+
+/** One key for a task type in its namespace. */
+export function typeKey(namespace: string, name: string): string {
+  return JSON.stringify([namespace, name]);
 }
 
 /** How an attempt ended, as decided by the core (see run-attempt.ts). */

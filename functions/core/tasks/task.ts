@@ -11,6 +11,30 @@ export const TASK_STATUSES = [
 ] as const;
 export type TaskStatus = (typeof TASK_STATUSES)[number];
 
+/**
+ * The statuses a task's series ends in: nothing runs it again until a restart. The repositories
+ * pass this list to SQL as a task_status[] parameter; migration 0001's CHECK
+ * finished_has_time repeats it (a CHECK cannot take a parameter).
+ */
+export const FINISHED_STATUSES = [
+  "failed",
+  "timed_out",
+  "cancelled",
+  "succeeded",
+] as const satisfies readonly TaskStatus[];
+export type FinishedStatus = (typeof FINISHED_STATUSES)[number];
+
+/**
+ * Every other status: the task waits or runs, so it may still run. Passed to SQL as an array
+ * like FINISHED_STATUSES; the partial indexes of migrations 0004 and 0060 repeat it.
+ */
+export const UNFINISHED_STATUSES = [
+  "queued",
+  "paused",
+  "retrying",
+  "running",
+] as const satisfies readonly TaskStatus[];
+
 export interface TaskProgress {
   percent: number;
   message?: string;
@@ -54,6 +78,14 @@ export interface Task {
 /** Attempts that count against max_attempts: runs lost to infrastructure do not. */
 export function countedAttempts(task: Pick<Task, "attempt" | "infra_retries">): number {
   return task.attempt - (task.infra_retries ?? 0);
+}
+
+/**
+ * Whether the series may make another attempt. The claim's SQL says the same in ATTEMPT_LEFT
+ * (adapters/postgres/queue/queue-sql.ts).
+ */
+export function hasAttemptLeft(task: Pick<Task, "attempt" | "infra_retries" | "max_attempts">): boolean {
+  return countedAttempts(task) < task.max_attempts;
 }
 
 /** The task as the API shows it (API.md "Task object fields"). */

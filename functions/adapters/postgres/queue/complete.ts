@@ -1,7 +1,7 @@
 import type { QueueDispatch, TmeEvent } from "../../../core/events/event.js";
 import { storableText } from "../../../core/plugins/output-tail.js";
 import type { TaskOutcome } from "../../../core/plugins/plugin.js";
-import { attemptEndEvent, planAttemptEnd, RUN_STATUS_OF_END } from "../../../core/tasks/attempt-plan.js";
+import { attemptEnded, planAttemptEnd, RUN_STATUS_OF_END } from "../../../core/tasks/attempt-plan.js";
 import type { Task, TaskProgress } from "../../../core/tasks/task.js";
 import { dispatchFor } from "../../../core/tasks/task-control.js";
 import type { AttemptEnd, Lease, WorkInterval } from "../../../core/tasks/task-queue.js";
@@ -87,9 +87,12 @@ export async function completeAttempts(
   options: CompleteOptions,
 ): Promise<boolean[]> {
   if (completions.length === 0) return [];
-  const rows = completions.map(({ lease, end, run, progress, worked }) => {
+  const plans = completions.map(({ end }) => {
     const error = "error" in end ? storableText(end.error, MAX_ERROR_BYTES) : null;
-    const change = end.status === "cancelled" ? undefined : planAttemptEnd(end, error);
+    return { error, change: end.status === "cancelled" ? undefined : planAttemptEnd(end, error) };
+  });
+  const rows = completions.map(({ lease, end, run, progress, worked }, i) => {
+    const { error, change } = plans[i]!;
     return {
       id: lease.taskId,
       worker_id: lease.workerId,
@@ -117,26 +120,21 @@ export async function completeAttempts(
     JSON.stringify(rows, sanitizeReplacer),
   ]);
   const ended = new Map<string, Task>();
-  const cancelled = new Set<string>();
-  for (const row of changed) {
-    if (row.outcome === "ended") ended.set(row.id, row);
-    else cancelled.add(row.id);
-  }
+  for (const row of changed) if (row.outcome === "ended") ended.set(row.id, row);
 
   const at = options.now();
   const events: Array<{ event: TmeEvent; taskId: string }> = [];
   const retries = new Map<string, QueueDispatch[]>();
-  const written = completions.map(({ lease, end }) => {
-    if (end.status === "cancelled") return true;
+  const written = completions.map(({ lease }, i) => {
+    const { error, change } = plans[i]!;
+    if (!change) return true;
     const task = ended.get(lease.taskId);
     if (!task) return false;
-    const error = "error" in end ? storableText(end.error, MAX_ERROR_BYTES) : null;
-    events.push({ event: attemptEndEvent(task, end.status, error, at), taskId: task.id });
-    if (end.status === "retrying") {
-      // Sent now, due at the retry time: the cloud queue delivers it then and the claim
-      // promotes the task; locally the promoter does.
+    const { event, dispatch } = attemptEnded(task, change.status, error, at);
+    events.push({ event, taskId: task.id });
+    if (dispatch) {
       const list = retries.get(task.namespace) ?? [];
-      list.push(dispatchFor(task));
+      list.push(dispatch);
       retries.set(task.namespace, list);
     }
     return true;
@@ -157,7 +155,7 @@ export async function completeAttempts(
 export async function signalNextOfLimitedTypes(
   tx: Queryable,
   names: readonly string[],
-  options: Pick<CompleteOptions, "limits" | "queueSignals">,
+  options: Pick<CompleteOptions, "limits" | "queueSignals" | "now">,
 ): Promise<void> {
   const limited = names.filter((name) => options.limits.of(name) !== undefined);
   if (limited.length === 0) return;
@@ -168,11 +166,11 @@ export async function signalNextOfLimitedTypes(
        WHERE t.name = l.name AND ${CLAIMABLE} ORDER BY ${CLAIM_ORDER} LIMIT 1) n`,
     [limited],
   );
-  const now = new Date().toISOString();
+  const now = options.now();
   const byNamespace = new Map<string, QueueDispatch[]>();
   for (const next of rows) {
     const list = byNamespace.get(next.namespace) ?? [];
-    list.push({ task_id: next.id, attempt: next.attempt + 1, priority: next.priority, run_at: now });
+    list.push(dispatchFor({ ...next, run_at: now }));
     byNamespace.set(next.namespace, list);
   }
   for (const [namespace, dispatches] of byNamespace)

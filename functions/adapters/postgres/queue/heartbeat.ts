@@ -1,5 +1,5 @@
-import { newEvent } from "../../../core/events/event.js";
-import { type Task, type TaskProgress, toTaskView } from "../../../core/tasks/task.js";
+import { progressEvent } from "../../../core/tasks/attempt-plan.js";
+import type { Task, TaskProgress } from "../../../core/tasks/task.js";
 import type { HeartbeatResult, Lease } from "../../../core/tasks/task-queue.js";
 import type { Db, Queryable } from "../database.js";
 import { writeTaskEvents } from "../event-writer.js";
@@ -63,12 +63,7 @@ export function progress(
     const task = rows[0];
     if (!task) return false;
     if (emitEvent) {
-      const event = newEvent(
-        "task.progress",
-        task.namespace,
-        { task: toTaskView(task), progress: value },
-        now(),
-      );
+      const event = progressEvent(task, value, now());
       await writeTaskEvents(tx, [{ event, taskId: task.id }]);
     }
     return true;

@@ -3,7 +3,7 @@ import type { Task } from "../../../core/tasks/task.js";
 import { dispatchFor } from "../../../core/tasks/task-control.js";
 import type { Db, Queryable } from "../database.js";
 import { type QueueSignalRoute, writeQueueSignals } from "../event-writer.js";
-import { CLAIMABLE } from "./queue-sql.js";
+import { CLAIM_ORDER, CLAIMABLE } from "./queue-sql.js";
 
 /** What a queue signal for a task's next attempt needs. */
 type DueTask = Pick<Task, "id" | "namespace" | "attempt" | "priority" | "run_at">;
@@ -59,7 +59,7 @@ export function redispatchStranded(
          AND t.run_at < now() - make_interval(secs => $1)
          AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.type = 'queue.dispatch'
            AND o.payload ->> 'task_id' = t.id AND o.created_at > now() - make_interval(secs => $1))
-       ORDER BY t.priority DESC, t.run_at LIMIT $2 FOR UPDATE SKIP LOCKED`,
+       ORDER BY ${CLAIM_ORDER} LIMIT $2 FOR UPDATE SKIP LOCKED`,
       [olderThanSeconds, limit],
     );
     const now = new Date();

@@ -5,12 +5,20 @@
  * Fragments expect the tasks table aliased `t` (and task_runs aliased `r` where they say so).
  */
 
+/** The series may make another attempt (runs lost to infrastructure do not count): core hasAttemptLeft. */
+export const ATTEMPT_LEFT = "t.attempt - t.infra_retries < t.max_attempts";
+
 /**
- * The only ways a claim picks a task: queued, due, with an attempt left (runs lost to
- * infrastructure do not count), and its type not paused in its namespace.
+ * The only ways a claim picks a task: queued, due at `time` (an SQL expression), with an attempt
+ * left, and its type not paused in its namespace.
  */
-export const CLAIMABLE = `t.status = 'queued' AND t.run_at <= now() AND t.attempt - t.infra_retries < t.max_attempts
+export function claimableAt(time: string): string {
+  return `t.status = 'queued' AND t.run_at <= ${time} AND ${ATTEMPT_LEFT}
   AND NOT EXISTS (SELECT 1 FROM task_type_pauses p WHERE p.namespace = t.namespace AND p.name = t.name)`;
+}
+
+/** What a claim may pick now (claimableAt). */
+export const CLAIMABLE = claimableAt("now()");
 
 /** Claim order: higher priority first, then older run_at; the id breaks ties so the order is total. */
 export const CLAIM_ORDER = "t.priority DESC, t.run_at, t.id";

@@ -1,7 +1,7 @@
-import { newEvent } from "../../../core/events/event.js";
 import { storableText } from "../../../core/plugins/output-tail.js";
 import type { TaskOutcome } from "../../../core/plugins/plugin.js";
-import { type Task, toTaskView } from "../../../core/tasks/task.js";
+import { lostRunEnded } from "../../../core/tasks/attempt-plan.js";
+import type { Task } from "../../../core/tasks/task.js";
 import type { Lease } from "../../../core/tasks/task-queue.js";
 import type { Db, Queryable } from "../database.js";
 import { type QueueSignalRoute, writeQueueSignals, writeTaskEvents } from "../event-writer.js";
@@ -63,34 +63,10 @@ async function takeBack(
     ],
   );
   await signalNextOfLimitedTypes(tx, [task.name], options);
-  const infra = { infra_retries: task.infra_retries, max_infra_retries: options.maxInfraRetries };
-  const view = toTaskView(task);
-  if (task.status === "queued") {
-    const data = {
-      task: view,
-      error: reason,
-      retry_at: task.run_at.toISOString(),
-      lost_to_infrastructure: true,
-      ...infra,
-    };
-    await writeTaskEvents(tx, [
-      { event: newEvent("task.retrying", task.namespace, data, options.now()), taskId },
-    ]);
-    await writeQueueSignals(tx, task.namespace, [
-      {
-        task_id: task.id,
-        attempt: task.attempt + 1,
-        priority: task.priority,
-        run_at: task.run_at.toISOString(),
-      },
-    ]);
-    return "queued";
-  }
-  const data = { task: view, error: task.error, lost_to_infrastructure: true, ...infra };
-  await writeTaskEvents(tx, [
-    { event: newEvent("task.failed", task.namespace, data, options.now()), taskId },
-  ]);
-  return "failed";
+  const { event, dispatch } = lostRunEnded(task, reason, options.maxInfraRetries, options.now());
+  await writeTaskEvents(tx, [{ event, taskId }]);
+  if (dispatch) await writeQueueSignals(tx, task.namespace, [dispatch], options.queueSignals);
+  return task.status === "queued" ? "queued" : "failed";
 }
 
 /** Gives an attempt back at once (shutdown): the reaper's path without waiting for the lease. */
