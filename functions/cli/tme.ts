@@ -269,6 +269,10 @@ program
     "a drain still running then is stopped and rated on what finished (default 8)",
   )
   .option(
+    "--listing-backlog <n>",
+    "queued tasks behind a busy slot while GET /tasks?limit=50 is timed (default 100000; quick 20000)",
+  )
+  .option(
     "--database-url <url>",
     "superuser URL of the server (default 127.0.0.1:5432 if it answers, else embedded)",
   )

@@ -2,7 +2,11 @@ import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import type { SQSBatchResponse, SQSEvent, SQSRecord } from "aws-lambda";
 import { lambdaHandler } from "../adapters/aws/lambda-telemetry.js";
-import { environmentSecrets, type SecretReader, secretsManagerSecrets } from "../adapters/secrets.js";
+import {
+  environmentSecrets,
+  type SecretReader,
+  secretsManagerSecrets,
+} from "../adapters/secrets/secret-readers.js";
 import { relayAfterChange } from "../cloud/outbox-sinks.js";
 import { coldStart } from "../cloud/runtime.js";
 import type { AppContext } from "../context.js";

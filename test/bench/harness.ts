@@ -34,6 +34,8 @@ export interface BenchOptions {
   apiConnections: number;
   /** A drain that has not finished by then is stopped; its rate is what finished over the time taken. */
   drainCapSeconds: number;
+  /** Queued tasks behind a busy slot while GET /tasks is measured. */
+  listingBacklog: number;
   /** A superuser URL of the server to use; default 127.0.0.1:5432 when it answers, else embedded. */
   adminUrl?: string;
   /** Called with the step being run and a fraction of the whole run done (0..1). */
@@ -49,6 +51,7 @@ export const FULL: Omit<BenchOptions, "onProgress" | "adminUrl"> = {
   apiSeconds: 5,
   apiConnections: 50,
   drainCapSeconds: 8,
+  listingBacklog: 100_000,
 };
 
 /** About a minute: a smoke of every measurement, not figures to quote. */
@@ -61,6 +64,7 @@ export const QUICK: Omit<BenchOptions, "onProgress" | "adminUrl"> = {
   apiSeconds: 2,
   apiConnections: 50,
   drainCapSeconds: 5,
+  listingBacklog: 20_000,
 };
 
 export const PEERS: PeerSystem[] = ["graphile-worker-tuned", "graphile-worker-default", "pg-boss"];
@@ -87,6 +91,7 @@ function plan(options: BenchOptions): Array<{ id: string; weight: number }> {
     });
     steps.push({ id: `r${r} api tme`, weight: options.apiSeconds * 2 + 4 });
     steps.push({ id: `r${r} api bare`, weight: options.apiSeconds * 2 + 1 });
+    steps.push({ id: `r${r} listing tme`, weight: options.listingBacklog / 20_000 + 4 });
   }
   return steps;
 }
@@ -156,7 +161,7 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
   await databases.dropAbandoned();
   const config = benchConfigDir();
   const poolMax = loadConfig({ configDir: config.dir, env: {} }).db.pool.max;
-  const runs: Runs = { drain: [], pickup: [], api: [], idleRss: [], storage: [] };
+  const runs: Runs = { drain: [], pickup: [], api: [], idleRss: [], listing: [], storage: [] };
   try {
     const version = await adminQuery<{ server_version: string }>(server.adminUrl, "SHOW server_version");
     const template = await databases.tmeTemplate();
@@ -343,6 +348,37 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
           runs.api.push({ repeat, system: "bare", route: "get", ...get });
         } finally {
           await bare.stop();
+        }
+      });
+
+      await step(`r${repeat} listing tme`, async () => {
+        const db = await databases.create("tme_listing", template.name);
+        const tme = await startBenchTme({ databaseUrl: db.url, configDir: config.dir, concurrency: 1 });
+        try {
+          // The one slot sleeps, so the backlog stays queued and claimable: each row's
+          // waiting_reason is the costly kind (slots busy, queued behind others), not "paused".
+          await expectOk(
+            tme.request("POST", "/task/create", { name: "sleep", params: { seconds: 600 } }),
+            "POST /task/create (sleep)",
+          );
+          progress(`inserting ${options.listingBacklog} queued tasks`, 0.1);
+          await adminQuery(
+            db.url,
+            `INSERT INTO tasks (id, name, handler, timeout_seconds)
+             SELECT 'tsk_bench' || lpad(g::text, 9, '0'), $1, 'noop', 60 FROM generate_series(1, $2::int) g`,
+            [TASK_NAME, options.listingBacklog],
+          );
+          const ms: number[] = [];
+          for (let i = 0; i < 60; i++) {
+            const started = performance.now();
+            await expectOk(tme.request("GET", "/tasks?limit=50"), "GET /tasks?limit=50");
+            // The first few warm the connections and caches up.
+            if (i >= 10) ms.push(performance.now() - started);
+          }
+          const { p50Ms, p95Ms, n } = latencyFigure(ms);
+          runs.listing.push({ repeat, backlog: options.listingBacklog, p50Ms, p95Ms, n });
+        } finally {
+          await tme.stop();
         }
       });
     }

@@ -16,6 +16,7 @@ export interface BenchCommandOptions {
   pickupRate?: string;
   apiSeconds?: string;
   drainCapSeconds?: string;
+  listingBacklog?: string;
   databaseUrl?: string;
   out?: string;
   /** Default: a bar on a terminal, a line every few seconds otherwise. */
@@ -44,6 +45,7 @@ export function benchOptions(command: BenchCommandOptions): Omit<BenchOptions, "
     apiSeconds: Math.round(positive("api-seconds", command.apiSeconds, base.apiSeconds)),
     apiConnections: base.apiConnections,
     drainCapSeconds: positive("drain-cap-seconds", command.drainCapSeconds, base.drainCapSeconds),
+    listingBacklog: Math.round(positive("listing-backlog", command.listingBacklog, base.listingBacklog)),
     adminUrl: command.databaseUrl,
   };
 }

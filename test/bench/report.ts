@@ -19,6 +19,8 @@ export interface Runs {
     requests: number;
   }>;
   idleRss: Array<{ repeat: number; bytes: number | null }>;
+  /** GET /tasks?limit=50 with a backlog of `backlog` claimable tasks waiting for a busy slot. */
+  listing: Array<{ repeat: number; backlog: number; p50Ms: number; p95Ms: number; n: number }>;
   storage: Array<{ repeat: number; bytesPerTask: number; tables: Record<string, number> }>;
 }
 
@@ -171,6 +173,18 @@ export function compare(runs: Runs, concurrencies: number[]): Comparison[] {
       api("bare", "get", "p99Ms"),
       "bare SELECT",
       null,
+    ),
+  );
+  const backlog = runs.listing[0]?.backlog ?? 0;
+  out.push(
+    entry(
+      "api.list.p50",
+      `GET /tasks?limit=50 p50, ${backlog.toLocaleString("en-US")} queued`,
+      "ms",
+      median(runs.listing.map((r) => r.p50Ms)),
+      null,
+      null,
+      { on: "value", op: "<", target: 20 },
     ),
   );
   const rss = median(runs.idleRss.map((r) => r.bytes).filter((b): b is number => b !== null));

@@ -5,7 +5,7 @@ import {
   SecretNotFound,
   type SecretReader,
   secretsManagerSecrets,
-} from "../../functions/adapters/secrets.js";
+} from "../../functions/adapters/secrets/secret-readers.js";
 import { MOTO_MISSING, type Moto, motoInstalled, startMoto } from "../helpers/moto.js";
 
 /**

@@ -24,6 +24,7 @@ describe("npm run bench, on tiny numbers", () => {
       apiSeconds: 2,
       apiConnections: 50,
       drainCapSeconds: 30,
+      listingBacklog: 200,
       adminUrl: inject("adminDatabaseUrl"),
       onProgress: (fraction, step) => {
         expect(fraction).toBeGreaterThanOrEqual(0);
@@ -50,6 +51,7 @@ describe("npm run bench, on tiny numbers", () => {
     ]);
     for (const r of result.runs.api) expect(r.requests, `${r.system} ${r.route}`).toBeGreaterThan(0);
     expect(result.runs.idleRss[0]!.bytes).toBeGreaterThan(0);
+    expect(result.runs.listing.map((r) => [r.backlog, r.n])).toEqual([[200, 50]]);
     expect(result.runs.storage[0]!.bytesPerTask).toBeGreaterThan(0);
 
     // Every comparison with a baseline has its ratio; the goals are judged.
@@ -64,9 +66,10 @@ describe("npm run bench, on tiny numbers", () => {
         "api.create.rps",
         "api.get.rps",
         "idle.rss",
+        "api.list.p50",
       ]),
     );
-    expect(steps.at(-1)).toMatch(/api bare/);
+    expect(steps.at(-1)).toMatch(/listing tme/);
 
     const files = await writeResults(result, out, "test", "npm run bench -- (test)");
     const written = JSON.parse(readFileSync(files.json, "utf8")) as BenchResult;

@@ -7,7 +7,10 @@ import type { SQSEvent } from "aws-lambda";
 import { mockClient } from "aws-sdk-client-mock";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
-import { environmentSecrets, secretsManagerSecrets } from "../../functions/adapters/secrets.js";
+import {
+  environmentSecrets,
+  secretsManagerSecrets,
+} from "../../functions/adapters/secrets/secret-readers.js";
 import { definePlugin } from "../../functions/core/plugins/plugin.js";
 import { createWorkerHandler } from "../../functions/handlers/worker.js";
 import { createEngineHarness, type EngineHarness } from "../helpers/engine.js";

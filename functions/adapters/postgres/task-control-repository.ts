@@ -1,6 +1,6 @@
 import { QUEUE_DISPATCH } from "../../core/events/event.js";
+import type { TaskChange } from "../../core/tasks/control-plan.js";
 import type { Task, TaskStatus } from "../../core/tasks/task.js";
-import type { TaskChange } from "../../core/tasks/task-control.js";
 import type {
   TaskControlStore,
   TaskCursor,

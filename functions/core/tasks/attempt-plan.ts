@@ -1,6 +1,6 @@
 import { newEvent, type QueueDispatch, type TmeEvent } from "../events/event.js";
+import { dispatchFor } from "./control-plan.js";
 import { type Task, toTaskView } from "./task.js";
-import { dispatchFor } from "./task-control.js";
 import type { AttemptEnd } from "./task-queue.js";
 
 /**

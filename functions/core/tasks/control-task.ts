@@ -1,8 +1,8 @@
 import type { AppConfig } from "../../config/schema.js";
 import { NotFound } from "../errors.js";
+import { type ControlAction, planAction, planUpdate, type TaskUpdate } from "./control-plan.js";
 import { TRANSITIONS } from "./state-machine.js";
 import type { Task } from "./task.js";
-import { type ControlAction, planAction, planUpdate, type TaskUpdate } from "./task-control.js";
 import type { TaskControlStore, TaskFilter } from "./task-control-store.js";
 
 export interface ControlDeps {

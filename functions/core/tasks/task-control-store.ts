@@ -1,5 +1,5 @@
+import type { TaskChange } from "./control-plan.js";
 import type { Task, TaskStatus } from "./task.js";
-import type { TaskChange } from "./task-control.js";
 import type { WaitingFacts } from "./waiting-reason.js";
 
 /** The filters of GET /tasks and POST /tasks/actions. Every given filter must hold. */

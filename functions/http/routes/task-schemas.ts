@@ -1,6 +1,6 @@
 import * as z from "zod";
+import { CONTROL_ACTIONS } from "../../core/tasks/control-plan.js";
 import { TASK_STATUSES, type TaskStatus } from "../../core/tasks/task.js";
-import { CONTROL_ACTIONS } from "../../core/tasks/task-control.js";
 import type { TaskCursor, TaskFilter } from "../../core/tasks/task-control-store.js";
 
 /**

@@ -1,6 +1,6 @@
 import type { QueueDispatch } from "../../../core/events/event.js";
+import { dispatchFor } from "../../../core/tasks/control-plan.js";
 import type { Task } from "../../../core/tasks/task.js";
-import { dispatchFor } from "../../../core/tasks/task-control.js";
 import type { Db, Queryable } from "../database.js";
 import { type QueueSignalRoute, writeQueueSignals } from "../event-writer.js";
 import { CLAIM_ORDER, CLAIMABLE } from "./queue-sql.js";

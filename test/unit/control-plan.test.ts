@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
+import { CONTROL_ACTIONS, planAction, planUpdate } from "../../functions/core/tasks/control-plan.js";
 import { TRANSITIONS } from "../../functions/core/tasks/state-machine.js";
 import { TASK_STATUSES, type Task, type TaskStatus } from "../../functions/core/tasks/task.js";
-import { CONTROL_ACTIONS, planAction, planUpdate } from "../../functions/core/tasks/task-control.js";
 
 const now = new Date("2026-05-01T12:00:00.000Z");
 const earlier = new Date("2026-05-01T11:00:00.000Z");
