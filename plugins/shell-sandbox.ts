@@ -15,6 +15,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { ConfigError } from "../functions/config/load.js";
 import type { AppConfig } from "../functions/config/schema.js";
+import { InternalError } from "../functions/core/errors.js";
 
 /**
  * Where a command runs, kept from TME (finding 1: a tasks:write key read the data directory,
@@ -175,7 +176,7 @@ export interface IsolatedCommand {
 }
 
 /** A command that cannot start in this isolation (not visible there): fails without retry. */
-export class CommandNotVisible extends Error {
+export class CommandNotVisible extends InternalError {
   override name = "CommandNotVisible";
 }
 

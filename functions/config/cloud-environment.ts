@@ -1,4 +1,5 @@
 import * as z from "zod";
+import { InternalError } from "../core/errors.js";
 
 /**
  * The contract between the CDK stack (infra/) and the Lambda handlers: which environment
@@ -172,7 +173,7 @@ export type CloudEnvironment<F extends TmeFunctionName> = {
 };
 
 /** A missing or malformed variable, reported as one line naming it. */
-export class CloudEnvironmentError extends Error {
+export class CloudEnvironmentError extends InternalError {
   override name = "CloudEnvironmentError";
 }
 

@@ -3,10 +3,11 @@ import path from "node:path";
 import { parseDocument } from "yaml";
 import type { z } from "zod";
 import { MIN_BOOTSTRAP_KEY_LENGTH } from "../core/auth/api-keys.js";
+import { InternalError } from "../core/errors.js";
 import { AppConfigSchema, type Config, DbConfigSchema, TaskPluginsSchema } from "./schema.js";
 
 /** A configuration problem, reported as one line: where, which key, what value, what is allowed. */
-export class ConfigError extends Error {
+export class ConfigError extends InternalError {
   override name = "ConfigError";
 }
 

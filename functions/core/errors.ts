@@ -12,6 +12,11 @@ export class TmeError extends Error {
   readonly code: string;
   readonly details: ErrorDetail[];
   readonly headers: Record<string, string>;
+  /**
+   * Whether a caller may see this error as it is. An unexposed one (InternalError) speaks to the
+   * operator: the edge logs it and answers 500 internal_error with the request id instead.
+   */
+  readonly exposed: boolean = true;
 
   constructor(
     status: number,
@@ -26,6 +31,35 @@ export class TmeError extends Error {
     this.details = options.details ?? [];
     this.headers = options.headers ?? {};
   }
+}
+
+/**
+ * A fault of TME, its setup or a task (configuration, the data directory, a plugin, a secret, a
+ * refused address): its message is for the operator and the log. Should one reach the HTTP edge,
+ * the caller gets 500 internal_error, as for any error TME did not expect.
+ */
+export class InternalError extends TmeError {
+  // Each subclass names itself (override name): the cloud bundles are minified without
+  // keepNames, so new.target.name would log a mangled name.
+  override readonly exposed = false;
+  constructor(message: string, options: { code?: string; cause?: unknown } = {}) {
+    super(500, options.code ?? "internal_error", message, { cause: options.cause });
+  }
+}
+
+/** `error` if a caller may see it as it is (a TmeError not marked internal). */
+export function exposedError(error: unknown): TmeError | undefined {
+  return error instanceof TmeError && error.exposed ? error : undefined;
+}
+
+/**
+ * The error a caller is answered with: an exposed one as it is, anything else as 500
+ * internal_error naming the request id, which finds the real error in the log.
+ */
+export function callerError(error: unknown, requestId: string): TmeError {
+  return (
+    exposedError(error) ?? new TmeError(500, "internal_error", `internal error (request id ${requestId})`)
+  );
 }
 
 export class ValidationFailed extends TmeError {

@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from "aws-lambda";
-import { RouteNotFound, TmeError } from "../core/errors.js";
+import { exposedError, RouteNotFound } from "../core/errors.js";
 import { errorResult, toResult, withSecurityHeaders } from "../http/api-gateway.js";
 import { type DashboardFiles, dashboardFiles } from "../http/dashboard-static.js";
 
@@ -32,7 +32,8 @@ export function createDashboardHandler(files: DashboardFiles) {
       if (!response) throw new RouteNotFound(method, rawPath);
       return withSecurityHeaders(toResult(response, requestId), false);
     } catch (error) {
-      if (error instanceof TmeError) return errorResult(error, requestId);
+      const exposed = exposedError(error);
+      if (exposed) return errorResult(exposed, requestId);
       throw error;
     }
   };

@@ -9,14 +9,16 @@ import { effectiveNamespace, hashApiKey, type Principal, requireScope } from "..
 import { RequestLimits } from "../core/auth/rate-limit.js";
 import {
   Conflict,
+  callerError,
   DatabaseStorageFull,
   DatabaseUnavailable,
+  exposedError,
   Forbidden,
   issuesToDetails,
   MethodNotAllowed,
   PayloadTooLarge,
   RouteNotFound,
-  TmeError,
+  type TmeError,
   TooManyRequests,
   Unauthenticated,
   UnsupportedMediaType,
@@ -321,8 +323,8 @@ async function runRoute(
     }
     return withSecurityHeaders(toResult(response, requestId), route.scope !== "public");
   } catch (error) {
-    const status = error instanceof TmeError ? error.status : 500;
-    const code = error instanceof TmeError ? error.code : "internal_error";
+    const status = exposedError(error)?.status ?? 500;
+    const code = exposedError(error)?.code ?? "internal_error";
     // The change did not happen; the row says who tried what and why it was refused.
     await audit(app, error instanceof Forbidden ? "forbidden" : "failed", status, code).catch((auditError) =>
       logger.error({ err: auditError }, "audit write failed"),
@@ -342,11 +344,9 @@ function errorResponse(app: AppContext, error: unknown, logger: Logger, requestI
     // The reason on its own too: a TLS error carries its socket, which the serializer cannot print.
     logger.warn({ err: cause, reason: cause.message, code: cause.code }, "database unavailable");
     tmeError = error instanceof DatabaseUnavailable ? error : new DatabaseUnavailable(error);
-  } else if (error instanceof TmeError) {
-    tmeError = error;
   } else {
-    logger.error({ err: error }, "unhandled error");
-    tmeError = new TmeError(500, "internal_error", `internal error (request id ${requestId})`);
+    if (!exposedError(error)) logger.error({ err: error }, "unhandled error");
+    tmeError = callerError(error, requestId);
   }
   if (tmeError.status < 500) logger.info({ code: tmeError.code, status: tmeError.status }, tmeError.message);
   return errorResult(tmeError, requestId);

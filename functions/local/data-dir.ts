@@ -1,8 +1,9 @@
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
+import { InternalError } from "../core/errors.js";
 
 /** TME_DATA_DIR cannot be written; the message says why and what to do, in one line. */
-export class DataDirUnusable extends Error {
+export class DataDirUnusable extends InternalError {
   override name = "DataDirUnusable";
 }
 

@@ -2,6 +2,7 @@ import pg from "pg";
 import { probeConnection } from "../adapters/postgres/database.js";
 import { redactUrl } from "../config/load.js";
 import type { Config } from "../config/schema.js";
+import { InternalError } from "../core/errors.js";
 import { assertDataDirWritable } from "./data-dir.js";
 import { EmbeddedPostgres } from "./embedded-postgres.js";
 
@@ -20,7 +21,7 @@ export interface DatabaseTarget {
   stop(): Promise<void>;
 }
 
-export class DatabaseUnreachable extends Error {
+export class DatabaseUnreachable extends InternalError {
   override name = "DatabaseUnreachable";
 }
 

@@ -16,6 +16,7 @@ import os from "node:os";
 import path from "node:path";
 import pg from "pg";
 import { probeConnection } from "../adapters/postgres/database.js";
+import { InternalError } from "../core/errors.js";
 import { freePort } from "./free-port.js";
 import { isRunning, processesIn, processName, waitUntil } from "./processes.js";
 
@@ -84,7 +85,7 @@ function postgresUserIds(): { uid: number; gid: number } | undefined {
  * halfway through writing a cluster.
  */
 /** A child that died of SIGTERM or SIGINT before it could have done any work of its own. */
-class KilledBySignal extends Error {
+class KilledBySignal extends InternalError {
   override name = "KilledBySignal";
 }
 

@@ -4,7 +4,7 @@ import { OUTBOX_CHANNEL } from "../adapters/postgres/outbox-repository.js";
 import { latestTaskEventSeq, taskEventsAfter } from "../adapters/postgres/task-event-feed.js";
 import type { AppContext } from "../context.js";
 import { effectiveNamespace, type Principal, requireScope } from "../core/auth/api-keys.js";
-import { TmeError, Unauthenticated } from "../core/errors.js";
+import { callerError, exposedError, TmeError, Unauthenticated } from "../core/errors.js";
 import { securityHeaders } from "../http/api-gateway.js";
 import { DASHBOARD_CSP } from "../http/routes/dashboard-files.js";
 import type { StreamHandler } from "./http-server.js";
@@ -119,15 +119,8 @@ export function taskEventStream(app: AppContext): TaskEventStream {
       res.on("close", () => clients.delete(client));
       loop.wake();
     } catch (error) {
-      if (error instanceof TmeError) refuse(res, requestId, error);
-      else {
-        app.logger.error({ err: error }, "stream");
-        refuse(
-          res,
-          requestId,
-          new TmeError(500, "internal_error", `internal error (request id ${requestId})`),
-        );
-      }
+      if (!exposedError(error)) app.logger.error({ err: error }, "stream");
+      refuse(res, requestId, callerError(error, requestId));
     }
   };
 

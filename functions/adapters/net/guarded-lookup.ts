@@ -1,10 +1,14 @@
 import dns, { type LookupAddress, type LookupOptions } from "node:dns";
 import type { LookupFunction } from "node:net";
+import { InternalError } from "../../core/errors.js";
 import { isForbiddenAddress } from "../../core/net/address-policy.js";
 
-export class ForbiddenAddressError extends Error {
+/** Its code is what the http plugin recognises once the HTTP client has passed it on. */
+export class ForbiddenAddressError extends InternalError {
   override name = "ForbiddenAddressError";
-  readonly code = "ERR_TME_FORBIDDEN_ADDRESS";
+  constructor(message: string) {
+    super(message, { code: "ERR_TME_FORBIDDEN_ADDRESS" });
+  }
 }
 
 type Callback = (

@@ -4,6 +4,7 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import picomatch from "picomatch";
 import { builtinPlugins } from "../../../plugins/index.js";
 import type { TaskPluginsConfig } from "../../config/schema.js";
+import { InternalError } from "../../core/errors.js";
 import type { PluginResolver, ResolvedPlugin, TaskPlugin } from "../../core/plugins/plugin.js";
 
 const PLUGINS_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../../plugins");
@@ -11,7 +12,7 @@ const PLUGINS_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "
 /** The plugin that runs tasks with a `command` and no mapping of their own. */
 export const SHELL_MODULE = "shell";
 
-export class PluginConfigError extends Error {
+export class PluginConfigError extends InternalError {
   override name = "PluginConfigError";
 }
 

@@ -1,8 +1,9 @@
 import { GetSecretValueCommand, SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
+import { InternalError } from "../../core/errors.js";
 
 export type SecretReader = (name: string) => Promise<string>;
 
-export class SecretNotFound extends Error {
+export class SecretNotFound extends InternalError {
   override name = "SecretNotFound";
 }
 

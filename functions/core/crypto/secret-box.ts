@@ -1,4 +1,5 @@
 import { createCipheriv, createDecipheriv, randomBytes } from "node:crypto";
+import { InternalError } from "../errors.js";
 
 /**
  * Encrypts small secrets (webhook tokens, passwords, signing secrets) for storage with
@@ -12,7 +13,7 @@ export interface SecretBox {
 
 export const ENCRYPTION_KEY_BYTES = 32;
 
-export class SecretBoxError extends Error {
+export class SecretBoxError extends InternalError {
   override name = "SecretBoxError";
 }
 

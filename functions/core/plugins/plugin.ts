@@ -1,6 +1,7 @@
 import type { z } from "zod";
 import type { AppConfig } from "../../config/schema.js";
 import type { Scope } from "../auth/api-keys.js";
+import { InternalError } from "../errors.js";
 
 /** The logger a plugin gets: structured, already tagged with the task id and attempt. */
 export interface PluginLogger {
@@ -111,12 +112,12 @@ export function definePlugin<P>(plugin: TaskPlugin<P>): TaskPlugin<P> {
 }
 
 /** An attempt failed in a way another attempt cannot fix (bad input, 4xx from a server). */
-export class PermanentTaskError extends Error {
+export class PermanentTaskError extends InternalError {
   override name = "PermanentTaskError";
 }
 
 /** Carries the partial outcome (exit code, output) of an attempt that failed. */
-export class TaskRunError extends Error {
+export class TaskRunError extends InternalError {
   override name = "TaskRunError";
   constructor(
     message: string,
