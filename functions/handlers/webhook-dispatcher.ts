@@ -1,6 +1,6 @@
 import type { Context, EventBridgeEvent, SQSBatchResponse, SQSEvent, SQSRecord } from "aws-lambda";
-import { coldStart } from "../adapters/aws/cloud-context.js";
 import { lambdaHandler } from "../adapters/aws/lambda-telemetry.js";
+import { coldStart } from "../cloud/runtime.js";
 import type { AppContext } from "../context.js";
 import type { TmeEvent } from "../core/events/event.js";
 import { runDueDeliveries } from "../core/webhooks/deliver-due.js";

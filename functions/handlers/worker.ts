@@ -1,14 +1,14 @@
 import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import type { SQSBatchResponse, SQSEvent, SQSRecord } from "aws-lambda";
-import { coldStart } from "../adapters/aws/cloud-context.js";
-import { relayAfterChange } from "../adapters/aws/cloud-outbox-sinks.js";
 import { lambdaHandler } from "../adapters/aws/lambda-telemetry.js";
 import {
   environmentSecrets,
   type SecretReader,
   secretsManagerSecrets,
 } from "../adapters/secrets/secret-readers.js";
+import { relayAfterChange } from "../cloud/outbox-sinks.js";
+import { coldStart } from "../cloud/runtime.js";
 import type { AppContext } from "../context.js";
 import type { QueueDispatch } from "../core/events/event.js";
 import type { AttemptLease } from "../core/plugins/plugin.js";
