@@ -1,6 +1,6 @@
 import { sendWebhook } from "./adapters/http/webhook-sender.js";
 import type { PluginRegistry } from "./adapters/plugins/plugin-registry.js";
-import { PostgresAlertStore } from "./adapters/postgres/alert-repository.js";
+import { postgresAlertStore } from "./adapters/postgres/alert-repository.js";
 import { PostgresApiKeyStore } from "./adapters/postgres/api-keys-repository.js";
 import {
   AuditAppender,
@@ -14,13 +14,13 @@ import {
   isStorageFailure,
   TransactionBoundDb,
 } from "./adapters/postgres/database.js";
-import { PostgresDeliveryStore } from "./adapters/postgres/delivery-repository.js";
+import { postgresDeliveryStore } from "./adapters/postgres/delivery-repository.js";
 import { queueSignalRouteFor } from "./adapters/postgres/event-writer.js";
 import { PostgresHistoryPruner } from "./adapters/postgres/history-repository.js";
 import { PostgresIdempotencyStore } from "./adapters/postgres/idempotency-repository.js";
 import { PostgresScheduleStore } from "./adapters/postgres/schedule-repository.js";
 import { PostgresTaskStatsReader } from "./adapters/postgres/stats-repository.js";
-import { PostgresSubscriptionStore } from "./adapters/postgres/subscription-repository.js";
+import { postgresSubscriptionStore } from "./adapters/postgres/subscription-repository.js";
 import { PostgresTaskControlStore } from "./adapters/postgres/task-control-repository.js";
 import { PostgresTaskQueue } from "./adapters/postgres/task-queue-repository.js";
 import { PostgresTaskStore } from "./adapters/postgres/task-repository.js";
@@ -44,7 +44,7 @@ import type { Logger } from "./logging/logger.js";
 
 /**
  * Everything a handler needs, built once per process: by the local runtime
- * (functions/local/runtime.ts) or at a Lambda's cold start (functions/adapters/aws/cloud-context.ts).
+ * (functions/local/runtime.ts) or at a Lambda's cold start (functions/cloud/runtime.ts).
  * Handlers receive it; they never build their own connections.
  */
 export interface AppContext {
@@ -117,9 +117,9 @@ function databasePorts(db: Db, observer: Observer, config: Config) {
     auditLog: new PostgresAuditReader(db),
     idempotency: new PostgresIdempotencyStore(db),
     taskStats: new PostgresTaskStatsReader(db),
-    subscriptions: new PostgresSubscriptionStore(db),
-    deliveries: new PostgresDeliveryStore(db),
-    alerts: new PostgresAlertStore(db),
+    subscriptions: postgresSubscriptionStore(db),
+    deliveries: postgresDeliveryStore(db),
+    alerts: postgresAlertStore(db),
   } satisfies Partial<AppContext>;
 }
 

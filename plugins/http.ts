@@ -1,7 +1,5 @@
-import http from "node:http";
-import https from "node:https";
 import * as z from "zod";
-import { guardedLookup } from "../functions/adapters/net/guarded-lookup.js";
+import { guardedRequest } from "../functions/adapters/http/guarded-client.js";
 import { assertPublicUrl } from "../functions/core/net/address-policy.js";
 import { definePlugin, PermanentTaskError } from "../functions/core/plugins/plugin.js";
 
@@ -29,8 +27,7 @@ interface Response {
   truncated: boolean;
 }
 
-function send(params: Params, allowPrivate: boolean, signal: AbortSignal): Promise<Response> {
-  const url = new URL(params.url);
+async function send(params: Params, allowPrivate: boolean, signal: AbortSignal): Promise<Response> {
   const headers: Record<string, string> = { "user-agent": "TME-http-plugin", ...params.headers };
   let payload: Buffer | undefined;
   if (params.body !== undefined) {
@@ -42,50 +39,28 @@ function send(params: Params, allowPrivate: boolean, signal: AbortSignal): Promi
       headers["content-type"] = "application/json";
     }
   }
-  const transport = url.protocol === "https:" ? https : http;
-  return new Promise((resolve, reject) => {
-    const request = transport.request(
-      url,
-      {
-        method: params.method,
-        headers,
-        // Every address the host resolves to is checked when the socket connects (DNS rebinding).
-        lookup: guardedLookup(allowPrivate),
-        timeout: params.timeout_seconds * 1000,
-        signal,
-      },
-      (response) => {
-        const chunks: Buffer[] = [];
-        let size = 0;
-        let truncated = false;
-        response.on("data", (chunk: Buffer) => {
-          if (size >= MAX_BODY_BYTES) {
-            truncated = true;
-            return;
-          }
-          chunks.push(chunk.subarray(0, MAX_BODY_BYTES - size));
-          if (chunk.length > MAX_BODY_BYTES - size) truncated = true;
-          size += chunk.length;
-        });
-        response.on("error", reject);
-        response.on("end", () => {
-          const flat: Record<string, string> = {};
-          for (const [k, v] of Object.entries(response.headers)) {
-            if (v !== undefined) flat[k] = Array.isArray(v) ? v.join(", ") : v;
-          }
-          resolve({
-            status: response.statusCode ?? 0,
-            headers: flat,
-            body: Buffer.concat(chunks).toString("utf8"),
-            truncated,
-          });
-        });
-      },
-    );
-    request.on("timeout", () => request.destroy(new Error(`no response within ${params.timeout_seconds} s`)));
-    request.on("error", reject);
-    request.end(payload);
+  const response = await guardedRequest(new URL(params.url), {
+    method: params.method,
+    headers,
+    body: payload,
+    allowPrivate,
+    maxResponseBytes: MAX_BODY_BYTES,
+    idleTimeoutMs: params.timeout_seconds * 1000,
+    idleTimeoutMessage: `no response within ${params.timeout_seconds} s`,
+    signal,
   });
+  // A body cut off midway is a failed call (retried), as a connection lost before any answer.
+  if (response.error !== undefined) throw new Error(response.error);
+  const flat: Record<string, string> = {};
+  for (const [k, v] of Object.entries(response.headers)) {
+    if (v !== undefined) flat[k] = Array.isArray(v) ? v.join(", ") : v;
+  }
+  return {
+    status: response.status,
+    headers: flat,
+    body: response.body.toString("utf8"),
+    truncated: response.truncated,
+  };
 }
 
 /**

@@ -1,7 +1,7 @@
 import type { APIGatewayProxyEventV2, Context } from "aws-lambda";
-import { coldStart } from "../adapters/aws/cloud-context.js";
-import { relayAfterChange } from "../adapters/aws/cloud-outbox-sinks.js";
 import { lambdaHandler } from "../adapters/aws/lambda-telemetry.js";
+import { relayAfterChange } from "../cloud/outbox-sinks.js";
+import { coldStart } from "../cloud/runtime.js";
 import type { AppContext } from "../context.js";
 import { type ApiHandler, createApiHandler } from "../http/pipeline.js";
 import { routes } from "../http/routes/index.js";

@@ -1,6 +1,6 @@
 import { GetSecretValueCommand, SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import type { CloudFormationCustomResourceEvent } from "aws-lambda";
-import { cloudDatabaseUrl } from "../adapters/aws/cloud-context.js";
+import { cloudDatabaseUrl } from "../adapters/aws/cloud-database.js";
 import { lambdaHandler, tracedAwsClient } from "../adapters/aws/lambda-telemetry.js";
 import { PostgresApiKeyStore } from "../adapters/postgres/api-keys-repository.js";
 import { Database } from "../adapters/postgres/database.js";

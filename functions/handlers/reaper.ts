@@ -1,10 +1,10 @@
-import { coldStart } from "../adapters/aws/cloud-context.js";
-import { cloudOutboxSinks } from "../adapters/aws/cloud-outbox-sinks.js";
 import { LambdaObserver } from "../adapters/aws/lambda-observer.js";
 import { lambdaHandler, lambdaTelemetry } from "../adapters/aws/lambda-telemetry.js";
 import { pruneExpiredIdempotencyKeys } from "../adapters/postgres/idempotency-repository.js";
 import { readGaugeSnapshot } from "../adapters/postgres/metrics-repository.js";
 import { PostgresOutboxStore } from "../adapters/postgres/outbox-repository.js";
+import { cloudOutboxSinks } from "../cloud/outbox-sinks.js";
+import { coldStart } from "../cloud/runtime.js";
 import type { AppContext } from "../context.js";
 import { evaluateAlerts } from "../core/alerts/evaluate-alerts.js";
 import { type OutboxSink, relayOutboxBatch } from "../core/outbox/outbox.js";

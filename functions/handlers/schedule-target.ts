@@ -1,8 +1,8 @@
 import type { Context } from "aws-lambda";
 import * as z from "zod";
-import { coldStart } from "../adapters/aws/cloud-context.js";
-import { relayAfterChange } from "../adapters/aws/cloud-outbox-sinks.js";
 import { lambdaHandler } from "../adapters/aws/lambda-telemetry.js";
+import { relayAfterChange } from "../cloud/outbox-sinks.js";
+import { coldStart } from "../cloud/runtime.js";
 import type { AppContext } from "../context.js";
 import { fireDueSchedule } from "../core/schedules/fire-schedule.js";
 

@@ -112,7 +112,7 @@ export function sqsEventOf(events: TmeBusEvent[], ids: string[]): SQSEvent {
  */
 export const handler = lazyEntry(async () => {
   const [{ coldStart }, { lambdaHandler }] = await Promise.all([
-    import("../adapters/aws/cloud-context.js"),
+    import("../cloud/runtime.js"),
     import("../adapters/aws/lambda-telemetry.js"),
   ]);
   const setup = coldStart("webhook-dispatcher", (app) => app);

@@ -156,8 +156,8 @@ export function sqsRecordFor(task: Task, messageId: string): SQSRecord {
 export const handler = lazyEntry(async () => {
   const [{ coldStart }, { relayAfterChange }, { lambdaHandler }, { secretsManagerSecrets }] =
     await Promise.all([
-      import("../adapters/aws/cloud-context.js"),
-      import("../adapters/aws/cloud-outbox-sinks.js"),
+      import("../cloud/runtime.js"),
+      import("../cloud/outbox-sinks.js"),
       import("../adapters/aws/lambda-telemetry.js"),
       import("../adapters/aws/secrets-manager-secrets.js"),
     ]);

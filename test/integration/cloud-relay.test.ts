@@ -3,7 +3,7 @@ import { CreateScheduleCommand, SchedulerClient } from "@aws-sdk/client-schedule
 import { SendMessageBatchCommand, SQSClient } from "@aws-sdk/client-sqs";
 import { mockClient } from "aws-sdk-client-mock";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { cloudOutboxSinks, relayAfterChange } from "../../functions/adapters/aws/cloud-outbox-sinks.js";
+import { cloudOutboxSinks, relayAfterChange } from "../../functions/cloud/outbox-sinks.js";
 import { createReaper } from "../../functions/handlers/reaper.js";
 import { createTestApp, type TestApp } from "../helpers/test-app.js";
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { cloudContext, cloudShell, coldStart } from "../../functions/adapters/aws/cloud-context.js";
+import { cloudContext, cloudShell, coldStart } from "../../functions/cloud/runtime.js";
 import { CloudEnvironmentError } from "../../functions/config/cloud-environment.js";
 import { AppConfigSchema } from "../../functions/config/schema.js";
 import type { AppContext } from "../../functions/context.js";

@@ -6,7 +6,7 @@ import {
   alertView,
   type OpenAlert,
 } from "../../core/alerts/alert.js";
-import type { AlertListFilter, AlertStore } from "../../core/alerts/alert-store.js";
+import type { AlertStore } from "../../core/alerts/alert-store.js";
 import { newEvent } from "../../core/events/event.js";
 import { newId } from "../../core/ids.js";
 import type { Db, Queryable } from "./database.js";
@@ -199,26 +199,13 @@ export async function listAlerts(
   return toKeysetPage(rows, options.limit);
 }
 
-export class PostgresAlertStore implements AlertStore {
-  constructor(private readonly db: Db) {}
-
-  holdingConditions(rule: AlertRule, config: AppConfig["alerts"], openSubjects: string[]) {
-    return holdingConditions(this.db, rule, config, openSubjects);
-  }
-
-  openAlerts(rule: AlertRule) {
-    return openAlerts(this.db, rule);
-  }
-
-  raise(condition: AlertCondition, now: Date) {
-    return raiseAlert(this.db, condition, now);
-  }
-
-  resolve(id: string, now: Date) {
-    return resolveAlert(this.db, id, now);
-  }
-
-  list(namespace: string, filter: AlertListFilter) {
-    return listAlerts(this.db, namespace, filter);
-  }
+/** The alert store on `db`: each method is the function of the same job above. */
+export function postgresAlertStore(db: Db): AlertStore {
+  return {
+    holdingConditions: (rule, config, openSubjects) => holdingConditions(db, rule, config, openSubjects),
+    openAlerts: (rule) => openAlerts(db, rule),
+    raise: (condition, now) => raiseAlert(db, condition, now),
+    resolve: (id, now) => resolveAlert(db, id, now),
+    list: (namespace, filter) => listAlerts(db, namespace, filter),
+  };
 }

@@ -374,57 +374,23 @@ export async function eventsToRedeliver(
   return rows.map((r) => r.event_id);
 }
 
-export class PostgresDeliveryStore implements DeliveryStore {
-  constructor(private readonly db: Db) {}
-
-  fanOut(events: readonly DispatchableEvent[]) {
-    return fanOutEvents(this.db, events);
-  }
-
-  storedEvent(eventId: string) {
-    return readOutboxEvent(this.db, eventId);
-  }
-
-  claimDue(options: { workerId: string; limit: number; perEndpoint: number; claimSeconds: number }) {
-    return claimDueDeliveries(this.db, options);
-  }
-
-  nextDueAt() {
-    return nextDueAt(this.db);
-  }
-
-  record(
-    claimed: ClaimedDelivery,
-    workerId: string,
-    result: AttemptResult,
-    outcome: AttemptOutcome,
-    options: { disableAfterMs: number },
-  ) {
-    return recordAttempt(this.db, claimed, workerId, result, outcome, options);
-  }
-
-  async claimTestPing(namespace: string, subscriptionId: string, event: DispatchableEvent, workerId: string) {
-    const id = await insertTestDelivery(this.db, namespace, subscriptionId, event, workerId);
-    return (await loadClaimed(this.db, id))!;
-  }
-
-  get(namespace: string, id: string) {
-    return getDelivery(this.db, namespace, id);
-  }
-
-  list(subscriptionId: string, filter: DeliveryListFilter) {
-    return listDeliveries(this.db, subscriptionId, filter);
-  }
-
-  eventsToRedeliver(subscriptionId: string, filter: RedeliveryFilter) {
-    return eventsToRedeliver(this.db, subscriptionId, filter);
-  }
-
-  redeliver(namespace: string, subscriptionId: string, eventIds: string[]) {
-    return redeliver(this.db, namespace, subscriptionId, eventIds);
-  }
-
-  traceContextOf(taskId: string) {
-    return traceContextOf(this.db, taskId);
-  }
+/** The delivery store on `db`: each method is the function of the same job above. */
+export function postgresDeliveryStore(db: Db): DeliveryStore {
+  return {
+    fanOut: (events) => fanOutEvents(db, events),
+    storedEvent: (eventId) => readOutboxEvent(db, eventId),
+    claimDue: (options) => claimDueDeliveries(db, options),
+    nextDueAt: () => nextDueAt(db),
+    record: (claimed, workerId, result, outcome, options) =>
+      recordAttempt(db, claimed, workerId, result, outcome, options),
+    async claimTestPing(namespace, subscriptionId, event, workerId) {
+      const id = await insertTestDelivery(db, namespace, subscriptionId, event, workerId);
+      return (await loadClaimed(db, id))!;
+    },
+    get: (namespace, id) => getDelivery(db, namespace, id),
+    list: (subscriptionId, filter) => listDeliveries(db, subscriptionId, filter),
+    eventsToRedeliver: (subscriptionId, filter) => eventsToRedeliver(db, subscriptionId, filter),
+    redeliver: (namespace, subscriptionId, eventIds) => redeliver(db, namespace, subscriptionId, eventIds),
+    traceContextOf: (taskId) => traceContextOf(db, taskId),
+  };
 }

@@ -1,4 +1,3 @@
-import type { Keyset as PageStart } from "../../core/paging.js";
 import type {
   NewSubscription,
   Subscription,
@@ -140,30 +139,18 @@ export async function subscriptionsForEvents(
 
 export type { NewSubscription, SubscriptionChanges };
 
-export class PostgresSubscriptionStore implements SubscriptionStore {
-  constructor(private readonly db: Db) {}
-
-  insert(subscription: NewSubscription) {
-    return insertSubscription(this.db, subscription);
-  }
-
-  get(namespace: string, id: string) {
-    return getSubscription(this.db, namespace, id);
-  }
-
-  list(namespace: string, page: { limit: number; after?: PageStart }) {
-    return listSubscriptions(this.db, namespace, page);
-  }
-
-  modify(namespace: string, id: string, plan: (current: Subscription) => Promise<SubscriptionChanges>) {
-    return this.db.transaction(async (tx) => {
-      const current = await getSubscription(tx, namespace, id, { forUpdate: true });
-      if (!current) return undefined;
-      return updateSubscription(tx, namespace, id, await plan(current));
-    });
-  }
-
-  delete(namespace: string, id: string) {
-    return this.db.transaction((tx) => deleteSubscription(tx, namespace, id));
-  }
+/** The subscription store on `db`; modify and delete each run in one transaction. */
+export function postgresSubscriptionStore(db: Db): SubscriptionStore {
+  return {
+    insert: (subscription) => insertSubscription(db, subscription),
+    get: (namespace, id) => getSubscription(db, namespace, id),
+    list: (namespace, page) => listSubscriptions(db, namespace, page),
+    modify: (namespace, id, plan) =>
+      db.transaction(async (tx) => {
+        const current = await getSubscription(tx, namespace, id, { forUpdate: true });
+        if (!current) return undefined;
+        return updateSubscription(tx, namespace, id, await plan(current));
+      }),
+    delete: (namespace, id) => db.transaction((tx) => deleteSubscription(tx, namespace, id)),
+  };
 }

@@ -57,6 +57,36 @@ function isPublic(address: ipaddr.IPv4 | ipaddr.IPv6): boolean {
   return range === "unicast";
 }
 
+/** The schemes TME calls out with. */
+const CALLABLE_SCHEMES = new Set(["http:", "https:"]);
+
+/**
+ * The first URL rule of every outgoing call (webhooks, the http plugin, a callback_url at its
+ * create): an absolute http or https URL. `host` is the hostname as the socket sees it (IPv6
+ * brackets off); the WHATWG parser has already turned decimal, hex and octal IPv4 into dotted
+ * form. Each caller words its own refusal.
+ */
+export function callableUrl(
+  input: string | URL,
+):
+  | { ok: true; url: URL; host: string }
+  | { ok: false; refused: "invalid" }
+  | { ok: false; refused: "scheme"; scheme: string } {
+  let url: URL;
+  try {
+    url = typeof input === "string" ? new URL(input) : input;
+  } catch {
+    return { ok: false, refused: "invalid" };
+  }
+  if (!CALLABLE_SCHEMES.has(url.protocol)) return { ok: false, refused: "scheme", scheme: url.protocol };
+  return { ok: true, url, host: url.hostname.replace(/^\[(.*)\]$/, "$1") };
+}
+
+/** An IP literal TME refuses to call. Literals never reach the resolver, so they are judged here. */
+export function isForbiddenLiteral(host: string): boolean {
+  return ipaddr.isValid(host) && isForbiddenAddress(host);
+}
+
 export interface UrlPolicy {
   /** allow_private_callbacks: trust private and loopback targets (development, internal networks). */
   allowPrivate: boolean;
@@ -92,23 +122,20 @@ export async function assertPublicUrl(
   policy: UrlPolicy,
 ): Promise<{ url: URL; addresses: string[] }> {
   const field = policy.field ?? "url";
-  let url: URL;
-  try {
-    url = typeof input === "string" ? new URL(input) : input;
-  } catch {
-    throw new ForbiddenUrl(field, "must be an absolute http:// or https:// URL");
-  }
-  if (url.protocol !== "http:" && url.protocol !== "https:") {
+  const target = callableUrl(input);
+  if (!target.ok) {
     throw new ForbiddenUrl(
       field,
-      `scheme ${url.protocol.replace(":", "")} is not allowed; use http or https`,
+      target.refused === "invalid"
+        ? "must be an absolute http:// or https:// URL"
+        : `scheme ${target.scheme.replace(":", "")} is not allowed; use http or https`,
     );
   }
+  const { url, host } = target;
   if (url.username || url.password) {
     throw new ForbiddenUrl(field, "must not carry credentials; use the auth settings instead");
   }
   if (policy.allowPrivate) return { url, addresses: [] };
-  const host = url.hostname.replace(/^\[(.*)\]$/, "$1");
   let addresses: string[];
   if (ipaddr.isValid(host)) {
     addresses = [host];

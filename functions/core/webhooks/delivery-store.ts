@@ -2,7 +2,7 @@ import type { TmeEvent } from "../events/event.js";
 import type { Keyset, KeysetPage } from "../paging.js";
 import type { AttemptOutcome, AttemptResult } from "./deliver.js";
 import type { WebhookPayload } from "./payload.js";
-import type { Subscription } from "./subscription-store.js";
+import type { EndpointColumns, Subscription } from "./subscription-store.js";
 
 export const DELIVERY_STATUSES = ["pending", "succeeded", "retrying", "failed", "given_up"] as const;
 export type DeliveryStatus = (typeof DELIVERY_STATUSES)[number];
@@ -38,16 +38,7 @@ export type ClaimedDelivery = Pick<
   Delivery,
   "id" | "namespace" | "subscription_id" | "event_id" | "event_type" | "attempt" | "chain_attempt" | "trigger"
 > &
-  Pick<
-    Subscription,
-    | "callback_url"
-    | "format"
-    | "auth_type"
-    | "auth_username"
-    | "auth_secret"
-    | "previous_secret"
-    | "previous_secret_expires_at"
-  > & {
+  Pick<Subscription, EndpointColumns> & {
     chain_started_at: Date;
     order_key: string | null;
     occurred_at: Date;

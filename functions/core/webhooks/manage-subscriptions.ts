@@ -7,7 +7,12 @@ import type { Keyset, KeysetPage } from "../paging.js";
 import type { EndpointAuth } from "./deliver.js";
 import { generateSigningSecret } from "./signing.js";
 import type { EventPattern, SubscriptionFilter } from "./subscription.js";
-import type { Subscription, SubscriptionChanges, SubscriptionStore } from "./subscription-store.js";
+import type {
+  AuthColumns,
+  Subscription,
+  SubscriptionChanges,
+  SubscriptionStore,
+} from "./subscription-store.js";
 
 /** What the subscription use cases need (an AppContext has it all). */
 export interface SubscriptionServices {
@@ -68,10 +73,7 @@ async function sealAuth(secrets: SecretBox, auth: AuthInput): Promise<SealedAuth
 /** The credentials an attempt sends: the sealed ones opened, plus an unexpired previous hmac secret. */
 export async function openAuth(
   secrets: SecretBox,
-  row: Pick<
-    Subscription,
-    "auth_type" | "auth_username" | "auth_secret" | "previous_secret" | "previous_secret_expires_at"
-  >,
+  row: Pick<Subscription, AuthColumns>,
   now: Date,
 ): Promise<EndpointAuth> {
   const sealed: SealedAuth = row.auth_secret ? JSON.parse(await secrets.open(row.auth_secret)) : {};

@@ -23,32 +23,33 @@ export interface Subscription {
   updated_at: Date;
 }
 
+/** The sealed credentials of an endpoint, with the previous hmac secret of a rotation. */
+export type AuthColumns =
+  | "auth_type"
+  | "auth_username"
+  | "auth_secret"
+  | "previous_secret"
+  | "previous_secret_expires_at";
+
+/** What an attempt reads of its endpoint. */
+export type EndpointColumns = "callback_url" | "format" | AuthColumns;
+
 export type NewSubscription = Pick<
   Subscription,
   | "id"
   | "namespace"
   | "event_types"
-  | "callback_url"
-  | "format"
-  | "auth_type"
-  | "auth_username"
-  | "auth_secret"
   | "filter"
   | "enabled"
+  | Exclude<EndpointColumns, "previous_secret" | "previous_secret_expires_at">
 >;
 
 /** A change to a subscription: undefined fields are left alone, nulls are written. */
 export type SubscriptionChanges = Partial<
   Pick<
     Subscription,
+    | EndpointColumns
     | "event_types"
-    | "callback_url"
-    | "format"
-    | "auth_type"
-    | "auth_username"
-    | "auth_secret"
-    | "previous_secret"
-    | "previous_secret_expires_at"
     | "filter"
     | "enabled"
     | "disabled_reason"

@@ -1,4 +1,5 @@
 import * as z from "zod";
+import { callableUrl } from "../../core/net/address-policy.js";
 import { DELIVERY_STATUSES, type Delivery } from "../../core/webhooks/delivery-store.js";
 import { AUTH_TYPES, EVENT_PATTERNS } from "../../core/webhooks/subscription.js";
 import type { Subscription } from "../../core/webhooks/subscription-store.js";
@@ -9,16 +10,7 @@ const CallbackUrl = z
   .string()
   .min(1)
   .max(2048)
-  .refine(
-    (value) => {
-      try {
-        return ["http:", "https:"].includes(new URL(value).protocol);
-      } catch {
-        return false;
-      }
-    },
-    { message: "must be an absolute http:// or https:// URL" },
-  )
+  .refine((value) => callableUrl(value).ok, { message: "must be an absolute http:// or https:// URL" })
   .describe(
     "Where deliveries are POSTed; http(s) only, and not a private address unless allow_private_callbacks",
   );

@@ -1,14 +1,14 @@
 import { EventBridgeClient } from "@aws-sdk/client-eventbridge";
 import { SchedulerClient } from "@aws-sdk/client-scheduler";
 import { SQSClient } from "@aws-sdk/client-sqs";
-import type { AppContext } from "../../context.js";
-import { type OutboxSink, relayOutboxBatch } from "../../core/outbox/outbox.js";
-import { PostgresOutboxStore } from "../postgres/outbox-repository.js";
-import { eventBridgeBusSink } from "./eventbridge-bus.js";
-import { EventBridgeScheduler, eventBridgeSchedulerSink } from "./eventbridge-scheduler.js";
-import { LambdaObserver } from "./lambda-observer.js";
-import { containerTelemetry, tracedAwsClient } from "./lambda-telemetry.js";
-import { sqsTaskQueueSink, taskQueueUrlsFromEnv } from "./sqs-task-queue.js";
+import { eventBridgeBusSink } from "../adapters/aws/eventbridge-bus.js";
+import { EventBridgeScheduler, eventBridgeSchedulerSink } from "../adapters/aws/eventbridge-scheduler.js";
+import { LambdaObserver } from "../adapters/aws/lambda-observer.js";
+import { containerTelemetry, tracedAwsClient } from "../adapters/aws/lambda-telemetry.js";
+import { sqsTaskQueueSink, taskQueueUrlsFromEnv } from "../adapters/aws/sqs-task-queue.js";
+import { PostgresOutboxStore } from "../adapters/postgres/outbox-repository.js";
+import type { AppContext } from "../context.js";
+import { type OutboxSink, relayOutboxBatch } from "../core/outbox/outbox.js";
 
 /**
  * Where outbox messages go in the cloud: queue signals to SQS, events to TME's EventBridge bus,

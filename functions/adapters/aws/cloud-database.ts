@@ -1,13 +1,6 @@
 import { GetSecretValueCommand, SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
-import { loadCloudEnvironment, type TmeFunctionName } from "../../config/cloud-environment.js";
-import { loadConfig } from "../../config/load.js";
-import { type AppContext, createAppContext } from "../../context.js";
-import { createLogger } from "../../logging/logger.js";
-import { PluginRegistry } from "../plugins/plugin-registry.js";
-import { Database, type DatabaseConnection } from "../postgres/database.js";
-import { cloudEncryptionKey } from "../secrets/cloud-encryption-key.js";
-import { LambdaObserver } from "./lambda-observer.js";
-import { invocationLogFields, lambdaTelemetry, tracedAwsClient } from "./lambda-telemetry.js";
+import type { DatabaseConnection } from "../postgres/database.js";
+import { tracedAwsClient } from "./lambda-telemetry.js";
 
 interface DatabaseSecret {
   username: string;
@@ -110,69 +103,8 @@ export async function cloudDatabaseConnection(
 }
 
 /** Local tests run the handlers against a plain URL (DATABASE_URL) instead of the secret. */
-async function databaseOptions(env: Env) {
+export async function databaseOptions(env: Env) {
   if (env.DATABASE_URL) return { options: { connectionString: env.DATABASE_URL }, url: env.DATABASE_URL };
   const { connection, forget, url } = await cloudDatabaseConnection(env);
   return { options: { connection, onAuthenticationFailure: forget }, url };
-}
-
-/**
- * The shell plugin runs nothing in the cloud unless the stack was deployed with enableShell:
- * a command runs beside the Lambda's own credentials (its environment and /proc).
- */
-export function cloudShell(
-  shell: AppContext["config"]["app"]["shell"],
-  env: Env,
-): AppContext["config"]["app"]["shell"] {
-  return env.SHELL_ENABLED === "true" ? shell : { ...shell, allowed_commands: [] };
-}
-
-/**
- * Built once per Lambda container, at cold start, and reused by every invocation. The
- * environment is checked against the contract the stack was built from first, so a missing
- * variable is one clear line in the function's log, not a failure deep in some request.
- */
-export async function cloudContext(
-  fn: TmeFunctionName,
-  env: Record<string, string | undefined> = process.env,
-): Promise<AppContext> {
-  loadCloudEnvironment(fn, env);
-  const config = loadConfig({ env: { ...env, TME_RUNTIME: "cloud" } });
-  // Every line carries the invocation's request id, cold start and X-Ray trace id.
-  const logger = createLogger(config.app.LOG_LEVEL, undefined, { fields: invocationLogFields });
-  config.app.shell = cloudShell(config.app.shell, env);
-  const { options, url } = await databaseOptions(env);
-  const db = new Database({
-    ...options,
-    // One Lambda handles one event at a time; a small pool behind RDS Proxy is plenty.
-    max: 2,
-    connectionTimeoutMillis: config.db.pool.connection_timeout_ms,
-  });
-  const observer = new LambdaObserver(lambdaTelemetry(fn));
-  return createAppContext(config, db, url, logger, await PluginRegistry.load(config.plugins), observer, () =>
-    cloudEncryptionKey(env),
-  );
-}
-
-/**
- * A Lambda entry's per-container setup: built from the cloud context on the first invocation
- * and reused by the next ones. A setup that failed (Secrets Manager or the database briefly
- * unreachable) is tried again by the next invocation instead of failing every invocation until
- * the container is recycled.
- */
-export function coldStart<T>(
-  fn: TmeFunctionName,
-  build: (app: AppContext) => T,
-  context: (fn: TmeFunctionName) => Promise<AppContext> = cloudContext,
-): () => Promise<T> {
-  let setup: Promise<T> | undefined;
-  return () => {
-    setup ??= context(fn)
-      .then(build)
-      .catch((error: unknown) => {
-        setup = undefined;
-        throw error;
-      });
-    return setup;
-  };
 }
