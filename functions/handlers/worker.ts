@@ -13,6 +13,7 @@ import {
   runAttempt,
 } from "../core/tasks/run-attempt.js";
 import type { Task } from "../core/tasks/task.js";
+import { withLazyChildren } from "../logging/logger.js";
 
 /**
  * The worker: takes SQS-shaped events whose records carry a QueueDispatch body, claims each
@@ -72,7 +73,8 @@ export function createWorkerHandler(app: AppContext, options: WorkerOptions = {}
     queue: app.taskQueue,
     plugins: app.plugins,
     config: app.config.app,
-    logger: app.logger.child({ worker_id: workerId }),
+    // Each attempt's child logger is made only when the attempt writes a line (most write none).
+    logger: withLazyChildren(app.logger.child({ worker_id: workerId })),
     services: app.pluginServices,
     secret: options.secret ?? environmentSecrets(),
     running: options.running ?? new RunningAttempts(),

@@ -60,9 +60,29 @@ export function lazyChild(parent: Logger, bindings: pino.Bindings): Logger {
   let child: Logger | undefined;
   return new Proxy(parent, {
     get(_parent, property) {
+      // A level that is off writes nothing: it need not make the child (a debug line per attempt).
+      if (child === undefined && typeof property === "string" && isDisabledLevel(parent, property))
+        return noop;
       child ??= parent.child(bindings);
       const value: unknown = Reflect.get(child, property, child);
       return typeof value === "function" ? value.bind(child) : value;
     },
   });
 }
+
+/** A logger whose child() is lazyChild: what a worker hands each attempt it runs. */
+export function withLazyChildren(logger: Logger): Logger {
+  return new Proxy(logger, {
+    get(target, property) {
+      if (property === "child") return (bindings: pino.Bindings) => lazyChild(target, bindings);
+      const value: unknown = Reflect.get(target, property, target);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+}
+
+function isDisabledLevel(logger: Logger, name: string): boolean {
+  return name in logger.levels.values && !logger.isLevelEnabled(name);
+}
+
+function noop(): void {}

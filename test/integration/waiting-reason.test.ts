@@ -22,7 +22,7 @@ afterAll(async () => {
 });
 beforeEach(async () => {
   // The queue is shared by every namespace: each case starts from an empty one.
-  await t.app.db.query("TRUNCATE tasks, task_type_pauses CASCADE");
+  await t.app.db.query("TRUNCATE tasks, task_runs, task_events, task_type_pauses CASCADE");
 });
 
 const reasonOf = async (id: string, namespace = "default") =>

@@ -30,8 +30,7 @@ interface CreateRow {
  *
  * One INSERT writes both kinds of outbox row, so each task's event precedes its signal.
  * Data-modifying CTEs all run whether or not the outer query reads them; the SELECT ones
- * (audit_append, pg_notify) run only when read, hence the scalar subqueries at the end. The
- * foreign key of task_events is checked at the end of the statement, after the tasks exist.
+ * (audit_append, pg_notify) run only when read, hence the scalar subqueries at the end.
  */
 /**
  * The payload of the create's wake-up: the task types created, as a JSON array of typeKey()
