@@ -2,7 +2,10 @@ import { type ChildProcess, fork } from "node:child_process";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import type { PeerJob, PeerMessage, PeerSystem } from "./peer-process.js";
-import { adminQuery } from "./postgres.js";
+import { openPollConnection } from "./postgres.js";
+
+type PollConnection = Awaited<ReturnType<typeof openPollConnection>>;
+
 import { liveProcesses, sleep, waitForCount } from "./tme.js";
 
 const PEER_PROCESS = path.join(path.dirname(fileURLToPath(import.meta.url)), "peer-process.ts");
@@ -70,24 +73,13 @@ function forkPeer(job: PeerJob): Peer {
 }
 
 /** Jobs of the peer's queue that are finished, read from its own tables. */
-function finishedCount(system: PeerSystem, databaseUrl: string, total: number): () => Promise<number> {
-  if (system === "pg-boss") {
-    return async () => {
-      const rows = await adminQuery<{ n: string }>(
-        databaseUrl,
-        "SELECT count(*) AS n FROM pgboss.job WHERE name = 'noop' AND state = 'completed'",
-      );
-      return Number(rows[0]?.n ?? 0);
-    };
-  }
+/** How many of the drain's jobs are done, read on the poll connection. */
+function finishedCount(system: PeerSystem, poll: PollConnection, total: number): () => Promise<number> {
+  if (system === "pg-boss")
+    return () =>
+      poll.count("SELECT count(*) AS n FROM pgboss.job WHERE name = 'noop' AND state = 'completed'");
   // graphile-worker deletes a job when it completes.
-  return async () => {
-    const rows = await adminQuery<{ n: string }>(
-      databaseUrl,
-      "SELECT count(*) AS n FROM graphile_worker._private_jobs",
-    );
-    return total - Number(rows[0]?.n ?? 0);
-  };
+  return async () => total - (await poll.count("SELECT count(*) AS n FROM graphile_worker._private_jobs"));
 }
 
 export interface DrainFigure {
@@ -107,17 +99,13 @@ export async function peerDrain(
   onProgress?: (finished: number) => void,
 ): Promise<DrainFigure> {
   const peer = forkPeer({ system, mode: "drain", databaseUrl, concurrency, jobs });
+  let poll: PollConnection | undefined;
   try {
     await peer.next("ready");
+    poll = await openPollConnection(databaseUrl);
     const started = performance.now();
     peer.send("go");
-    const result = await waitForCount(
-      finishedCount(system, databaseUrl, jobs),
-      jobs,
-      capMs,
-      started,
-      onProgress,
-    );
+    const result = await waitForCount(finishedCount(system, poll, jobs), jobs, capMs, started, onProgress);
     return {
       tasksPerSecond: result.count / (result.elapsedMs / 1000),
       finished: result.count,
@@ -125,6 +113,7 @@ export async function peerDrain(
       capped: result.capped,
     };
   } finally {
+    await poll?.close();
     await peer.stop();
   }
 }

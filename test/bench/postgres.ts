@@ -72,6 +72,24 @@ export async function adminQuery<R extends pg.QueryResultRow = pg.QueryResultRow
 }
 
 /**
+ * One connection kept open for the progress polls of a measurement. A poll every 10 ms on a new
+ * connection each time would fork a server process a hundred times a second, CPU taken from the
+ * system being measured, and more from the slower one (it is polled for longer).
+ */
+export async function openPollConnection(url: string): Promise<{
+  count(sql: string): Promise<number>;
+  close(): Promise<void>;
+}> {
+  const client = new pg.Client({ connectionString: url });
+  client.on("error", () => {});
+  await client.connect();
+  return {
+    count: async (sql) => Number((await client.query<{ n: string }>(sql)).rows[0]?.n ?? 0),
+    close: () => client.end().catch(() => {}),
+  };
+}
+
+/**
  * The databases of one bench run: each system gets a fresh one per measurement, so no
  * system sees another's rows (or their dead tuples). All are dropped at the end.
  */
