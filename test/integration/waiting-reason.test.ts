@@ -146,7 +146,17 @@ describe("waiting_reason", () => {
         queries++;
         return t.app.db.rows(text, values);
       },
-      transaction: (fn) => t.app.db.transaction(fn),
+      transaction: (fn, options) =>
+        t.app.db.transaction(
+          (tx) =>
+            fn({
+              query: (text, values) => {
+                queries++;
+                return tx.query(text, values);
+              },
+            }),
+          options,
+        ),
     };
     const original = t.app.taskControl;
     t.app.taskControl = new PostgresTaskControlStore(counting);

@@ -17,7 +17,38 @@ export interface Queryable {
  */
 export interface Db extends Queryable {
   rows<R extends pg.QueryResultRow>(text: string, values?: unknown[]): Promise<R[]>;
-  transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>;
+  transaction<T>(fn: (tx: Queryable) => Promise<T>, options?: TransactionOptions): Promise<T>;
+}
+
+export interface TransactionOptions {
+  /**
+   * Planner or server settings for this transaction only (SET LOCAL), sent with its BEGIN in one
+   * round trip. Names and values are TME's own constants, checked against a strict pattern.
+   */
+  settings?: Readonly<Record<string, string>>;
+}
+
+/** SET LOCAL ... TO DEFAULT for the names of settings: the session's values again. */
+export function resetLocal(settings: Readonly<Record<string, string>>): string {
+  return Object.keys(settings)
+    .map((name) => {
+      if (!SETTING_WORD.test(name)) throw new Error(`not a setting TME sets: ${name}`);
+      return `SET LOCAL ${name} TO DEFAULT`;
+    })
+    .join("; ");
+}
+
+const SETTING_WORD = /^[a-z_][a-z0-9_.]*$/;
+
+/** SET LOCAL statements for settings (see TransactionOptions), joined by "; ". */
+function setLocal(settings: Readonly<Record<string, string>>): string {
+  return Object.entries(settings)
+    .map(([name, value]) => {
+      if (!SETTING_WORD.test(name) || !SETTING_WORD.test(value))
+        throw new Error(`not a setting TME sets: ${name} = ${value}`);
+      return `SET LOCAL ${name} = ${value}`;
+    })
+    .join("; ");
 }
 
 /**
@@ -253,7 +284,7 @@ export class Database implements Db {
    * Runs fn inside BEGIN/COMMIT on one client; any throw rolls back and rethrows.
    * Everything that must be atomic with a state change (its event, its outbox row) goes here.
    */
-  async transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
+  async transaction<T>(fn: (tx: Queryable) => Promise<T>, options: TransactionOptions = {}): Promise<T> {
     let client: pg.PoolClient;
     try {
       client = await this.reauthenticating(() => this.pool.connect());
@@ -262,7 +293,7 @@ export class Database implements Db {
     }
     let broken: unknown;
     try {
-      await client.query("BEGIN");
+      await client.query(options.settings ? `BEGIN; ${setLocal(options.settings)}` : "BEGIN");
       const result = await fn(client);
       await client.query("COMMIT");
       return result;
@@ -309,8 +340,16 @@ export class TransactionBoundDb implements Db {
     return (await this.client.query<R>(text, values)).rows;
   }
 
-  transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
-    return fn(this.client);
+  async transaction<T>(fn: (tx: Queryable) => Promise<T>, options: TransactionOptions = {}): Promise<T> {
+    // Inside the open transaction: the settings are put back to the session's after fn, so
+    // the rest of the outer transaction runs as it would have.
+    if (!options.settings) return fn(this.client);
+    await this.client.query(setLocal(options.settings));
+    try {
+      return await fn(this.client);
+    } finally {
+      await this.client.query(resetLocal(options.settings));
+    }
   }
 }
 

@@ -78,9 +78,7 @@ export class PostgresTaskQueue implements TaskQueue {
   }
 
   claimBatch(workerId: string, max: number): Promise<ClaimedBatch> {
-    return this.db.transaction((tx) =>
-      claimBatch(tx, workerId, max, this.options.leaseSeconds, this.limits, this.now),
-    );
+    return claimBatch(this.db, workerId, max, this.options.leaseSeconds, this.limits, this.now);
   }
 
   claim(taskId: string, attempt: number, workerId: string): Promise<ClaimResult> {

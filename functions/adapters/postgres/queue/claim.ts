@@ -6,7 +6,7 @@ import {
   type SkipReason,
   typeKey,
 } from "../../../core/tasks/task-queue.js";
-import type { Queryable } from "../database.js";
+import type { Db, Queryable } from "../database.js";
 import { writeTaskEvents } from "../event-writer.js";
 import { TASK_COLUMNS } from "../task-repository.js";
 import {
@@ -14,8 +14,9 @@ import {
   CLAIM_ORDER,
   CLAIMABLE,
   openRunsByName,
+  SORT_FREE,
+  SORTS_BACK,
   typeLockKey,
-  withoutSorts,
 } from "./queue-sql.js";
 
 /** The per-type concurrency limit of a task name (task_plugins.yaml `concurrency`), if any. */
@@ -75,7 +76,7 @@ const FULL_TYPES = `
  * the planner cannot see into a subquery's result and guesses it filters out nearly every row, so
  * it sorted the whole queue instead of walking tasks_queue_idx in claim order and stopping at the
  * limit (21 ms against 0.3 ms per claim with 20,000 queued). With the names as a value it uses
- * the column's statistics (and withoutSorts covers statistics that are stale).
+ * the column's statistics (and SORT_FREE covers statistics that are stale).
  */
 const CANDIDATES = `
   SELECT t.id, t.name FROM tasks t
@@ -107,10 +108,18 @@ const CLAIM = `
     SELECT id, series, attempt, 'running', $1, started_at, lease_expires_at FROM claimed)
   SELECT ${TASK_COLUMNS} FROM claimed t ORDER BY ${CLAIM_ORDER}`;
 
-async function readPausedTypes(tx: Queryable): Promise<string[]> {
-  const { rows } = await tx.query<{ namespace: string; name: string }>(
-    "SELECT namespace, name FROM task_type_pauses",
-  );
+/**
+ * Ends the claim's sort-free reads (SORT_FREE) and reads the paused types, in one round trip:
+ * the types a wake-up about only them need not wake the pool for (worker-pool.ts).
+ */
+async function sortsBackAndPausedTypes(tx: Queryable): Promise<string[]> {
+  // Simple protocol, several statements (no parameters): one result per statement.
+  const results = (await tx.query(
+    `${SORTS_BACK}; SELECT namespace, name FROM task_type_pauses`,
+  )) as unknown as Array<{
+    rows: Array<{ namespace: string; name: string }>;
+  }>;
+  const rows = results[results.length - 1]!.rows;
   return rows.map((r) => typeKey(r.namespace, r.name));
 }
 
@@ -122,43 +131,53 @@ async function lockTypes(tx: Queryable, names: string[]): Promise<void> {
 }
 
 /**
- * Claims up to `max` tasks for their next attempt in one transaction (the caller's): candidates
- * in claim order, limited types checked under their locks, then the runs and task.started events.
+ * Claims up to `max` tasks for their next attempt in one transaction of its own: candidates in
+ * claim order, read without sorts (SORT_FREE, sent with the BEGIN), limited types checked under
+ * their locks, then the runs and task.started events. Six round trips with BEGIN and COMMIT when
+ * no limited type is involved.
  */
-export async function claimBatch(
-  tx: Queryable,
+export function claimBatch(
+  db: Db,
   workerId: string,
   max: number,
   leaseSeconds: number,
   limits: KnownLimits,
   now: () => Date,
 ): Promise<ClaimedBatch> {
-  const [limitedNames, limitValues] = limits.limited();
-  const full =
-    limitedNames.length === 0
-      ? []
-      : (await tx.query<{ name: string }>(FULL_TYPES, [limitedNames, limitValues])).rows.map((r) => r.name);
-  const candidates = await withoutSorts(tx, () =>
-    tx.query<{ id: string; name: string }>(CANDIDATES, [max, full]).then((r) => r.rows),
+  return db.transaction(
+    async (tx) => {
+      const [limitedNames, limitValues] = limits.limited();
+      const full =
+        limitedNames.length === 0
+          ? []
+          : (await tx.query<{ name: string }>(FULL_TYPES, [limitedNames, limitValues])).rows.map(
+              (r) => r.name,
+            );
+      const { rows: candidates } = await tx.query<{ id: string; name: string }>(CANDIDATES, [max, full]);
+      const paused = await sortsBackAndPausedTypes(tx);
+      const pausedTypes = candidates.length < max ? paused : undefined;
+      if (candidates.length === 0) return { tasks: [], candidates: 0, pausedTypes };
+      const limited = [...new Set(candidates.map((c) => c.name))].filter(
+        (name) => limits.of(name) !== undefined,
+      );
+      await lockTypes(tx, limited);
+      const { rows: tasks } = await tx.query<Task>(CLAIM, [
+        workerId,
+        leaseSeconds,
+        candidates.map((c) => c.id),
+        candidates.map((c) => c.name),
+        limited,
+        limited.map((name) => limits.of(name)),
+      ]);
+      const at = now();
+      await writeTaskEvents(
+        tx,
+        tasks.map((task) => ({ event: startedEvent(task, workerId, at), taskId: task.id })),
+      );
+      return { tasks, candidates: candidates.length, pausedTypes };
+    },
+    { settings: SORT_FREE },
   );
-  const pausedTypes = candidates.length < max ? await readPausedTypes(tx) : undefined;
-  if (candidates.length === 0) return { tasks: [], candidates: 0, pausedTypes };
-  const limited = [...new Set(candidates.map((c) => c.name))].filter((name) => limits.of(name) !== undefined);
-  await lockTypes(tx, limited);
-  const { rows: tasks } = await tx.query<Task>(CLAIM, [
-    workerId,
-    leaseSeconds,
-    candidates.map((c) => c.id),
-    candidates.map((c) => c.name),
-    limited,
-    limited.map((name) => limits.of(name)),
-  ]);
-  const at = now();
-  await writeTaskEvents(
-    tx,
-    tasks.map((task) => ({ event: startedEvent(task, workerId, at), taskId: task.id })),
-  );
-  return { tasks, candidates: candidates.length, pausedTypes };
 }
 
 /**
