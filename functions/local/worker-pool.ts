@@ -117,6 +117,12 @@ export function workerPool(
   const start = ({ task, leaseRequestedAtMs }: QueuedAttempt) => {
     executing++;
     let holdsSlot = true;
+    // A freed slot is room for a claim (claimMore); it is new work only for a limited type, whose
+    // next task a full slot held back (wake). A type without a limit gets no more claimable for it:
+    // waking would send a claim that finds nothing whenever the queue is empty, and the one that
+    // a create's NOTIFY starts would wait for it (MAX_CLAIMS_IN_FLIGHT).
+    const limited = app.plugins.concurrencyOf(task.name) !== undefined;
+    const slotFreed = () => (limited ? wake() : claimMore());
     const freeSlot = () => {
       if (!holdsSlot) return;
       holdsSlot = false;
@@ -124,7 +130,7 @@ export function workerPool(
       finishing++;
       rate.ended();
       dispatch();
-      wake();
+      slotFreed();
     };
     const messageId = `local-${task.id}-${task.series}-${task.attempt}-${++sequence}`;
     const event: SQSEvent = { Records: [sqsRecordFor(task, messageId)] };
@@ -139,7 +145,7 @@ export function workerPool(
         freeSlot();
         finishing--;
         inFlight.delete(done);
-        wake();
+        slotFreed();
       });
     inFlight.add(done);
   };
