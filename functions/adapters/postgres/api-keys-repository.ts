@@ -8,7 +8,7 @@ import type {
 } from "../../core/auth/api-keys.js";
 import { Database, type Queryable } from "./database.js";
 import { GroupCommit } from "./group-commit.js";
-import { andKeysetBefore, keysetMicros, toKeysetPage } from "./keyset.js";
+import { andKeysetBefore, type Keyset, keysetMicros, toKeysetPage } from "./keyset.js";
 
 interface ApiKeyRow {
   id: string;
@@ -115,7 +115,7 @@ export class PostgresApiKeyStore implements ApiKeyStore {
     return rows[0]?.n ?? 0;
   }
 
-  async list(options: { limit: number; after?: { micros: number; id: string } }): Promise<ApiKeyPage> {
+  async list(options: { limit: number; after?: Keyset }): Promise<ApiKeyPage> {
     const values: unknown[] = [];
     const where = andKeysetBefore(values, "created_at", options.after);
     values.push(options.limit + 1);

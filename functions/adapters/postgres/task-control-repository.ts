@@ -3,7 +3,6 @@ import type { TaskChange } from "../../core/tasks/control-plan.js";
 import type { Task, TaskStatus } from "../../core/tasks/task.js";
 import type {
   TaskControlStore,
-  TaskCursor,
   TaskEventRecord,
   TaskFilter,
   TaskPage,
@@ -20,6 +19,7 @@ import {
   writeTaskEvents,
 } from "./event-writer.js";
 import { GroupCommit } from "./group-commit.js";
+import { andKeysetBefore, type Keyset, keysetMicros, toKeysetPage } from "./keyset.js";
 import { OUTBOX_CHANNEL } from "./outbox-repository.js";
 import { CLAIM_ORDER, claimableAt, OPEN_RUNS, openRunsByName } from "./queue/queue-sql.js";
 import { TASK_COLUMNS } from "./task-repository.js";
@@ -43,8 +43,6 @@ function filterSql(namespace: string, filter: TaskFilter, first = 1): { where: s
   if (filter.created_before) add((p) => `created_at < ${p}`, filter.created_before);
   return { where: clauses.join(" AND "), values };
 }
-
-type TaskRowWithCursor = Task & { created_us: number };
 
 const TASK_COLUMNS_T = TASK_COLUMNS.split(",")
   .map((c) => `t.${c.trim()}`)
@@ -218,27 +216,17 @@ export class PostgresTaskControlStore implements TaskControlStore {
     });
   }
 
-  async list(namespace: string, filter: TaskFilter, limit: number, after?: TaskCursor): Promise<TaskPage> {
+  async list(namespace: string, filter: TaskFilter, limit: number, after?: Keyset): Promise<TaskPage> {
     const { where, values } = filterSql(namespace, filter);
-    let keyset = "";
-    if (after) {
-      // Microseconds, exactly: a JS Date would round created_at to milliseconds and lose rows.
-      values.push(after.createdAtMicros, after.id);
-      const n = values.length;
-      keyset = ` AND (created_at, id) < ('epoch'::timestamptz + $${n - 1}::bigint * interval '1 microsecond', $${n})`;
-    }
+    const keyset = andKeysetBefore(values, "created_at", after);
     values.push(limit + 1);
-    const rows = await this.db.rows<TaskRowWithCursor>(
-      `SELECT ${TASK_COLUMNS}, (extract(epoch FROM created_at) * 1000000)::bigint AS created_us
+    const rows = await this.db.rows<Task & { keyset_us: number }>(
+      `SELECT ${TASK_COLUMNS}, ${keysetMicros("created_at")}
        FROM tasks WHERE ${where}${keyset}
        ORDER BY created_at DESC, id DESC LIMIT $${values.length}`,
       values,
     );
-    const more = rows.length > limit;
-    const page = more ? rows.slice(0, limit) : rows;
-    const last = page[page.length - 1];
-    const tasks = page.map(({ created_us: _, ...task }) => task as Task);
-    return { tasks, next: more && last ? { createdAtMicros: last.created_us, id: last.id } : undefined };
+    return toKeysetPage(rows, limit);
   }
 
   async count(namespace: string, filter: TaskFilter): Promise<number> {

@@ -1,8 +1,8 @@
 import * as z from "zod";
 import { ALERT_RULES, alertView } from "../../core/alerts/alert.js";
 import { listAlerts } from "../../core/alerts/evaluate-alerts.js";
+import { decodeKeysetCursor, nextCursorHeader, PageQueryFields } from "../cursor.js";
 import { defineRoute } from "../route.js";
-import { decodeKeysetCursor, nextCursorHeader } from "./keyset-cursor.js";
 
 const AlertView = z.object({
   id: z.string(),
@@ -32,8 +32,7 @@ export const alertRoutes = [
           .max(24 * 90)
           .default(24)
           .describe("How far back resolved alerts are listed (default 24)"),
-        limit: z.coerce.number().int().min(1).max(500).default(50),
-        cursor: z.string().max(500).optional(),
+        ...PageQueryFields,
       })
       .strict(),
     docs: {

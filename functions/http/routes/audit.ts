@@ -1,8 +1,8 @@
 import * as z from "zod";
 import type { AuditRow } from "../../core/audit/audit.js";
+import { decodeKeysetCursor, nextCursorHeader, PageQueryFields } from "../cursor.js";
 import { ErrorBodySchema } from "../openapi.js";
 import { defineRoute } from "../route.js";
-import { decodeKeysetCursor, nextCursorHeader } from "./keyset-cursor.js";
 import { Timestamp } from "./task-schemas.js";
 
 const AuditView = z.object({
@@ -40,8 +40,7 @@ export const auditRoutes = [
         outcome: z.enum(["ok", "failed", "refused", "forbidden"]).optional(),
         since: Timestamp.optional().describe("Rows at or after this instant"),
         until: Timestamp.optional().describe("Rows before this instant"),
-        limit: z.coerce.number().int().min(1).max(500).default(50),
-        cursor: z.string().max(500).optional(),
+        ...PageQueryFields,
       })
       .strict(),
     docs: {

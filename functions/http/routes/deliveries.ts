@@ -5,8 +5,8 @@ import {
   redeliverOne,
   sendTestPing,
 } from "../../core/webhooks/manage-deliveries.js";
+import { decodeKeysetCursor, nextCursorHeader } from "../cursor.js";
 import { defineRoute } from "../route.js";
-import { decodeKeysetCursor, nextCursorHeader } from "./keyset-cursor.js";
 import {
   DeliveryView,
   deliveryView,

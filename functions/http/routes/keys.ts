@@ -3,9 +3,9 @@ import type { ApiKeyRecord } from "../../core/auth/api-keys.js";
 import { createApiKey, NAMESPACE_PATTERN, NAMESPACE_RULE, SCOPES } from "../../core/auth/api-keys.js";
 import { NotFound, ValidationFailed } from "../../core/errors.js";
 import { newId } from "../../core/ids.js";
+import { decodeKeysetCursor, nextCursorHeader, PageQueryFields } from "../cursor.js";
 import { ErrorBodySchema } from "../openapi.js";
 import { defineRoute } from "../route.js";
-import { decodeKeysetCursor, nextCursorHeader } from "./keyset-cursor.js";
 import { Timestamp } from "./task-schemas.js";
 
 const TAGS = ["keys"];
@@ -116,8 +116,7 @@ export const keyRoutes = [
     scope: "admin",
     query: z
       .object({
-        limit: z.coerce.number().int().min(1).max(500).default(50),
-        cursor: z.string().max(500).optional(),
+        ...PageQueryFields,
       })
       .strict(),
     docs: {

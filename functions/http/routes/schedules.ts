@@ -13,10 +13,9 @@ import {
   updateSchedule,
 } from "../../core/schedules/manage-schedules.js";
 import { OVERLAP_POLICIES, toScheduleView } from "../../core/schedules/schedule.js";
-import type { ScheduleCursor } from "../../core/schedules/schedule-store.js";
 import { MAX_INTERVAL_SECONDS } from "../../core/schedules/validation.js";
 import { toTaskView } from "../../core/tasks/task.js";
-import { decodeCursor, encodeCursor } from "../cursor.js";
+import { decodeKeysetCursor, nextCursorHeader, PageQueryFields } from "../cursor.js";
 import { ErrorBodySchema } from "../openapi.js";
 import { defineRoute } from "../route.js";
 import {
@@ -142,8 +141,7 @@ const ScheduleParams = z.object({ schedule_id: z.string().min(1).max(100) }).str
 
 const ListQuery = z
   .object({
-    limit: z.coerce.number().int().min(1).max(500).default(50),
-    cursor: z.string().max(500).optional().describe("from the X-Next-Cursor header of the previous page"),
+    ...PageQueryFields,
     name: z.string().min(1).max(200).optional(),
   })
   .strict();
@@ -173,11 +171,6 @@ function deps(app: AppContext, req?: { principal?: Principal }): ManageDeps {
 
 const toDate = (value: string | null | undefined) =>
   value === undefined ? undefined : value === null ? null : new Date(value);
-
-/** X-Next-Cursor of GET /schedule: [created_at in microseconds, id] of the page's last row. */
-const ScheduleCursorSchema = z
-  .tuple([z.number().int().safe(), z.string().min(1).max(100)])
-  .transform(([createdAtMicros, id]): ScheduleCursor => ({ createdAtMicros, id }));
 
 export const scheduleRoutes = [
   defineRoute({
@@ -225,13 +218,11 @@ export const scheduleRoutes = [
     async handle(req, app) {
       const page = await store(app).list(req.namespace, {
         limit: req.query.limit,
-        after: req.query.cursor ? decodeCursor(req.query.cursor, ScheduleCursorSchema) : undefined,
+        // An empty cursor= is a first page here, as it always was.
+        after: decodeKeysetCursor(req.query.cursor || undefined),
         name: req.query.name,
       });
-      const headers: Record<string, string> = page.next
-        ? { "X-Next-Cursor": encodeCursor([page.next.createdAtMicros, page.next.id]) }
-        : {};
-      return { status: 200, body: page.schedules.map(toScheduleView), headers };
+      return { status: 200, body: page.rows.map(toScheduleView), headers: nextCursorHeader(page.next) };
     },
   }),
   defineRoute({

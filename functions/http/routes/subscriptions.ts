@@ -6,8 +6,8 @@ import {
   listSubscriptions,
   updateSubscription,
 } from "../../core/webhooks/manage-subscriptions.js";
+import { decodeKeysetCursor, nextCursorHeader } from "../cursor.js";
 import { defineRoute } from "../route.js";
-import { decodeKeysetCursor, nextCursorHeader } from "./keyset-cursor.js";
 import {
   CreateSubscription,
   ErrorSchema,

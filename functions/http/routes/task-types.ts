@@ -1,9 +1,9 @@
 import type { AppContext } from "../../context.js";
 import { TASK_STATUSES, type TaskStatus } from "../../core/tasks/task.js";
 import type { TaskTypeSummary } from "../../core/tasks/task-control-store.js";
-import { decodeCursor, encodeCursor } from "../cursor.js";
+import { decodeNameCursor, nextCursorHeader } from "../cursor.js";
 import { type AnyRoute, defineRoute } from "../route.js";
-import { EmptyBody, NameCursorSchema, PageQuery, TaskTypeParams, TaskTypeSchema } from "./task-schemas.js";
+import { EmptyBody, PageQuery, TaskTypeParams, TaskTypeSchema } from "./task-schemas.js";
 import { DEFAULT_PAGE_SIZE } from "./tasks.js";
 
 const TAGS = ["task types"];
@@ -32,13 +32,11 @@ const listTaskTypesRoute = defineRoute({
   },
   async handle(req, app) {
     const limit = req.query.limit ?? DEFAULT_PAGE_SIZE;
-    const after =
-      req.query.cursor === undefined ? undefined : decodeCursor(req.query.cursor, NameCursorSchema);
+    const after = decodeNameCursor(req.query.cursor);
     const rows = await app.taskControl.taskTypes(req.namespace, limit + 1, after);
     const page = rows.slice(0, limit);
-    const headers: Record<string, string> =
-      rows.length > limit ? { "X-Next-Cursor": encodeCursor(page[page.length - 1]!.name) } : {};
-    return { status: 200, body: page.map((t) => present(app, t)), headers };
+    const next = rows.length > limit ? page[page.length - 1]!.name : undefined;
+    return { status: 200, body: page.map((t) => present(app, t)), headers: nextCursorHeader(next) };
   },
 });
 

@@ -14,7 +14,7 @@ import {
 import { createTask } from "../../core/tasks/create-task.js";
 import { type Task, toTaskView } from "../../core/tasks/task.js";
 import { waitingReason } from "../../core/tasks/waiting-reason.js";
-import { decodeCursor, encodeCursor } from "../cursor.js";
+import { decodeKeysetCursor, decodeSeqCursor, nextCursorHeader } from "../cursor.js";
 import { ErrorBodySchema } from "../openapi.js";
 import { type AnyRoute, type ApiRequest, defineRoute } from "../route.js";
 import {
@@ -25,8 +25,6 @@ import {
   EmptyBody,
   ListTasksQuery,
   PageQuery,
-  SeqCursorSchema,
-  TaskCursorSchema,
   TaskEventSchema,
   TaskIdParams,
   TaskListSchema,
@@ -204,10 +202,6 @@ function actionRoute(action: keyof typeof ACTIONS) {
   });
 }
 
-function nextCursorHeader(cursor: string | undefined): Record<string, string> {
-  return cursor ? { "X-Next-Cursor": cursor } : {};
-}
-
 const listTasksRoute = defineRoute({
   method: "GET",
   path: "/tasks",
@@ -223,15 +217,14 @@ const listTasksRoute = defineRoute({
   },
   async handle(req, app) {
     const { limit, cursor, ...filters } = req.query;
-    const after = cursor === undefined ? undefined : decodeCursor(cursor, TaskCursorSchema);
+    const after = decodeKeysetCursor(cursor);
     const page = await app.taskControl.list(
       req.namespace,
       toTaskFilter(filters),
       limit ?? DEFAULT_PAGE_SIZE,
       after,
     );
-    const next = page.next ? encodeCursor([page.next.createdAtMicros, page.next.id]) : undefined;
-    return { status: 200, body: await presentTasks(app, page.tasks), headers: nextCursorHeader(next) };
+    return { status: 200, body: await presentTasks(app, page.rows), headers: nextCursorHeader(page.next) };
   },
 });
 
@@ -245,10 +238,10 @@ async function pageOf<R>(
 ) {
   const task = await existingTask(app, req.namespace, req.params.task_id);
   const limit = req.query.limit ?? DEFAULT_PAGE_SIZE;
-  const after = req.query.cursor === undefined ? undefined : decodeCursor(req.query.cursor, SeqCursorSchema);
+  const after = decodeSeqCursor(req.query.cursor);
   const rows = await fetch(task.id, limit + 1, after);
   const page = rows.slice(0, limit);
-  const next = rows.length > limit ? encodeCursor(seqOf(page[page.length - 1]!)) : undefined;
+  const next = rows.length > limit ? seqOf(page[page.length - 1]!) : undefined;
   return { page, headers: nextCursorHeader(next) };
 }
 
