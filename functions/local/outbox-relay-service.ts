@@ -21,13 +21,12 @@ export const localQueueSink: OutboxSink = {
  * second regardless, so a lost notification only delays a message, never strands it.
  */
 export function outboxRelayService(app: AppContext, sinks: OutboxSink[]): BackgroundService {
-  const store = new PostgresOutboxStore(app.db);
   const listener = new PostgresListener(app.databaseUrl, app.logger);
   let timer: NodeJS.Timeout | undefined;
   const loop = wakeableLoop(
     async (pass) => {
       for (;;) {
-        const { published, failed } = await relayOutboxBatch(store, sinks);
+        const { published, failed } = await relayOutboxBatch(app.outbox, sinks);
         if (failed > 0) app.logger.warn({ failed }, "outbox messages failed; will retry");
         if (published + failed === 0 || pass.stopped) break;
       }

@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import path from "node:path";
 import * as z from "zod";
+import { checkHealth, DATABASE_HEALTH } from "../../core/health/health.js";
 import { buildOpenApiDocument } from "../openapi.js";
 import { type AnyRoute, defineRoute } from "../route.js";
 
@@ -10,7 +11,7 @@ const startedAt = Date.now();
 
 const HealthSchema = z.object({
   status: z.enum(["ok", "degraded"]),
-  database: z.enum(["ok", "unreachable", "recovering", "storage_full"]).meta({
+  database: z.enum(DATABASE_HEALTH).meta({
     description:
       "recovering: the embedded PostgreSQL died and is being restarted (crash recovery); " +
       "storage_full: it answers but a write failed in the last 30 s for want of disk (full or read-only)",
@@ -43,28 +44,18 @@ export const healthRoute = defineRoute({
     },
   },
   async handle(_req, app) {
-    const databaseOk = await app.db
-      .query("SELECT 1")
-      .then(() => true)
-      .catch(() => false);
-    const recovering = !databaseOk && app.databaseState?.() === "recovering";
-    const storageFull = databaseOk && app.storageProblem?.() !== undefined;
-    const healthy = databaseOk && !storageFull;
+    const { healthy, database } = await checkHealth(app);
     return {
       status: healthy ? 200 : 503,
       headers: {
         "Cache-Control": "no-store",
-        ...(healthy ? {} : ({ "Retry-After": storageFull ? "30" : "2" } as Record<string, string>)),
+        ...(healthy
+          ? {}
+          : ({ "Retry-After": database === "storage_full" ? "30" : "2" } as Record<string, string>)),
       },
       body: {
         status: healthy ? "ok" : "degraded",
-        database: storageFull
-          ? "storage_full"
-          : databaseOk
-            ? "ok"
-            : recovering
-              ? "recovering"
-              : "unreachable",
+        database,
         version: VERSION,
         uptime_seconds: Math.round((Date.now() - startedAt) / 1000),
         ...(app.commandIsolation ? { command_isolation: app.commandIsolation } : {}),
