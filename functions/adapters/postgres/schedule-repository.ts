@@ -13,7 +13,7 @@ import { type DesiredSchedule, desiredStateOf, SCHEDULER_SYNC } from "../../core
 import { UNFINISHED_STATUSES } from "../../core/tasks/task.js";
 import { type Db, type Queryable, TransactionBoundDb } from "./database.js";
 import { writeEvent } from "./event-writer.js";
-import { andKeysetBefore, keysetMicros, toKeysetPage } from "./keyset.js";
+import { keysetPage } from "./keyset.js";
 import { OUTBOX_CHANNEL } from "./outbox-repository.js";
 import { PostgresTaskStore } from "./task-repository.js";
 
@@ -153,16 +153,17 @@ export class PostgresScheduleStore implements ScheduleStore {
       values.push(options.name);
       where.push(`name = $${values.length}`);
     }
-    const keyset = andKeysetBefore(values, "created_at", options.after);
-    // One row more than the page: whether another page follows, without an empty last page.
-    values.push(options.limit + 1);
-    const rows = await this.db.rows<Schedule & { keyset_us: number }>(
-      `SELECT ${SCHEDULE_COLUMNS}, ${keysetMicros("created_at")}
-       FROM schedules WHERE ${where.join(" AND ")}${keyset}
-       ORDER BY created_at DESC, id DESC LIMIT $${values.length}`,
-      values,
+    return keysetPage<Schedule>(
+      this.db,
+      {
+        columns: SCHEDULE_COLUMNS,
+        from: "schedules",
+        where: where.join(" AND "),
+        values,
+        column: "created_at",
+      },
+      options,
     );
-    return toKeysetPage(rows, options.limit);
   }
 
   async withSchedule<T>(

@@ -19,7 +19,7 @@ import {
   writeTaskEvents,
 } from "./event-writer.js";
 import { GroupCommit } from "./group-commit.js";
-import { andKeysetBefore, type Keyset, keysetMicros, toKeysetPage } from "./keyset.js";
+import { type Keyset, keysetPage } from "./keyset.js";
 import { OUTBOX_CHANNEL } from "./outbox-repository.js";
 import { CLAIM_ORDER, claimableAt, OPEN_RUNS, openRunsByName } from "./queue/queue-sql.js";
 import { TASK_COLUMNS } from "./task-repository.js";
@@ -218,15 +218,11 @@ export class PostgresTaskControlStore implements TaskControlStore {
 
   async list(namespace: string, filter: TaskFilter, limit: number, after?: Keyset): Promise<TaskPage> {
     const { where, values } = filterSql(namespace, filter);
-    const keyset = andKeysetBefore(values, "created_at", after);
-    values.push(limit + 1);
-    const rows = await this.db.rows<Task & { keyset_us: number }>(
-      `SELECT ${TASK_COLUMNS}, ${keysetMicros("created_at")}
-       FROM tasks WHERE ${where}${keyset}
-       ORDER BY created_at DESC, id DESC LIMIT $${values.length}`,
-      values,
+    return keysetPage<Task>(
+      this.db,
+      { columns: TASK_COLUMNS, from: "tasks", where, values, column: "created_at" },
+      { limit, after },
     );
-    return toKeysetPage(rows, limit);
   }
 
   async count(namespace: string, filter: TaskFilter): Promise<number> {

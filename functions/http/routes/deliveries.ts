@@ -57,10 +57,8 @@ export const deliveryRoutes = [
       responses: { 200: { description: "The attempt", schema: DeliveryView } },
     },
     async handle(req, app) {
-      return {
-        status: 200,
-        body: deliveryView(await sendTestPing(app, req.namespace, req.params.subscription_id)),
-      };
+      const attempt = await sendTestPing(app, req.namespace, req.params.subscription_id);
+      return { status: 200, body: deliveryView(attempt) };
     },
   }),
 
@@ -79,10 +77,8 @@ export const deliveryRoutes = [
       },
     },
     async handle(req, app) {
-      return {
-        status: 202,
-        body: deliveryView(await redeliverOne(app, req.namespace, req.params.delivery_id)),
-      };
+      const attempt = await redeliverOne(app, req.namespace, req.params.delivery_id);
+      return { status: 202, body: deliveryView(attempt) };
     },
   }),
 

@@ -172,6 +172,46 @@ function deps(app: AppContext, req?: { principal?: Principal }): ManageDeps {
 const toDate = (value: string | null | undefined) =>
   value === undefined ? undefined : value === null ? null : new Date(value);
 
+const SCHEDULE_ACTIONS = {
+  pause: {
+    run: pauseSchedule,
+    summary: "Pause a schedule (emits schedule.paused)",
+    description:
+      "No firing until resumed; an occurrence held by overlap `queue` is dropped. Pausing a paused one is a no-op.",
+    result: "The paused schedule",
+  },
+  resume: {
+    run: resumeSchedule,
+    summary: "Resume a paused schedule (emits schedule.resumed)",
+    description:
+      "Firing restarts at the first occurrence after now: occurrences that fell while it was paused do not burst out.",
+    result: "The resumed schedule",
+  },
+} as const;
+
+/** POST /schedule/{schedule_id}/pause and /resume: the schedule after the action. */
+function scheduleActionRoute(action: keyof typeof SCHEDULE_ACTIONS) {
+  const { run, summary, description, result } = SCHEDULE_ACTIONS[action];
+  return defineRoute({
+    method: "POST",
+    path: `/schedule/{schedule_id}/${action}`,
+    scope: "schedules:write",
+    params: ScheduleParams,
+    body: EmptyBody,
+    auditAction: `schedule.${action}`,
+    docs: {
+      summary,
+      tags: TAGS,
+      description,
+      responses: { 200: { description: result, schema: ScheduleViewSchema }, 404: notFound },
+    },
+    async handle(req, app) {
+      const schedule = await run(store(app), deps(app), req.namespace, req.params.schedule_id);
+      return { status: 200, body: toScheduleView(schedule) };
+    },
+  });
+}
+
 export const scheduleRoutes = [
   defineRoute({
     method: "POST",
@@ -291,44 +331,8 @@ export const scheduleRoutes = [
       return { status: 204 };
     },
   }),
-  defineRoute({
-    method: "POST",
-    path: "/schedule/{schedule_id}/pause",
-    scope: "schedules:write",
-    params: ScheduleParams,
-    body: EmptyBody,
-    auditAction: "schedule.pause",
-    docs: {
-      summary: "Pause a schedule (emits schedule.paused)",
-      tags: TAGS,
-      description:
-        "No firing until resumed; an occurrence held by overlap `queue` is dropped. Pausing a paused one is a no-op.",
-      responses: { 200: { description: "The paused schedule", schema: ScheduleViewSchema }, 404: notFound },
-    },
-    async handle(req, app) {
-      const schedule = await pauseSchedule(store(app), deps(app), req.namespace, req.params.schedule_id);
-      return { status: 200, body: toScheduleView(schedule) };
-    },
-  }),
-  defineRoute({
-    method: "POST",
-    path: "/schedule/{schedule_id}/resume",
-    scope: "schedules:write",
-    params: ScheduleParams,
-    body: EmptyBody,
-    auditAction: "schedule.resume",
-    docs: {
-      summary: "Resume a paused schedule (emits schedule.resumed)",
-      tags: TAGS,
-      description:
-        "Firing restarts at the first occurrence after now: occurrences that fell while it was paused do not burst out.",
-      responses: { 200: { description: "The resumed schedule", schema: ScheduleViewSchema }, 404: notFound },
-    },
-    async handle(req, app) {
-      const schedule = await resumeSchedule(store(app), deps(app), req.namespace, req.params.schedule_id);
-      return { status: 200, body: toScheduleView(schedule) };
-    },
-  }),
+  scheduleActionRoute("pause"),
+  scheduleActionRoute("resume"),
   defineRoute({
     method: "POST",
     path: "/schedule/{schedule_id}/trigger",

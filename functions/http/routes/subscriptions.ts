@@ -87,10 +87,8 @@ export const subscriptionRoutes = [
       responses: { 200: { description: "The subscription", schema: SubscriptionView } },
     },
     async handle(req, app) {
-      return {
-        status: 200,
-        body: subscriptionView(await findSubscription(app, req.namespace, req.params.subscription_id)),
-      };
+      const subscription = await findSubscription(app, req.namespace, req.params.subscription_id);
+      return { status: 200, body: subscriptionView(subscription) };
     },
   }),
 

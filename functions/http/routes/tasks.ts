@@ -228,79 +228,74 @@ const listTasksRoute = defineRoute({
   },
 });
 
-type PageRequest = ApiRequest<unknown, z.infer<typeof PageQuery>, z.infer<typeof TaskIdParams>>;
-
-async function pageOf<R>(
-  req: PageRequest,
-  app: AppContext,
-  fetch: (taskId: string, limit: number, after: number | undefined) => Promise<R[]>,
-  seqOf: (row: R) => number,
-) {
-  const task = await existingTask(app, req.namespace, req.params.task_id);
-  const limit = req.query.limit ?? DEFAULT_PAGE_SIZE;
-  const after = decodeSeqCursor(req.query.cursor);
-  const rows = await fetch(task.id, limit + 1, after);
-  const page = rows.slice(0, limit);
-  const next = rows.length > limit ? seqOf(page[page.length - 1]!) : undefined;
-  return { page, headers: nextCursorHeader(next) };
-}
-
 const iso = (d: Date | null) => (d ? d.toISOString() : null);
 
-const taskRunsRoute = defineRoute({
-  method: "GET",
-  path: "/task/{task_id}/runs",
-  scope: "tasks:read",
-  params: TaskIdParams,
-  query: PageQuery,
-  docs: {
-    summary: "The attempts of a task, oldest first",
-    tags: TAGS,
-    responses: { 200: { description: "Attempts", schema: TaskRunSchema.array() }, 404: NOT_FOUND },
-  },
-  async handle(req, app) {
-    const { page, headers } = await pageOf(
-      req,
-      app,
-      (id, l, a) => app.taskControl.runs(id, l, a),
-      (r) => r.id,
-    );
-    const body = page.map(({ id: _, started_at, finished_at, work_ended_at, ...run }) => ({
-      ...run,
-      started_at: started_at.toISOString(),
-      finished_at: iso(finished_at),
-      work_ended_at: iso(work_ended_at),
-    }));
-    return { status: 200, body, headers };
-  },
+/**
+ * GET /task/{task_id}/runs and /events: a task's history, oldest first, paged by the rows' own
+ * sequence number (a 404 when the task is not the caller's).
+ */
+function taskHistoryRoute<R>(history: {
+  path: "runs" | "events";
+  summary: string;
+  description: string;
+  schema: z.ZodType;
+  read: (app: AppContext) => (taskId: string, limit: number, after: number | undefined) => Promise<R[]>;
+  seqOf: (row: R) => number;
+  view: (row: R) => unknown;
+}) {
+  return defineRoute({
+    method: "GET",
+    path: `/task/{task_id}/${history.path}`,
+    scope: "tasks:read",
+    params: TaskIdParams,
+    query: PageQuery,
+    docs: {
+      summary: history.summary,
+      tags: TAGS,
+      responses: {
+        200: { description: history.description, schema: history.schema.array() },
+        404: NOT_FOUND,
+      },
+    },
+    async handle(req, app) {
+      const task = await existingTask(app, req.namespace, req.params.task_id);
+      const limit = req.query.limit ?? DEFAULT_PAGE_SIZE;
+      const rows = await history.read(app)(task.id, limit + 1, decodeSeqCursor(req.query.cursor));
+      const page = rows.slice(0, limit);
+      const next = rows.length > limit ? history.seqOf(page[page.length - 1]!) : undefined;
+      return { status: 200, body: page.map(history.view), headers: nextCursorHeader(next) };
+    },
+  });
+}
+
+const taskRunsRoute = taskHistoryRoute({
+  path: "runs",
+  summary: "The attempts of a task, oldest first",
+  description: "Attempts",
+  schema: TaskRunSchema,
+  read: (app) => (id, limit, after) => app.taskControl.runs(id, limit, after),
+  seqOf: (run) => run.id,
+  view: ({ id: _, started_at, finished_at, work_ended_at, ...run }) => ({
+    ...run,
+    started_at: started_at.toISOString(),
+    finished_at: iso(finished_at),
+    work_ended_at: iso(work_ended_at),
+  }),
 });
 
-const taskEventsRoute = defineRoute({
-  method: "GET",
-  path: "/task/{task_id}/events",
-  scope: "tasks:read",
-  params: TaskIdParams,
-  query: PageQuery,
-  docs: {
-    summary: "The lifecycle events of a task, oldest first",
-    tags: TAGS,
-    responses: { 200: { description: "Events", schema: TaskEventSchema.array() }, 404: NOT_FOUND },
-  },
-  async handle(req, app) {
-    const { page, headers } = await pageOf(
-      req,
-      app,
-      (id, l, a) => app.taskControl.events(id, l, a),
-      (e) => e.seq,
-    );
-    const body = page.map((e) => ({
-      id: e.event_id,
-      type: e.type,
-      occurred_at: e.occurred_at.toISOString(),
-      data: e.data,
-    }));
-    return { status: 200, body, headers };
-  },
+const taskEventsRoute = taskHistoryRoute({
+  path: "events",
+  summary: "The lifecycle events of a task, oldest first",
+  description: "Events",
+  schema: TaskEventSchema,
+  read: (app) => (id, limit, after) => app.taskControl.events(id, limit, after),
+  seqOf: (event) => event.seq,
+  view: (event) => ({
+    id: event.event_id,
+    type: event.type,
+    occurred_at: event.occurred_at.toISOString(),
+    data: event.data,
+  }),
 });
 
 const bulkActionRoute = defineRoute({
