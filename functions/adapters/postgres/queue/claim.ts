@@ -9,7 +9,14 @@ import {
 import type { Queryable } from "../database.js";
 import { writeTaskEvents } from "../event-writer.js";
 import { TASK_COLUMNS } from "../task-repository.js";
-import { ATTEMPT_LEFT, CLAIM_ORDER, CLAIMABLE, openRunsByName, typeLockKey } from "./queue-sql.js";
+import {
+  ATTEMPT_LEFT,
+  CLAIM_ORDER,
+  CLAIMABLE,
+  openRunsByName,
+  typeLockKey,
+  withoutSorts,
+} from "./queue-sql.js";
 
 /** The per-type concurrency limit of a task name (task_plugins.yaml `concurrency`), if any. */
 export type LimitOf = (name: string) => number | undefined;
@@ -99,31 +106,6 @@ const CLAIM = `
     INSERT INTO task_runs (task_id, series, attempt, status, worker_id, started_at, lease_expires_at)
     SELECT id, series, attempt, 'running', $1, started_at, lease_expires_at FROM claimed)
   SELECT ${TASK_COLUMNS} FROM claimed t ORDER BY ${CLAIM_ORDER}`;
-
-/**
- * Runs fn with sorts disabled for the planner, then puts the setting back as it was. The
- * candidates must walk tasks_queue_idx in claim order and stop at the limit; but right after a
- * burst of creates the table's statistics still describe a nearly empty queue (autovacuum
- * analyses a minute later at the soonest), the planner believes a few rows match and sorts every
- * queued row instead (25 ms per claim with 10,000 queued, against 0.3 ms). Only this statement:
- * the claim's own join plans are worse without sorts (measured: 390 ms).
- */
-async function withoutSorts<T>(tx: Queryable, fn: () => Promise<T>): Promise<T> {
-  // JIT off too: a plan that must sort anyway costs 1e10 with sorts off, and a cost that high
-  // makes the server JIT-compile the statement (measured: 1.5 s of compiling for a 1 ms query).
-  const { rows } = await tx.query<{ sort: string; jit: string }>(
-    `SELECT current_setting('enable_sort') AS sort, current_setting('jit') AS jit,
-       set_config('enable_sort', 'off', true), set_config('jit', 'off', true)`,
-  );
-  try {
-    return await fn();
-  } finally {
-    await tx.query("SELECT set_config('enable_sort', $1, true), set_config('jit', $2, true)", [
-      rows[0]!.sort,
-      rows[0]!.jit,
-    ]);
-  }
-}
 
 async function readPausedTypes(tx: Queryable): Promise<string[]> {
   const { rows } = await tx.query<{ namespace: string; name: string }>(
