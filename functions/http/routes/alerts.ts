@@ -2,6 +2,7 @@ import * as z from "zod";
 import { ALERT_RULES, alertView } from "../../core/alerts/alert.js";
 import { listAlerts } from "../../core/alerts/evaluate-alerts.js";
 import { decodeKeysetCursor, nextCursorHeader, PageQueryFields } from "../cursor.js";
+import { response } from "../openapi.js";
 import { defineRoute } from "../route.js";
 
 const AlertView = z.object({
@@ -41,7 +42,7 @@ export const alertRoutes = [
       description:
         "Each alert is also an event: subscribe to alert.* to be told when one is raised or resolved.",
       responses: {
-        200: { description: "Alerts (X-Next-Cursor for the next page)", schema: z.array(AlertView) },
+        200: response("Alerts (X-Next-Cursor for the next page)", z.array(AlertView)),
       },
     },
     async handle(req, app) {

@@ -1,7 +1,7 @@
 import * as z from "zod";
 import type { AuditRow } from "../../core/audit/audit.js";
 import { decodeKeysetCursor, nextCursorHeader, PageQueryFields } from "../cursor.js";
-import { ErrorBodySchema } from "../openapi.js";
+import { errorResponse, response } from "../openapi.js";
 import { defineRoute } from "../route.js";
 import { Timestamp } from "./task-schemas.js";
 
@@ -50,8 +50,8 @@ export const auditRoutes = [
         "Every changing call and every refused authentication, hash-chained (verify with `tme audit verify`). " +
         "All namespaces unless `?namespace=` names one.",
       responses: {
-        200: { description: "Audit rows (X-Next-Cursor for the next page)", schema: z.array(AuditView) },
-        403: { description: "Needs the admin scope", schema: ErrorBodySchema },
+        200: response("Audit rows (X-Next-Cursor for the next page)", z.array(AuditView)),
+        403: errorResponse("Needs the admin scope"),
       },
     },
     async handle(req, app) {

@@ -6,15 +6,9 @@ import {
   sendTestPing,
 } from "../../core/webhooks/manage-deliveries.js";
 import { decodeKeysetCursor, nextCursorHeader } from "../cursor.js";
+import { errorResponse, response } from "../openapi.js";
 import { defineRoute } from "../route.js";
-import {
-  DeliveryView,
-  deliveryView,
-  ErrorSchema,
-  Page,
-  StatusList,
-  SubscriptionParams,
-} from "./webhook-schemas.js";
+import { DeliveryView, deliveryView, Page, StatusList, SubscriptionParams } from "./webhook-schemas.js";
 
 const tags = ["events"];
 
@@ -31,7 +25,7 @@ export const deliveryRoutes = [
     docs: {
       summary: "Delivery attempts of a subscription, newest first (one row per attempt)",
       tags,
-      responses: { 200: { description: "Attempts", schema: z.array(DeliveryView) } },
+      responses: { 200: response("Attempts", z.array(DeliveryView)) },
     },
     async handle(req, app) {
       const page = await listDeliveries(app, req.namespace, req.params.subscription_id, {
@@ -54,7 +48,7 @@ export const deliveryRoutes = [
       summary: "Send a ping event now and report the attempt",
       tags,
       description: "The ping is signed and formatted like any delivery; it is tried once, not retried.",
-      responses: { 200: { description: "The attempt", schema: DeliveryView } },
+      responses: { 200: response("The attempt", DeliveryView) },
     },
     async handle(req, app) {
       const attempt = await sendTestPing(app, req.namespace, req.params.subscription_id);
@@ -72,8 +66,8 @@ export const deliveryRoutes = [
       summary: "Deliver this attempt's event again (a new attempt with a fresh retry window)",
       tags,
       responses: {
-        202: { description: "The new pending attempt", schema: DeliveryView },
-        409: { description: "The event already has a pending attempt", schema: ErrorSchema },
+        202: response("The new pending attempt", DeliveryView),
+        409: errorResponse("The event already has a pending attempt"),
       },
     },
     async handle(req, app) {

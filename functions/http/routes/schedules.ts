@@ -16,7 +16,7 @@ import { OVERLAP_POLICIES, toScheduleView } from "../../core/schedules/schedule.
 import { MAX_INTERVAL_SECONDS } from "../../core/schedules/validation.js";
 import { toTaskView } from "../../core/tasks/task.js";
 import { decodeKeysetCursor, nextCursorHeader, PageQueryFields } from "../cursor.js";
-import { ErrorBodySchema } from "../openapi.js";
+import { errorResponse, response } from "../openapi.js";
 import { defineRoute } from "../route.js";
 import {
   EmptyBody,
@@ -152,7 +152,7 @@ const TriggerResult = z.object({
   task: z.record(z.string(), z.unknown()),
 });
 
-const notFound = { description: "No such schedule in this namespace", schema: ErrorBodySchema };
+const notFound = errorResponse("No such schedule in this namespace");
 
 function store(app: AppContext) {
   // Inside an Idempotency-Key request app is rebound (inTransaction), so this joins its transaction.
@@ -229,8 +229,8 @@ export const scheduleRoutes = [
         "with no plugin and no command, or params that do not fit the plugin, is 422. The cloud runtime " +
         "(EventBridge Scheduler) refuses intervals under 60 s and cron forms it cannot express with 422.",
       responses: {
-        201: { description: "Created", schema: ScheduleViewSchema },
-        422: { description: "Valid JSON, but not a schedule TME can run", schema: ErrorBodySchema },
+        201: response("Created", ScheduleViewSchema),
+        422: errorResponse("Valid JSON, but not a schedule TME can run"),
       },
     },
     async handle(req, app) {
@@ -253,7 +253,7 @@ export const scheduleRoutes = [
       tags: TAGS,
       description:
         "Pages with `limit` and `cursor`; the next page's cursor is in the `X-Next-Cursor` header.",
-      responses: { 200: { description: "Schedules", schema: z.array(ScheduleViewSchema) } },
+      responses: { 200: response("Schedules", z.array(ScheduleViewSchema)) },
     },
     async handle(req, app) {
       const page = await store(app).list(req.namespace, {
@@ -273,7 +273,7 @@ export const scheduleRoutes = [
     docs: {
       summary: "A schedule",
       tags: TAGS,
-      responses: { 200: { description: "The schedule", schema: ScheduleViewSchema }, 404: notFound },
+      responses: { 200: response("The schedule", ScheduleViewSchema), 404: notFound },
     },
     async handle(req, app) {
       const schedule = await store(app).get(req.namespace, req.params.schedule_id);
@@ -296,9 +296,9 @@ export const scheduleRoutes = [
         "schedule. A change of timing restarts the timeline at the first occurrence after now; `enabled` pauses " +
         "or resumes.",
       responses: {
-        200: { description: "The updated schedule", schema: ScheduleViewSchema },
+        200: response("The updated schedule", ScheduleViewSchema),
         404: notFound,
-        422: { description: "Not a schedule TME can run", schema: ErrorBodySchema },
+        422: errorResponse("Not a schedule TME can run"),
       },
     },
     async handle(req, app) {
@@ -324,7 +324,7 @@ export const scheduleRoutes = [
       summary: "Delete a schedule",
       tags: TAGS,
       description: "It stops firing and answers 404 from now on; the tasks it created stay.",
-      responses: { 204: { description: "Deleted" }, 404: notFound },
+      responses: { 204: response("Deleted"), 404: notFound },
     },
     async handle(req, app) {
       await deleteSchedule(store(app), deps(app), req.namespace, req.params.schedule_id);
@@ -348,9 +348,9 @@ export const scheduleRoutes = [
         "Creates one task from the template now, whatever the timeline, the overlap policy or a pause say; " +
         "the timeline is unchanged. Emits schedule.fired with trigger `manual`.",
       responses: {
-        201: { description: "The task it created", schema: TriggerResult },
+        201: response("The task it created", TriggerResult),
         404: notFound,
-        422: { description: "The template no longer makes a valid task", schema: ErrorBodySchema },
+        422: errorResponse("The template no longer makes a valid task"),
       },
     },
     async handle(req, app) {

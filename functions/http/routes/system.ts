@@ -3,7 +3,7 @@ import { createRequire } from "node:module";
 import path from "node:path";
 import * as z from "zod";
 import { checkHealth, DATABASE_HEALTH } from "../../core/health/health.js";
-import { buildOpenApiDocument } from "../openapi.js";
+import { buildOpenApiDocument, response } from "../openapi.js";
 import { type AnyRoute, defineRoute } from "../route.js";
 
 const VERSION = "0.1.0";
@@ -39,8 +39,8 @@ export const healthRoute = defineRoute({
     summary: "Liveness and database reachability",
     tags: ["operations"],
     responses: {
-      200: { description: "Healthy", schema: HealthSchema },
-      503: { description: "Database unreachable or unable to write", schema: HealthSchema },
+      200: response("Healthy", HealthSchema),
+      503: response("Database unreachable or unable to write", HealthSchema),
     },
   },
   async handle(_req, app) {
@@ -116,7 +116,7 @@ export function documentationRoutes(allRoutes: () => AnyRoute[]): AnyRoute[] {
       docs: {
         summary: "This API's OpenAPI 3.1 description",
         tags: ["operations"],
-        responses: { 200: { description: "OpenAPI document" } },
+        responses: { 200: response("OpenAPI document") },
       },
       async handle() {
         document ??= buildOpenApiDocument(allRoutes(), VERSION);
@@ -130,7 +130,7 @@ export function documentationRoutes(allRoutes: () => AnyRoute[]): AnyRoute[] {
       docs: {
         summary: "Rendered API reference (Swagger UI, served locally)",
         tags: ["operations"],
-        responses: { 200: { description: "HTML" } },
+        responses: { 200: response("HTML") },
       },
       async handle() {
         return {
@@ -149,7 +149,7 @@ export function documentationRoutes(allRoutes: () => AnyRoute[]): AnyRoute[] {
       docs: {
         summary: "Swagger UI assets",
         tags: ["operations"],
-        responses: { 200: { description: "asset" } },
+        responses: { 200: response("asset") },
       },
       async handle(req) {
         const file = req.params.file;

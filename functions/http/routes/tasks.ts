@@ -15,8 +15,8 @@ import { createTask } from "../../core/tasks/create-task.js";
 import { type Task, toTaskView } from "../../core/tasks/task.js";
 import { waitingReason } from "../../core/tasks/waiting-reason.js";
 import { decodeKeysetCursor, decodeSeqCursor, nextCursorHeader } from "../cursor.js";
-import { ErrorBodySchema } from "../openapi.js";
-import { type AnyRoute, type ApiRequest, defineRoute } from "../route.js";
+import { errorResponse, response } from "../openapi.js";
+import { type AnyRoute, defineRoute } from "../route.js";
 import {
   BulkActionBody,
   BulkPreviewQuery,
@@ -37,9 +37,8 @@ import {
 export const DEFAULT_PAGE_SIZE = 50;
 
 const TAGS = ["tasks"];
-const error = (description: string) => ({ description, schema: ErrorBodySchema });
-const NOT_FOUND = error("No such task in this namespace");
-const ILLEGAL = error("Illegal for the task's current status (details name it)");
+const NOT_FOUND = errorResponse("No such task in this namespace");
+const ILLEGAL = errorResponse("Illegal for the task's current status (details name it)");
 
 /** Tasks as the API shows them: the stored task plus why it waits, from facts gathered per page. */
 export async function presentTasks(app: AppContext, tasks: Task[]) {
@@ -84,12 +83,12 @@ const createTaskRoute = defineRoute({
       "With `Idempotency-Key`, a repeat of the same body within 24 h answers 200 with the original task and " +
       "`Idempotent-Replayed: true`; the same key with another body is 409.",
     responses: {
-      201: { description: "Created (queued)", schema: TaskViewSchema },
-      200: { description: "Idempotent replay of an earlier create", schema: TaskViewSchema },
-      409: error("Idempotency-Key reused with another body"),
-      413: error("Body over 256 KiB"),
-      415: error("Content-Type is not JSON"),
-      422: error(
+      201: response("Created (queued)", TaskViewSchema),
+      200: response("Idempotent replay of an earlier create", TaskViewSchema),
+      409: errorResponse("Idempotency-Key reused with another body"),
+      413: errorResponse("Body over 256 KiB"),
+      415: errorResponse("Content-Type is not JSON"),
+      422: errorResponse(
         "No plugin for the name and no command, params that do not fit the plugin, or a command it cannot run",
       ),
     },
@@ -126,7 +125,7 @@ const getTaskRoute = defineRoute({
   docs: {
     summary: "Get a task",
     tags: TAGS,
-    responses: { 200: { description: "The task", schema: TaskViewSchema }, 404: NOT_FOUND },
+    responses: { 200: response("The task", TaskViewSchema), 404: NOT_FOUND },
   },
   async handle(req, app) {
     return {
@@ -151,10 +150,10 @@ const updateTaskRoute = defineRoute({
       "(while queued, paused or retrying); `status` is an action: `paused`, `queued` (resume) or `cancelled`. " +
       "Edits without a status change write no lifecycle event (the audit log records them).",
     responses: {
-      200: { description: "The updated task", schema: TaskViewSchema },
+      200: response("The updated task", TaskViewSchema),
       404: NOT_FOUND,
       409: ILLEGAL,
-      422: error(
+      422: errorResponse(
         "max_attempts that leaves the task no attempt (below those made; for a waiting task, not above)",
       ),
     },
@@ -190,7 +189,7 @@ function actionRoute(action: keyof typeof ACTIONS) {
       summary: ACTION_DOCS[action],
       tags: TAGS,
       responses: {
-        200: { description: "The task after the action", schema: TaskViewSchema },
+        200: response("The task after the action", TaskViewSchema),
         404: NOT_FOUND,
         409: ILLEGAL,
       },
@@ -213,7 +212,7 @@ const listTasksRoute = defineRoute({
     description:
       "Filters combine with AND. The next page's cursor comes in `X-Next-Cursor` (absent on the last page); " +
       "tasks created while paging appear on no later page, so pages never repeat or skip a task.",
-    responses: { 200: { description: "A page of tasks", schema: TaskListSchema } },
+    responses: { 200: response("A page of tasks", TaskListSchema) },
   },
   async handle(req, app) {
     const { limit, cursor, ...filters } = req.query;
@@ -310,7 +309,7 @@ const bulkActionRoute = defineRoute({
     description:
       "Tasks whose status does not allow the action are skipped and counted. Works in batches of 200, " +
       "each in its own transaction; at most 10000 tasks change per call (`more: true`: call again).",
-    responses: { 200: { description: "Counts", schema: BulkResultSchema } },
+    responses: { 200: response("Counts", BulkResultSchema) },
   },
   async handle(req, app) {
     const result = await bulkAction(
@@ -334,7 +333,7 @@ const bulkPreviewRoute = defineRoute({
     description:
       "The same filters as GET /tasks (at least one) and the action. Counts at the moment of asking: " +
       "tasks that change status before the action is sent make its real figures differ.",
-    responses: { 200: { description: "Counts the action would have", schema: BulkResultSchema } },
+    responses: { 200: response("Counts the action would have", BulkResultSchema) },
   },
   async handle(req, app) {
     const { action, ...filter } = req.query;

@@ -121,7 +121,6 @@ export const DeliveryView = z.object({
 
 export const Page = PageQueryFields;
 export const SubscriptionParams = z.object({ subscription_id: z.string().min(1).max(100) }).strict();
-export const ErrorSchema = z.object({ error: z.object({ code: z.string(), message: z.string() }) });
 
 export const StatusList = z
   .string()
