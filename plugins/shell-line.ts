@@ -1,4 +1,5 @@
-import sh from "mvdan-sh";
+import { createRequire } from "node:module";
+import type sh from "mvdan-sh";
 import picomatch from "picomatch";
 import { PermanentTaskError } from "../functions/core/plugins/plugin.js";
 
@@ -19,8 +20,25 @@ export class ShellLineRefused extends PermanentTaskError {
   override name = "ShellLineRefused";
 }
 
-const { syntax } = sh;
-type Node = Parameters<typeof syntax.NodeType>[0];
+type Syntax = typeof sh.syntax;
+type Node = Parameters<Syntax["NodeType"]>[0];
+
+/**
+ * mvdan-sh is a Go parser compiled to JavaScript: loading it costs about 17 MB of memory, and
+ * only the lines of shell.allow_shell need it, so it loads on the first such check instead of
+ * with every TME process. The literal require() is what the Lambda bundler sees and bundles (its
+ * CommonJS wrapper runs on first call); run from source (ESM) there is no require, and
+ * createRequire loads the same package.
+ */
+let loaded: Syntax | undefined;
+function shSyntax(): Syntax {
+  loaded ??= (
+    (typeof require === "function"
+      ? require("mvdan-sh")
+      : createRequire(import.meta.url)("mvdan-sh")) as typeof sh
+  ).syntax;
+  return loaded;
+}
 
 /** Node types a line may contain. Anything else (function, bash-only clause) is refused. */
 const ALLOWED_NODES = new Set([
@@ -75,6 +93,7 @@ export function checkShellLine(line: string, patterns: readonly string[]): void 
   const source = Buffer.from(line, "utf8");
   // Offsets are in bytes of the UTF-8 text.
   const textOf = (node: Node) => source.subarray(node.Pos().Offset(), node.End().Offset()).toString("utf8");
+  const syntax = shSyntax();
   let file: Node;
   try {
     file = syntax.NewParser(syntax.Variant(syntax.LangPOSIX)).Parse(line, "command");
@@ -103,6 +122,7 @@ function firstProblem(
   root: Node,
   check: (node: Node, type: string) => string | undefined,
 ): string | undefined {
+  const syntax = shSyntax();
   let problem: string | undefined;
   syntax.Walk(root, (node) => {
     if (!node || problem) return false;
@@ -151,6 +171,7 @@ function callProblem(
 /** Quoted or plain text only: no expansion, and no unquoted glob character that could rename it. */
 // biome-ignore lint/suspicious/noExplicitAny: mvdan-sh's node shapes differ by type
 function isLiteralName(word: any): boolean {
+  const syntax = shSyntax();
   // biome-ignore lint/suspicious/noExplicitAny: as above
   return word.Parts.every((part: any) => {
     const type = syntax.NodeType(part);
