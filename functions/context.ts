@@ -14,10 +14,12 @@ import {
   isStorageFailure,
   TransactionBoundDb,
 } from "./adapters/postgres/database.js";
+import { postgresDatabaseProbe } from "./adapters/postgres/database-probe.js";
 import { postgresDeliveryStore } from "./adapters/postgres/delivery-repository.js";
 import { queueSignalRouteFor } from "./adapters/postgres/event-writer.js";
 import { PostgresHistoryPruner } from "./adapters/postgres/history-repository.js";
 import { PostgresIdempotencyStore } from "./adapters/postgres/idempotency-repository.js";
+import { PostgresOutboxStore } from "./adapters/postgres/outbox-repository.js";
 import { PostgresScheduleStore } from "./adapters/postgres/schedule-repository.js";
 import { PostgresTaskStatsReader } from "./adapters/postgres/stats-repository.js";
 import { postgresSubscriptionStore } from "./adapters/postgres/subscription-repository.js";
@@ -30,8 +32,10 @@ import type { AlertStore } from "./core/alerts/alert-store.js";
 import type { AuditReader, AuditSink } from "./core/audit/audit.js";
 import type { ApiKeyStore } from "./core/auth/api-keys.js";
 import { type SecretBox, secretBox } from "./core/crypto/secret-box.js";
+import type { DatabaseProbe } from "./core/health/health.js";
 import type { IdempotencyStore } from "./core/idempotency/idempotency-store.js";
 import { noObserver, type Observer } from "./core/observability/observer.js";
+import type { OutboxStore } from "./core/outbox/outbox.js";
 import type { PluginServices } from "./core/plugins/plugin.js";
 import type { ScheduleStore } from "./core/schedules/schedule-store.js";
 import type { TaskControlStore } from "./core/tasks/task-control-store.js";
@@ -95,6 +99,10 @@ export interface AppContext {
   databaseState?: () => string;
   /** Why the database cannot write (disk full or read-only), while that lasts; else undefined. */
   storageProblem?: () => string | undefined;
+  /** GET /health asks it whether the database answers. */
+  databaseProbe: DatabaseProbe;
+  /** The rows the relays hand to the sinks (SQS, EventBridge, the local loops). */
+  outbox: OutboxStore;
   /** Metrics and traces of TME's own work; noObserver unless the runtime plugs one in. */
   observer: Observer;
   /** The Prometheus text of GET /metrics; the local runtime sets it, the cloud uses CloudWatch. */
@@ -120,6 +128,8 @@ function databasePorts(db: Db, observer: Observer, config: Config) {
     subscriptions: postgresSubscriptionStore(db),
     deliveries: postgresDeliveryStore(db),
     alerts: postgresAlertStore(db),
+    databaseProbe: postgresDatabaseProbe(db),
+    outbox: new PostgresOutboxStore(db),
   } satisfies Partial<AppContext>;
 }
 

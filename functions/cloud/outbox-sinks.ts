@@ -50,10 +50,9 @@ export function cloudOutboxSinks(
  */
 export function relayAfterChange(app: AppContext, env: Record<string, string | undefined> = process.env) {
   const sinks = cloudOutboxSinks(app, env);
-  const outbox = new PostgresOutboxStore(app.db);
   return async (): Promise<void> => {
     try {
-      await relayOutboxBatch(outbox, sinks, 100);
+      await relayOutboxBatch(app.outbox, sinks, 100);
     } catch (error) {
       app.logger.warn({ err: error }, "outbox relay after the request failed; the reaper will retry");
     }

@@ -9,3 +9,9 @@ export type IdPrefix = "tsk" | "sch" | "sub" | "dlv" | "evt" | "key" | "alr";
 export function newId(prefix: IdPrefix): string {
   return `${prefix}_${randomUUID().replaceAll("-", "")}`;
 }
+
+/** The string `id` of a value that may be an object with one (an event's task, a created resource), else null. */
+export function idOf(value: unknown): string | null {
+  const id = (value as { id?: unknown } | null | undefined)?.id;
+  return typeof id === "string" ? id : null;
+}

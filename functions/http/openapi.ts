@@ -10,6 +10,19 @@ export const ErrorBodySchema = z.object({
   }),
 });
 
+/** A documented response of a route: what it means, and its body's schema (none: no JSON body). */
+export function response(
+  description: string,
+  schema?: z.ZodType,
+): { description: string; schema?: z.ZodType } {
+  return schema ? { description, schema } : { description };
+}
+
+/** A documented error response: every error answers the one error body, ErrorBodySchema. */
+export function errorResponse(description: string): { description: string; schema: z.ZodType } {
+  return { description, schema: ErrorBodySchema };
+}
+
 const COMMON_ERRORS: Record<number, string> = {
   400: "Invalid input: unknown field, wrong type, bad value (details name each field)",
   401: "Missing or invalid API key",

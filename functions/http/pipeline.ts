@@ -24,6 +24,7 @@ import {
   UnsupportedMediaType,
   ValidationFailed,
 } from "../core/errors.js";
+import { idOf } from "../core/ids.js";
 import { type Logger, lazyChild } from "../logging/logger.js";
 import {
   errorResult,
@@ -223,8 +224,7 @@ export function withoutSecrets(body: unknown, fields: readonly string[] | undefi
 function targetOf(params: unknown, response: ApiResponse): string | null {
   const fromParams = params && typeof params === "object" ? Object.values(params as object)[0] : undefined;
   if (typeof fromParams === "string") return fromParams;
-  const body = response.body as { id?: unknown } | undefined;
-  return typeof body?.id === "string" ? body.id : null;
+  return idOf(response.body);
 }
 
 async function runRoute(

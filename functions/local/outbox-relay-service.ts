@@ -3,6 +3,7 @@ import { OUTBOX_CHANNEL, PostgresOutboxStore } from "../adapters/postgres/outbox
 import type { AppContext } from "../context.js";
 import { QUEUE_DISPATCH } from "../core/events/event.js";
 import { type OutboxSink, relayOutboxBatch } from "../core/outbox/outbox.js";
+import { notifiedLoopService } from "./notified-loop-service.js";
 import type { BackgroundService } from "./runtime.js";
 import { wakeableLoop } from "./wakeable-loop.js";
 
@@ -21,13 +22,12 @@ export const localQueueSink: OutboxSink = {
  * second regardless, so a lost notification only delays a message, never strands it.
  */
 export function outboxRelayService(app: AppContext, sinks: OutboxSink[]): BackgroundService {
-  const store = new PostgresOutboxStore(app.db);
   const listener = new PostgresListener(app.databaseUrl, app.logger);
   let timer: NodeJS.Timeout | undefined;
   const loop = wakeableLoop(
     async (pass) => {
       for (;;) {
-        const { published, failed } = await relayOutboxBatch(store, sinks);
+        const { published, failed } = await relayOutboxBatch(app.outbox, sinks);
         if (failed > 0) app.logger.warn({ failed }, "outbox messages failed; will retry");
         if (published + failed === 0 || pass.stopped) break;
       }
@@ -36,19 +36,10 @@ export function outboxRelayService(app: AppContext, sinks: OutboxSink[]): Backgr
   );
   const wake = () => loop.wake();
 
-  return {
-    name: "outbox-relay",
-    async start() {
-      listener.on(OUTBOX_CHANNEL, wake).onReconnect(wake);
-      await listener.start();
+  return notifiedLoopService("outbox-relay", listener, OUTBOX_CHANNEL, loop, wake, {
+    start: () => {
       timer = setInterval(wake, 1000);
-      wake();
     },
-    async stop() {
-      const stopped = loop.stop();
-      clearInterval(timer);
-      await listener.stop();
-      await stopped;
-    },
-  };
+    stop: () => clearInterval(timer),
+  });
 }

@@ -4,6 +4,7 @@ import type { AppContext } from "../context.js";
 import type { OutboxSink } from "../core/outbox/outbox.js";
 import { type FireOutcome, fireDueSchedules, realignSchedules } from "../core/schedules/fire-schedule.js";
 import { SCHEDULER_SYNC } from "../core/schedules/scheduler-port.js";
+import { notifiedLoopService } from "./notified-loop-service.js";
 import type { BackgroundService } from "./runtime.js";
 import { wakeableLoop } from "./wakeable-loop.js";
 
@@ -81,18 +82,7 @@ export function schedulerService(app: AppContext, options: SchedulerServiceOptio
     loop.wake();
   }
 
-  return {
-    name: "scheduler",
-    async start() {
-      listener.on(SCHEDULE_CHANGED_CHANNEL, wake).onReconnect(wake);
-      await listener.start();
-      wake();
-    },
-    async stop() {
-      const stopped = loop.stop();
-      clearTimeout(timer);
-      await listener.stop();
-      await stopped;
-    },
-  };
+  return notifiedLoopService("scheduler", listener, SCHEDULE_CHANGED_CHANNEL, loop, wake, {
+    stop: () => clearTimeout(timer),
+  });
 }

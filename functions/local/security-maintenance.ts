@@ -1,4 +1,3 @@
-import { pruneExpiredIdempotencyKeys } from "../adapters/postgres/idempotency-repository.js";
 import type { AppContext } from "../context.js";
 import type { BackgroundService } from "./runtime.js";
 import { wakeableLoop } from "./wakeable-loop.js";
@@ -11,7 +10,7 @@ export function securityMaintenance(app: AppContext): BackgroundService {
   let timer: NodeJS.Timeout | undefined;
   const loop = wakeableLoop(
     async () => {
-      const pruned = await pruneExpiredIdempotencyKeys(app.db);
+      const pruned = await app.idempotency.pruneExpired();
       if (pruned > 0) app.logger.info({ pruned }, "expired idempotency keys pruned");
     },
     (error) => app.logger.warn({ err: error }, "idempotency key pruning failed"),

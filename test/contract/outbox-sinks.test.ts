@@ -26,7 +26,7 @@ import { localEventBusSink } from "../../functions/local/event-bus-sink.js";
 import { localQueueSink } from "../../functions/local/outbox-relay-service.js";
 import { MOTO_MISSING, type Moto, motoInstalled, startMoto } from "../helpers/moto.js";
 import { insertTask } from "../helpers/tasks.js";
-import { createTestApp, type TestApp } from "../helpers/test-app.js";
+import { withTestApp } from "../helpers/test-app.js";
 import { waitFor } from "../helpers/wait.js";
 
 /**
@@ -36,14 +36,12 @@ import { waitFor } from "../helpers/wait.js";
  * One contract per role, each run against both twins; the cloud twins on moto_server.
  */
 let moto: Moto | undefined;
-let t: TestApp;
+const t = withTestApp();
 beforeAll(async () => {
-  t = await createTestApp();
   if (motoInstalled) moto = await startMoto();
 });
 afterAll(async () => {
   await moto?.stop();
-  await t?.close();
 });
 if (!motoInstalled) console.log(`[outbox sink contracts] cloud twins skipped: ${MOTO_MISSING}`);
 

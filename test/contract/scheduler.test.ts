@@ -13,7 +13,7 @@ import type { OutboxMessage, OutboxSink } from "../../functions/core/outbox/outb
 import { type DesiredSchedule, SCHEDULER_SYNC } from "../../functions/core/schedules/scheduler-port.js";
 import { localSchedulerSink } from "../../functions/local/scheduler-service.js";
 import { MOTO_MISSING, type Moto, motoInstalled, startMoto } from "../helpers/moto.js";
-import { createTestApp, type TestApp } from "../helpers/test-app.js";
+import { withTestApp } from "../helpers/test-app.js";
 
 /**
  * The scheduler port, as the outbox reaches it (scheduler.sync rows): locally the scheduler loop
@@ -31,14 +31,12 @@ interface SchedulerTwin {
 }
 
 let moto: Moto | undefined;
-let t: TestApp;
+const t = withTestApp();
 beforeAll(async () => {
-  t = await createTestApp();
   if (motoInstalled) moto = await startMoto();
 });
 afterAll(async () => {
   await moto?.stop();
-  await t?.close();
 });
 if (!motoInstalled) console.log(`[scheduler contract] EventBridge Scheduler twin skipped: ${MOTO_MISSING}`);
 

@@ -4,7 +4,7 @@ import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestDatabase, type TestDatabase } from "../helpers/database.js";
-import { createTestApp, type TestApp } from "../helpers/test-app.js";
+import { withTestApp } from "../helpers/test-app.js";
 import { startTme, type TmeProcess } from "../helpers/tme-process.js";
 import { waitFor } from "../helpers/wait.js";
 
@@ -81,23 +81,19 @@ const head = (port: number, key: string | undefined, length: number | "chunked" 
 const statusOf = (exchange: RawExchange) => Number(/^HTTP\/1\.1 (\d{3})/.exec(exchange.received)?.[1]);
 
 describe("the local edge, in process", () => {
-  let t: TestApp;
   let port: number;
-  beforeAll(async () => {
-    t = await createTestApp({
-      app: {
-        security: {
-          max_connections: 64,
-          max_connections_per_source: 6,
-          header_timeout_seconds: 1,
-          body_timeout_seconds: 1,
-        },
-      } as never,
-    });
-    port = Number(new URL(t.url).port);
+  const t = withTestApp({
+    app: {
+      security: {
+        max_connections: 64,
+        max_connections_per_source: 6,
+        header_timeout_seconds: 1,
+        body_timeout_seconds: 1,
+      },
+    } as never,
   });
-  afterAll(async () => {
-    await t.close();
+  beforeAll(async () => {
+    port = Number(new URL(t.url).port);
   });
 
   it("authenticates from the headers: a wrong key gets 401 before its body is sent", async () => {
@@ -196,14 +192,10 @@ describe("the local edge, in process", () => {
 });
 
 describe("the local edge, clients that leave while waiting for a body slot", () => {
-  let t: TestApp;
+  const t = withTestApp();
   let port: number;
   beforeAll(async () => {
-    t = await createTestApp();
     port = Number(new URL(t.url).port);
-  });
-  afterAll(async () => {
-    await t.close();
   });
 
   it("does not keep their slots: a create sent afterwards is answered", async () => {

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { freePort } from "../../functions/local/free-port.js";
 import { readmeBlocks } from "../helpers/readme.js";
 import { eventually } from "../helpers/receiver.js";
-import { createTestApp, type TestApp } from "../helpers/test-app.js";
+import { withTestApp } from "../helpers/test-app.js";
 import { REPO_ROOT } from "../helpers/tme-process.js";
 
 /** The ```js block of the README's "Events and webhooks" section: the signature-verifying receiver. */
@@ -15,18 +15,16 @@ function receiverSnippet(): string {
   return block;
 }
 
-let t: TestApp;
 let dir: string;
 let child: ChildProcess | undefined;
+const t = withTestApp({ app: { allow_private_callbacks: true } });
 beforeAll(async () => {
-  t = await createTestApp({ app: { allow_private_callbacks: true } });
   // Inside the checkout (node_modules is ignored by git) so the snippet's import resolves.
   mkdirSync(path.join(REPO_ROOT, "node_modules", ".cache"), { recursive: true });
   dir = mkdtempSync(path.join(REPO_ROOT, "node_modules", ".cache", "readme-events-"));
 });
 afterAll(async () => {
   child?.kill();
-  await t.close();
   rmSync(dir, { recursive: true, force: true });
 });
 

@@ -3,16 +3,14 @@ import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { curlExamplesScript, readmeBlocks, runBash } from "../helpers/readme.js";
-import { createTestApp, type TestApp } from "../helpers/test-app.js";
+import { withTestApp } from "../helpers/test-app.js";
 
-let t: TestApp;
 let workDir: string;
+const t = withTestApp();
 beforeAll(async () => {
-  t = await createTestApp();
   workDir = mkdtempSync(path.join(os.tmpdir(), "tme-readme-schedules-"));
 });
 afterAll(async () => {
-  await t.close();
   rmSync(workDir, { recursive: true, force: true });
 });
 

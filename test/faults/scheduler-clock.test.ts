@@ -2,41 +2,26 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { AppContext } from "../../functions/context.js";
 import type { BackgroundService } from "../../functions/local/runtime.js";
 import { schedulerService } from "../../functions/local/scheduler-service.js";
-import { createTestApp, type TestApp } from "../helpers/test-app.js";
+import { firings } from "../helpers/firings.js";
+import { withTestApp } from "../helpers/test-app.js";
 import { sleep, waitFor } from "../helpers/wait.js";
 
 /**
  * The scheduler's clock jumps (NTP stepping a drifted clock, a VM resumed after an hour, a
  * laptop waking): the loop runs for real on a real database, only its clock is injected.
  */
-let t: TestApp;
 let offsetMs = 0;
 let scheduler: BackgroundService;
 
+const t = withTestApp();
 beforeAll(async () => {
-  t = await createTestApp();
   const app: AppContext = { ...t.app, now: () => new Date(Date.now() + offsetMs) };
   scheduler = schedulerService(app, { maxSleepMs: 200 });
   await scheduler.start();
 });
 afterAll(async () => {
   await scheduler.stop();
-  await t.close();
 });
-
-interface Firing {
-  scheduled_for: string;
-  missed_count: number;
-}
-
-async function firings(scheduleId: string): Promise<Firing[]> {
-  return t.app.db.rows<Firing>(
-    `SELECT e.data->>'scheduled_for' AS scheduled_for, (e.data->>'missed_count')::int AS missed_count
-     FROM task_events e JOIN tasks t ON t.id = e.task_id
-     WHERE e.type = 'schedule.fired' AND t.schedule_id = $1 ORDER BY e.id`,
-    [scheduleId],
-  );
-}
 
 describe("a scheduler clock jump", () => {
   it("forward one hour: one catch-up firing per schedule, counting what it folded in; backward: nothing fires twice", async () => {
@@ -52,14 +37,14 @@ describe("a scheduler clock jump", () => {
       schedules.push(res.body);
     }
     await sleep(500);
-    for (const s of schedules) expect(await firings(s.id)).toEqual([]);
+    for (const s of schedules) expect(await firings(t.app.db, s.id)).toEqual([]);
 
     const jumpedFrom = Date.now();
     offsetMs = 60 * 60 * 1000;
     await waitFor(
       "one firing of each schedule after the jump",
       async () => {
-        for (const s of schedules) if ((await firings(s.id)).length === 0) return undefined;
+        for (const s of schedules) if ((await firings(t.app.db, s.id)).length === 0) return undefined;
         return true;
       },
       10_000,
@@ -68,7 +53,7 @@ describe("a scheduler clock jump", () => {
     // Long enough for a loop that fires each missed occurrence to have fired several.
     await sleep(1500);
     const now = Date.now() + offsetMs;
-    const afterJump = await Promise.all(schedules.map((s) => firings(s.id)));
+    const afterJump = await Promise.all(schedules.map((s) => firings(t.app.db, s.id)));
     for (const [i, fired] of afterJump.entries()) {
       const period = [60_000, 300_000, 10_000][i]!;
       // The 10-second schedule may also have reached its next occurrence in the wait above.
@@ -106,7 +91,7 @@ describe("a scheduler clock jump", () => {
       5000,
     );
     const realignedMs = Date.now() - steppedBackAt;
-    const afterStepBack = await Promise.all(schedules.map((s) => firings(s.id)));
+    const afterStepBack = await Promise.all(schedules.map((s) => firings(t.app.db, s.id)));
     expect(afterStepBack.map((f) => f.length)).toEqual(countsBefore);
     const back = await Promise.all(schedules.map((s) => t.request("GET", `/schedule/${s.id}`)));
     for (const [i, view] of back.entries()) {
@@ -116,10 +101,10 @@ describe("a scheduler clock jump", () => {
     // And the 10-second schedule fires again on the true timeline, once per occurrence.
     await waitFor(
       "the 10-second schedule to fire on the true time",
-      async () => ((await firings(schedules[2]!.id)).length > countsBefore[2]! ? true : undefined),
+      async () => ((await firings(t.app.db, schedules[2]!.id)).length > countsBefore[2]! ? true : undefined),
       15_000,
     );
-    const resumed = (await firings(schedules[2]!.id)).slice(countsBefore[2]!);
+    const resumed = (await firings(t.app.db, schedules[2]!.id)).slice(countsBefore[2]!);
     expect(resumed).toHaveLength(1);
     expect(resumed[0]!.missed_count).toBe(0);
     expect(Math.abs(Date.parse(resumed[0]!.scheduled_for) - Date.now())).toBeLessThan(10_000);

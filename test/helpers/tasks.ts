@@ -1,6 +1,8 @@
 import type { Db } from "../../functions/adapters/postgres/database.js";
 import { newId } from "../../functions/core/ids.js";
-import type { TaskStatus } from "../../functions/core/tasks/task.js";
+import { FINISHED_STATUSES, type Task, type TaskStatus } from "../../functions/core/tasks/task.js";
+
+const isFinished = (status: TaskStatus) => (FINISHED_STATUSES as readonly TaskStatus[]).includes(status);
 
 export interface TaskRowInput {
   namespace?: string;
@@ -18,15 +20,14 @@ export interface TaskRowInput {
 }
 
 /**
- * A task row written straight to the table, in any status (the engine is not on this branch):
- * running rows get a live lease and an open run, finished rows a finished_at, as the schema
- * and the engine demand.
+ * A task row written straight to the table, in any status, without the engine: running rows get
+ * a live lease and an open run, finished rows a finished_at, as the schema and the engine demand.
  */
 export async function insertTask(db: Db, input: TaskRowInput = {}): Promise<string> {
   const id = newId("tsk");
   const status = input.status ?? "queued";
   const running = status === "running";
-  const finished = ["succeeded", "failed", "timed_out", "cancelled"].includes(status);
+  const finished = isFinished(status);
   const started = running || finished;
   await db.query(
     `INSERT INTO tasks (id, namespace, name, handler, status, priority, attempt, series, max_attempts,
@@ -79,4 +80,46 @@ export async function insertRun(
        CASE WHEN $4 <> 'running' THEN now() END, $5, CASE WHEN $4 = 'failed' THEN 'exit code 1' END, $6, false)`,
     [taskId, run.series ?? 0, run.attempt, run.status, run.exit_code ?? null, run.output_tail ?? null],
   );
+}
+
+/**
+ * A Task object as the stores return it, for unit tests of the core's rules (no database):
+ * queued and due by default; a running task holds a lease and has started, a finished one has
+ * its finished_at, as the schema demands. `at` is when it was created and last written; its
+ * run_at is a second before, so it is due.
+ */
+export function buildTask(overrides: Partial<Task> = {}, at = new Date("2026-05-01T12:00:00.000Z")): Task {
+  const status = overrides.status ?? "queued";
+  const running = status === "running";
+  const finished = isFinished(status);
+  const started = running || finished;
+  return {
+    id: "tsk_1",
+    namespace: "default",
+    name: "report",
+    description: null,
+    command: null,
+    handler: "noop",
+    params: {},
+    status,
+    priority: 5,
+    attempt: started ? 1 : 0,
+    series: 0,
+    max_attempts: 3,
+    infra_retries: 0,
+    timeout_seconds: 60,
+    progress: null,
+    result: null,
+    error: null,
+    schedule_id: null,
+    labels: {},
+    run_at: new Date(at.getTime() - 1000),
+    created_at: at,
+    updated_at: at,
+    started_at: started ? at : null,
+    finished_at: finished ? at : null,
+    lease_owner: running ? "w1" : null,
+    lease_expires_at: running ? new Date(at.getTime() + 5 * 60_000) : null,
+    ...overrides,
+  };
 }

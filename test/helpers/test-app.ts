@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { afterAll, beforeAll } from "vitest";
 import { PluginRegistry } from "../../functions/adapters/plugins/plugin-registry.js";
 import { loadConfig } from "../../functions/config/load.js";
 import type { Config } from "../../functions/config/schema.js";
@@ -113,5 +114,48 @@ export async function createTestApp(
       await database.drop();
       rmSync(dataDir, { recursive: true, force: true });
     },
+  };
+}
+
+type TestAppOverrides = Parameters<typeof createTestApp>[0];
+
+/** The test file's app as withTestApp hands it out: the helper closes it. */
+export type SharedTestApp = Omit<TestApp, "close">;
+
+/**
+ * The one app setup of a test file (or of a describe block): creates the app before its tests
+ * and closes it after them, so a file says only how its app differs. The handle it returns reads
+ * the app of the moment, so it is usable in tests and in hooks registered after this call; a
+ * file's own afterAll hooks run before the app closes (vitest runs after-hooks in reverse).
+ */
+export function withTestApp(overrides?: TestAppOverrides): SharedTestApp {
+  let current: TestApp | undefined;
+  beforeAll(async () => {
+    current = await createTestApp(overrides);
+  });
+  afterAll(async () => {
+    await current?.close();
+    current = undefined;
+  });
+  const app = (): TestApp => {
+    if (!current)
+      throw new Error("withTestApp: the app exists only inside tests and hooks, after its beforeAll");
+    return current;
+  };
+  return {
+    get app() {
+      return app().app;
+    },
+    get database() {
+      return app().database;
+    },
+    get url() {
+      return app().url;
+    },
+    get adminKey() {
+      return app().adminKey;
+    },
+    keyWith: (scopes, namespace) => app().keyWith(scopes, namespace),
+    request: (method, path, options) => app().request(method, path, options),
   };
 }

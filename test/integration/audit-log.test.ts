@@ -3,19 +3,15 @@ import { createHash } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { archiveAudit, verifyAudit } from "../../functions/adapters/postgres/audit-repository.js";
-import { createTestApp, type TestApp } from "../helpers/test-app.js";
+import { withTestApp } from "../helpers/test-app.js";
 
 // Finding 14: audit rows were written but nothing read them, rows were not chained, nothing
 // verified them, and refused authentication was not recorded.
-let t: TestApp;
 const scratch = mkdtempSync(path.join(os.tmpdir(), "tme-audit-"));
-beforeAll(async () => {
-  t = await createTestApp();
-});
+const t = withTestApp();
 afterAll(async () => {
-  await t.close();
   rmSync(scratch, { recursive: true, force: true });
 });
 

@@ -1,11 +1,11 @@
 import fc from "fast-check";
 import { quote } from "shlex";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
 import { MAX_BODY_BYTES } from "../../functions/http/pipeline.js";
 import type { AnyRoute } from "../../functions/http/route.js";
 import { routes } from "../../functions/http/routes/index.js";
-import { createTestApp, type TestApp } from "../helpers/test-app.js";
+import { withTestApp } from "../helpers/test-app.js";
 
 /**
  * Hostile and odd input to every route of the API (the route list itself, so a new route is
@@ -14,15 +14,11 @@ import { createTestApp, type TestApp } from "../helpers/test-app.js";
  * Schema), valid-shaped with random corruption, so the fuzzing follows the schemas as they change.
  */
 
-let t: TestApp;
 let taskId: string;
+const t = withTestApp();
 beforeAll(async () => {
-  t = await createTestApp();
   const created = await t.request("POST", "/task/create", { body: { name: "noop" } });
   taskId = created.body.id;
-});
-afterAll(async () => {
-  await t.close();
 });
 
 const RUNS = 40;

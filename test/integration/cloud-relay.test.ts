@@ -2,10 +2,10 @@ import { EventBridgeClient, PutEventsCommand } from "@aws-sdk/client-eventbridge
 import { CreateScheduleCommand, SchedulerClient } from "@aws-sdk/client-scheduler";
 import { SendMessageBatchCommand, SQSClient } from "@aws-sdk/client-sqs";
 import { mockClient } from "aws-sdk-client-mock";
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { beforeEach, describe, expect, it } from "vitest";
 import { cloudOutboxSinks, relayAfterChange } from "../../functions/cloud/outbox-sinks.js";
-import { createReaper } from "../../functions/handlers/reaper.js";
-import { createTestApp, type TestApp } from "../helpers/test-app.js";
+import { runMaintenancePass } from "../../functions/core/maintenance/maintenance-pass.js";
+import { withTestApp } from "../helpers/test-app.js";
 
 const sqs = mockClient(SQSClient);
 const eventBridge = mockClient(EventBridgeClient);
@@ -23,14 +23,8 @@ const env = {
   SCHEDULE_DEAD_LETTER_ARN: "arn:aws:sqs:eu-west-1:1:schedule-dlq",
 };
 
-let t: TestApp;
-beforeAll(async () => {
-  // The cloud runtime: queue signals go through the outbox (locally they are NOTIFY only).
-  t = await createTestApp({ env: { TME_RUNTIME: "cloud" } });
-});
-afterAll(async () => {
-  await t.close();
-});
+// The cloud runtime: queue signals go through the outbox (locally they are NOTIFY only).
+const t = withTestApp({ env: { TME_RUNTIME: "cloud" } });
 beforeEach(async () => {
   sqs.reset();
   eventBridge.reset();
@@ -98,7 +92,7 @@ describe("the cloud outbox relay", () => {
       Failed: [],
     }));
     await t.app.db.query("UPDATE outbox SET next_attempt_at = now() WHERE published_at IS NULL");
-    const report = await createReaper(t.app, cloudOutboxSinks(t.app, env))();
+    const report = await runMaintenancePass(t.app, cloudOutboxSinks(t.app, env));
     expect(report.relayed).toEqual({ published: 1, failed: 0 });
     expect(await pendingOutbox()).toEqual([]);
   });

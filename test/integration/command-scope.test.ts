@@ -1,15 +1,9 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createTestApp, type TestApp } from "../helpers/test-app.js";
+import { describe, expect, it } from "vitest";
+import { withTestApp } from "../helpers/test-app.js";
 
 // Finding 6: a key with only schedules:write ran a command (a schedule with a command, then
 // /trigger). Running a command needs commands:run beside the route's own scope.
-let t: TestApp;
-beforeAll(async () => {
-  t = await createTestApp();
-});
-afterAll(async () => {
-  await t.close();
-});
+const t = withTestApp();
 
 const forbiddenCommands = {
   code: "forbidden",

@@ -1,22 +1,18 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createTestApp, type TestApp } from "../helpers/test-app.js";
+import { beforeAll, describe, expect, it } from "vitest";
+import { withTestApp } from "../helpers/test-app.js";
 
 // The disk-full fault test found a task row for a request that was not answered 201: the audit
 // row was written after the create had committed, and on a full disk that write failed. Here the
 // audit write fails the way a full disk fails it (SQLSTATE 53100), on purpose.
-let t: TestApp;
 let original: string;
 
+const t = withTestApp();
 beforeAll(async () => {
-  t = await createTestApp();
   original = (
     await t.app.db.rows<{ def: string }>(
       "SELECT pg_get_functiondef('audit_append(jsonb)'::regprocedure) AS def",
     )
   )[0]!.def;
-});
-afterAll(async () => {
-  await t.close();
 });
 
 const failAudit = () =>

@@ -1,15 +1,9 @@
-import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { PostgresTaskStore } from "../../functions/adapters/postgres/task-repository.js";
 import { createTask } from "../../functions/core/tasks/create-task.js";
-import { createTestApp, type TestApp } from "../helpers/test-app.js";
+import { withTestApp } from "../helpers/test-app.js";
 
-let t: TestApp;
-beforeAll(async () => {
-  t = await createTestApp();
-});
-afterAll(async () => {
-  await t.close();
-});
+const t = withTestApp();
 
 async function outboxTypes(taskId: string): Promise<string[]> {
   const rows = await t.app.db.rows<{ type: string }>(

@@ -4,29 +4,28 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { isRunning } from "../../functions/local/processes.js";
 import { taskMaintenance, workerPool } from "../../functions/local/worker-pool.js";
-import { createTestApp, type TestApp } from "../helpers/test-app.js";
+import { withTestApp } from "../helpers/test-app.js";
 import { waitFor } from "../helpers/wait.js";
 
-let t: TestApp;
 let stopEngine: () => Promise<void>;
 const scratch = mkdtempSync(path.join(os.tmpdir(), "tme-engine-api-"));
 
-beforeAll(async () => {
-  t = await createTestApp({
-    // Outside the sandbox: the cancel test reads the pids its script writes (a sandbox's pids
-    // are its own; test/e2e/command-sandbox.test.ts cancels a sandboxed command).
-    env: { SHELL_SANDBOX: "none" },
-    app: {
-      worker: {
-        lease_seconds: 30,
-        heartbeat_seconds: 1,
-        poll_interval_ms: 200,
-        kill_grace_seconds: 1,
-        shutdown_grace_seconds: 1,
-        max_infra_retries: 5,
-      },
+const t = withTestApp({
+  // Outside the sandbox: the cancel test reads the pids its script writes (a sandbox's pids
+  // are its own; test/e2e/command-sandbox.test.ts cancels a sandboxed command).
+  env: { SHELL_SANDBOX: "none" },
+  app: {
+    worker: {
+      lease_seconds: 30,
+      heartbeat_seconds: 1,
+      poll_interval_ms: 200,
+      kill_grace_seconds: 1,
+      shutdown_grace_seconds: 1,
+      max_infra_retries: 5,
     },
-  });
+  },
+});
+beforeAll(async () => {
   const pool = workerPool(t.app, { slots: 2 });
   const maintenance = taskMaintenance(t.app);
   await pool.start();
@@ -38,7 +37,6 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await stopEngine();
-  await t.close();
 });
 
 const until = <T>(fn: () => Promise<T | undefined>, timeoutMs: number, what: string): Promise<T> =>

@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { sendWebhook } from "../../functions/adapters/http/webhook-sender.js";
 import { fanOutEvent } from "../../functions/adapters/postgres/delivery-repository.js";
 import { evaluateAlerts } from "../../functions/core/alerts/evaluate-alerts.js";
@@ -7,16 +7,10 @@ import { createTask } from "../../functions/core/tasks/create-task.js";
 import { runDueDeliveries } from "../../functions/core/webhooks/deliver-due.js";
 import { dispatchRecords, sqsEventOf, toBusEvent } from "../../functions/handlers/webhook-dispatcher.js";
 import { startReceiver } from "../helpers/receiver.js";
-import { createTestApp, type TestApp } from "../helpers/test-app.js";
+import { withTestApp } from "../helpers/test-app.js";
 
 // The guard is on here (allow_private_callbacks: false, the default).
-let t: TestApp;
-beforeAll(async () => {
-  t = await createTestApp();
-});
-afterAll(async () => {
-  await t.close();
-});
+const t = withTestApp();
 
 const valid = { event_types: ["task.failed"], callback_url: "http://93.184.216.34/hook" };
 

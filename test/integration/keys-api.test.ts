@@ -1,20 +1,14 @@
 import { execFile } from "node:child_process";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { PostgresApiKeyStore } from "../../functions/adapters/postgres/api-keys-repository.js";
 import { Database } from "../../functions/adapters/postgres/database.js";
 import { ensureBootstrapKey, hashApiKey } from "../../functions/core/auth/api-keys.js";
-import { createTestApp, type TestApp } from "../helpers/test-app.js";
+import { withTestApp } from "../helpers/test-app.js";
 import { waitFor } from "../helpers/wait.js";
 
 // Finding 9: no API or CLI listed or revoked keys, and a restart with TME_BOOTSTRAP_API_KEY set
 // brought a revoked bootstrap key back.
-let t: TestApp;
-beforeAll(async () => {
-  t = await createTestApp();
-});
-afterAll(async () => {
-  await t.close();
-});
+const t = withTestApp();
 
 const createKey = (body: Record<string, unknown>, key?: string) => t.request("POST", "/keys", { body, key });
 

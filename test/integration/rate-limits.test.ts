@@ -1,6 +1,6 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { RequestLimits, TokenBuckets } from "../../functions/core/auth/rate-limit.js";
-import { createTestApp, type TestApp } from "../helpers/test-app.js";
+import { type TestApp, withTestApp } from "../helpers/test-app.js";
 
 // Finding 8: 500 wrong keys in 0.7 s, no 429; the bootstrap key could be 16 characters (that
 // half is test/unit/config.test.ts: under 32 characters stops TME at start).
@@ -40,14 +40,8 @@ describe("token buckets (time passed in)", () => {
 });
 
 describe("over HTTP", () => {
-  let t: TestApp;
-  beforeAll(async () => {
-    t = await createTestApp({
-      app: { security: { auth_failures_per_minute: 5, key_requests_per_second: 1, key_burst: 4 } } as never,
-    });
-  });
-  afterAll(async () => {
-    await t.close();
+  const t = withTestApp({
+    app: { security: { auth_failures_per_minute: 5, key_requests_per_second: 1, key_burst: 4 } } as never,
   });
 
   it("a key holder is limited by its token bucket: 429 with Retry-After, others unaffected", async () => {

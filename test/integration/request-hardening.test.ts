@@ -1,13 +1,7 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createTestApp, type TestApp } from "../helpers/test-app.js";
+import { describe, expect, it } from "vitest";
+import { withTestApp } from "../helpers/test-app.js";
 
-let t: TestApp;
-beforeAll(async () => {
-  t = await createTestApp({ app: { allow_private_callbacks: true } });
-});
-afterAll(async () => {
-  await t.close();
-});
+const t = withTestApp({ app: { allow_private_callbacks: true } });
 
 describe("namespace names (finding 11)", () => {
   it.each(["../..", "NSB", "team\u202eb", "a/b", "-lead", "x".repeat(64), ""])(

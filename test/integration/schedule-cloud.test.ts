@@ -1,6 +1,6 @@
 import { CreateScheduleCommand, SchedulerClient } from "@aws-sdk/client-scheduler";
 import { mockClient } from "aws-sdk-client-mock";
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { beforeEach, describe, expect, it } from "vitest";
 import {
   EventBridgeScheduler,
   eventBridgeSchedulerSink,
@@ -9,15 +9,9 @@ import { PostgresOutboxStore } from "../../functions/adapters/postgres/outbox-re
 import type { AppContext } from "../../functions/context.js";
 import { type OutboxSink, relayOutboxBatch } from "../../functions/core/outbox/outbox.js";
 import { createScheduleTarget } from "../../functions/handlers/schedule-target.js";
-import { createTestApp, type TestApp } from "../helpers/test-app.js";
+import { withTestApp } from "../helpers/test-app.js";
 
-let t: TestApp;
-beforeAll(async () => {
-  t = await createTestApp({ env: { TME_RUNTIME: "cloud" } });
-});
-afterAll(async () => {
-  await t.close();
-});
+const t = withTestApp({ env: { TME_RUNTIME: "cloud" } });
 
 async function createSchedule(body: Record<string, unknown>) {
   const res = await t.request("POST", "/schedule", { body });

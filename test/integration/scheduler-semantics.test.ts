@@ -1,26 +1,23 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { Database } from "../../functions/adapters/postgres/database.js";
 import { createAppContext } from "../../functions/context.js";
 import { type FireOutcome, fireDueSchedules } from "../../functions/core/schedules/fire-schedule.js";
 import { createSchedule as createScheduleAt } from "../../functions/core/schedules/manage-schedules.js";
 import type { BackgroundService } from "../../functions/local/runtime.js";
 import { schedulerService } from "../../functions/local/scheduler-service.js";
-import { createTestApp, type TestApp } from "../helpers/test-app.js";
+import { firings } from "../helpers/firings.js";
+import { withTestApp } from "../helpers/test-app.js";
 import { sleep, waitFor } from "../helpers/wait.js";
 
-let t: TestApp;
 const running: BackgroundService[] = [];
 const extraDbs: Database[] = [];
 
-beforeAll(async () => {
-  t = await createTestApp();
-});
+const t = withTestApp();
 afterEach(async () => {
   await Promise.all(running.splice(0).map((s) => s.stop()));
 });
 afterAll(async () => {
   await Promise.all(extraDbs.map((db) => db.close()));
-  await t.close();
 });
 
 /** A scheduler loop as a second TME process would run it: its own pool, its own LISTEN connection. */
@@ -35,23 +32,6 @@ async function startScheduler(ownPool = false): Promise<BackgroundService> {
   await service.start();
   running.push(service);
   return service;
-}
-
-interface Firing {
-  task_id: string;
-  scheduled_for: string;
-  trigger: string;
-  missed_count: number;
-}
-
-async function firings(scheduleId: string): Promise<Firing[]> {
-  return t.app.db.rows<Firing>(
-    `SELECT e.data->>'task_id' AS task_id, e.data->>'scheduled_for' AS scheduled_for, e.data->>'trigger' AS trigger,
-            (e.data->>'missed_count')::int AS missed_count
-     FROM task_events e JOIN tasks t ON t.id = e.task_id
-     WHERE e.type = 'schedule.fired' AND t.schedule_id = $1 ORDER BY e.id`,
-    [scheduleId],
-  );
 }
 
 async function taskCount(scheduleId: string): Promise<number> {
@@ -86,7 +66,7 @@ describe("two schedulers on one database", () => {
     for (const s of schedules) await t.request("POST", `/schedule/${s.id}/pause`);
 
     for (const s of schedules) {
-      const fired = await firings(s.id);
+      const fired = await firings(t.app.db, s.id);
       const perOccurrence = new Map<string, number>();
       for (const f of fired)
         perOccurrence.set(f.scheduled_for, (perOccurrence.get(f.scheduled_for) ?? 0) + 1);
@@ -109,11 +89,11 @@ describe("missed firings", () => {
     await startScheduler();
     await waitFor(
       "the catch-up and two timeline firings",
-      async () => ((await firings(s.id)).length >= 3 ? true : undefined),
+      async () => ((await firings(t.app.db, s.id)).length >= 3 ? true : undefined),
       5000,
     );
     await t.request("POST", `/schedule/${s.id}/pause`);
-    const [catchUp, ...after] = await firings(s.id);
+    const [catchUp, ...after] = await firings(t.app.db, s.id);
     expect(catchUp!.missed_count).toBeGreaterThanOrEqual(2);
     // The catch-up is for the latest occurrence that was due; the ones before it were folded in.
     const first = Date.parse(s.next_run_at);
@@ -132,7 +112,7 @@ describe("overlap", () => {
     await waitFor("the first firing", async () => ((await taskCount(s.id)) === 1 ? true : undefined), 3000);
     await sleep(2300);
     expect(await taskCount(s.id)).toBe(1);
-    expect((await firings(s.id)).length).toBe(1);
+    expect((await firings(t.app.db, s.id)).length).toBe(1);
     const view = (await t.request("GET", `/schedule/${s.id}`)).body;
     expect(view.skipped_count).toBeGreaterThanOrEqual(2);
     expect(view.last_skipped_at).not.toBeNull();
@@ -158,7 +138,7 @@ describe("overlap", () => {
     await finishTasks(s.id);
     await waitFor("the held occurrence", async () => ((await taskCount(s.id)) >= 2 ? true : undefined), 2500);
     await t.request("POST", `/schedule/${s.id}/pause`);
-    const [, released] = await firings(s.id);
+    const [, released] = await firings(t.app.db, s.id);
     expect(released).toMatchObject({ trigger: expect.stringMatching(/queued|timeline/) });
     expect(released!.missed_count).toBeGreaterThanOrEqual(1);
     expect(await taskCount(s.id)).toBe(2);
@@ -224,7 +204,7 @@ describe("daylight-saving days, through the scheduler on Postgres", () => {
       await fireDueSchedules(t.app.schedules, deps);
     }
     await t.request("DELETE", `/schedule/${schedule.id}`);
-    const fired = await firings(schedule.id);
+    const fired = await firings(t.app.db, schedule.id);
     expect(fired.every((f) => f.missed_count === 0 && f.trigger === "timeline")).toBe(true);
     expect(await taskCount(schedule.id)).toBe(fired.length);
     return fired.map((f) => f.scheduled_for);

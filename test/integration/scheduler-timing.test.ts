@@ -1,39 +1,19 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { BackgroundService } from "../../functions/local/runtime.js";
 import { schedulerService } from "../../functions/local/scheduler-service.js";
-import { createTestApp, type TestApp } from "../helpers/test-app.js";
+import { firings } from "../helpers/firings.js";
+import { withTestApp } from "../helpers/test-app.js";
 import { sleep, waitFor } from "../helpers/wait.js";
 
-let t: TestApp;
 let scheduler: BackgroundService;
+const t = withTestApp();
 beforeAll(async () => {
-  t = await createTestApp();
   scheduler = schedulerService(t.app);
   await scheduler.start();
 });
 afterAll(async () => {
   await scheduler.stop();
-  await t.close();
 });
-
-interface Firing {
-  task_id: string;
-  scheduled_for: string;
-  fired_at: string;
-  missed_count: number;
-  task_created_at: Date;
-}
-
-async function firings(scheduleId: string): Promise<Firing[]> {
-  return t.app.db.rows<Firing>(
-    `SELECT e.data->>'task_id' AS task_id, e.data->>'scheduled_for' AS scheduled_for,
-            e.data->>'fired_at' AS fired_at, (e.data->>'missed_count')::int AS missed_count,
-            t.created_at AS task_created_at
-     FROM task_events e JOIN tasks t ON t.id = e.task_id
-     WHERE e.type = 'schedule.fired' AND t.schedule_id = $1 ORDER BY e.data->>'scheduled_for'`,
-    [scheduleId],
-  );
-}
 
 describe("the local scheduler loop", () => {
   it("fires a 1 s interval on its own timeline: 20 firings, each under 100 ms after its instant, none twice", async () => {
@@ -48,7 +28,7 @@ describe("the local scheduler loop", () => {
     const fired = await waitFor(
       "20 firings",
       async () => {
-        const rows = await firings(made.body.id);
+        const rows = await firings(t.app.db, made.body.id, "scheduled_for");
         return rows.length >= 20 ? rows : undefined;
       },
       30_000,
@@ -79,24 +59,25 @@ describe("the local scheduler loop", () => {
     ).body;
     await waitFor(
       "a first firing",
-      async () => ((await firings(made.id)).length >= 1 ? true : undefined),
+      async () => ((await firings(t.app.db, made.id, "scheduled_for")).length >= 1 ? true : undefined),
       5000,
     );
     await t.request("POST", `/schedule/${made.id}/pause`);
-    const atPause = (await firings(made.id)).length;
+    const atPause = (await firings(t.app.db, made.id, "scheduled_for")).length;
     await sleep(2500);
-    expect((await firings(made.id)).length).toBe(atPause);
+    expect((await firings(t.app.db, made.id, "scheduled_for")).length).toBe(atPause);
 
     const resumedAt = Date.now();
     const resumed = await t.request("POST", `/schedule/${made.id}/resume`);
     expect(Date.parse(resumed.body.next_run_at)).toBeGreaterThanOrEqual(resumedAt - 5);
     await waitFor(
       "two firings after resume",
-      async () => ((await firings(made.id)).length >= atPause + 2 ? true : undefined),
+      async () =>
+        (await firings(t.app.db, made.id, "scheduled_for")).length >= atPause + 2 ? true : undefined,
       5000,
     );
     await t.request("POST", `/schedule/${made.id}/pause`);
-    const afterResume = (await firings(made.id)).slice(atPause);
+    const afterResume = (await firings(t.app.db, made.id, "scheduled_for")).slice(atPause);
     // Nothing for the 2.5 s it was paused: every firing after resume is for an instant after it.
     for (const f of afterResume) {
       expect(Date.parse(f.scheduled_for)).toBeGreaterThanOrEqual(resumedAt - 5);

@@ -1,16 +1,10 @@
 import pg from "pg";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { bulkAction } from "../../functions/core/tasks/control-task.js";
 import { insertTask } from "../helpers/tasks.js";
-import { createTestApp, type TestApp } from "../helpers/test-app.js";
+import { withTestApp } from "../helpers/test-app.js";
 
-let t: TestApp;
-beforeAll(async () => {
-  t = await createTestApp();
-});
-afterAll(async () => {
-  await t.close();
-});
+const t = withTestApp();
 
 describe("control actions racing the engine", () => {
   it("a pause that waits on a worker's claim sees the task running and answers 409, changing nothing", async () => {

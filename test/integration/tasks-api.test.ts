@@ -1,20 +1,14 @@
 import { randomBytes } from "node:crypto";
 import pg from "pg";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { TASK_CONTROL_CHANNEL } from "../../functions/adapters/postgres/event-writer.js";
 import { TaskEventSchema, TaskRunSchema, TaskViewSchema } from "../../functions/http/routes/task-schemas.js";
 import { insertRun, insertTask } from "../helpers/tasks.js";
-import { createTestApp, type TestApp } from "../helpers/test-app.js";
+import { withTestApp } from "../helpers/test-app.js";
 
-let t: TestApp;
-beforeAll(async () => {
-  // The cloud's queue signals are outbox rows, which these tests can see (locally a NOTIFY;
-  // test/integration/create-task.test.ts checks that no row is written there).
-  t = await createTestApp({ env: { TME_RUNTIME: "cloud" } });
-});
-afterAll(async () => {
-  await t.close();
-});
+// The cloud's queue signals are outbox rows, which these tests can see (locally a NOTIFY;
+// test/integration/create-task.test.ts checks that no row is written there).
+const t = withTestApp({ env: { TME_RUNTIME: "cloud" } });
 
 /** A namespace of the test's own, so tests of lists and counts do not see each other's tasks. */
 function freshNamespace(): string {

@@ -1,18 +1,17 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { taskMaintenance, workerPool } from "../../functions/local/worker-pool.js";
-import { createTestApp, type TestApp } from "../helpers/test-app.js";
+import { withTestApp } from "../helpers/test-app.js";
 import { waitFor } from "../helpers/wait.js";
 
 // Finding 2: clean_logs run from namespace A deleted every namespace's task events, runs and
 // deliveries.
-let t: TestApp;
 let stop: () => Promise<void>;
+const t = withTestApp({
+  app: {
+    worker: { lease_seconds: 30, heartbeat_seconds: 1, poll_interval_ms: 100, kill_grace_seconds: 1 },
+  },
+});
 beforeAll(async () => {
-  t = await createTestApp({
-    app: {
-      worker: { lease_seconds: 30, heartbeat_seconds: 1, poll_interval_ms: 100, kill_grace_seconds: 1 },
-    },
-  });
   const pool = workerPool(t.app, { slots: 1 });
   const maintenance = taskMaintenance(t.app);
   await pool.start();
@@ -24,7 +23,6 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await stop();
-  await t.close();
 });
 
 /** Old history in a namespace: a finished task with an old run and event, an old settled delivery. */

@@ -1,24 +1,20 @@
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { PluginRegistry } from "../../functions/adapters/plugins/plugin-registry.js";
 import type { Db } from "../../functions/adapters/postgres/database.js";
 import { PostgresTaskControlStore } from "../../functions/adapters/postgres/task-control-repository.js";
 import { PostgresWorkerRegistry } from "../../functions/adapters/postgres/worker-registry.js";
 import { AHEAD_COUNT_CAP } from "../../functions/core/tasks/waiting-reason.js";
 import { insertRun, insertTask } from "../helpers/tasks.js";
-import { createTestApp, type TestApp } from "../helpers/test-app.js";
+import { withTestApp } from "../helpers/test-app.js";
 
-let t: TestApp;
+const t = withTestApp({ app: { MAX_CONCURRENT_TASKS: 3 } });
 beforeAll(async () => {
-  t = await createTestApp({ app: { MAX_CONCURRENT_TASKS: 3 } });
   t.app.plugins = await PluginRegistry.load({
     tasks: {
       "limited*": { plugin: "noop", export: "handler", concurrency: 2 },
       "noop*": { plugin: "noop", export: "handler" },
     },
   });
-});
-afterAll(async () => {
-  await t.close();
 });
 beforeEach(async () => {
   // The queue is shared by every namespace: each case starts from an empty one.

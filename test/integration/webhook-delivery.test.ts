@@ -9,27 +9,26 @@ import { localEventBusSink } from "../../functions/local/event-bus-sink.js";
 import { localQueueSink, outboxRelayService } from "../../functions/local/outbox-relay-service.js";
 import type { BackgroundService } from "../../functions/local/runtime.js";
 import { eventually, type Receiver, startReceiver } from "../helpers/receiver.js";
-import { createTestApp, type TestApp } from "../helpers/test-app.js";
+import { withTestApp } from "../helpers/test-app.js";
 
-let t: TestApp;
 let services: BackgroundService[];
 const receivers: Receiver[] = [];
 
-beforeAll(async () => {
-  t = await createTestApp({
-    app: {
-      allow_private_callbacks: true,
-      webhooks: {
-        timeout_seconds: 1,
-        max_response_bytes: 4096,
-        give_up_after_hours: 24,
-        per_endpoint_concurrency: 2,
-        retry_base_seconds: 0.1,
-        secret_rotation_grace_hours: 1,
-        max_in_flight: 16,
-      },
+const t = withTestApp({
+  app: {
+    allow_private_callbacks: true,
+    webhooks: {
+      timeout_seconds: 1,
+      max_response_bytes: 4096,
+      give_up_after_hours: 24,
+      per_endpoint_concurrency: 2,
+      retry_base_seconds: 0.1,
+      secret_rotation_grace_hours: 1,
+      max_in_flight: 16,
     },
-  });
+  },
+});
+beforeAll(async () => {
   services = [
     outboxRelayService(t.app, [localQueueSink, localEventBusSink(t.app)]),
     deliveryWorkerService(t.app),
@@ -38,7 +37,6 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   for (const s of services.reverse()) await s.stop();
-  await t.close();
 });
 afterEach(async () => {
   for (const r of receivers.splice(0)) await r.close();

@@ -2,41 +2,30 @@ import { describe, expect, it } from "vitest";
 import { CONTROL_ACTIONS, planAction, planUpdate } from "../../functions/core/tasks/control-plan.js";
 import { TRANSITIONS } from "../../functions/core/tasks/state-machine.js";
 import { TASK_STATUSES, type Task, type TaskStatus } from "../../functions/core/tasks/task.js";
+import { buildTask } from "../helpers/tasks.js";
 
 const now = new Date("2026-05-01T12:00:00.000Z");
 const earlier = new Date("2026-05-01T11:00:00.000Z");
 
+/** A task in `status` midway through its second series, with an outcome to clear on restart. */
 function task(status: TaskStatus, overrides: Partial<Task> = {}): Task {
-  const finished = ["succeeded", "failed", "timed_out", "cancelled"].includes(status);
-  return {
-    id: "tsk_1",
-    namespace: "default",
-    name: "report",
-    description: "d",
-    command: null,
-    handler: "noop",
-    params: {},
-    status,
-    priority: 5,
-    attempt: status === "queued" ? 0 : 2,
-    series: 1,
-    max_attempts: 3,
-    infra_retries: 0,
-    timeout_seconds: 60,
-    progress: status === "running" || finished ? { percent: 50 } : null,
-    result: status === "succeeded" ? { ok: true } : null,
-    error: status === "failed" ? "boom" : null,
-    schedule_id: null,
-    labels: { a: "b" },
-    run_at: earlier,
-    created_at: earlier,
-    updated_at: earlier,
-    started_at: status === "running" || finished ? earlier : null,
-    finished_at: finished ? earlier : null,
-    lease_owner: status === "running" ? "w1" : null,
-    lease_expires_at: status === "running" ? now : null,
-    ...overrides,
-  };
+  const started = status !== "queued" && status !== "paused" && status !== "retrying";
+  return buildTask(
+    {
+      status,
+      description: "d",
+      attempt: status === "queued" ? 0 : 2,
+      series: 1,
+      progress: started ? { percent: 50 } : null,
+      result: status === "succeeded" ? { ok: true } : null,
+      error: status === "failed" ? "boom" : null,
+      labels: { a: "b" },
+      run_at: earlier,
+      lease_expires_at: status === "running" ? now : null,
+      ...overrides,
+    },
+    earlier,
+  );
 }
 
 describe("planAction", () => {

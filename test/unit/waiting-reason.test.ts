@@ -6,40 +6,11 @@ import {
   type WaitingFacts,
   waitingReason,
 } from "../../functions/core/tasks/waiting-reason.js";
+import { buildTask } from "../helpers/tasks.js";
 
 const now = new Date("2026-05-01T12:00:00.000Z");
 
-function task(overrides: Partial<Task> = {}): Task {
-  return {
-    id: "tsk_1",
-    namespace: "default",
-    name: "report",
-    description: null,
-    command: null,
-    handler: "noop",
-    params: {},
-    status: "queued",
-    priority: 5,
-    attempt: 0,
-    series: 0,
-    max_attempts: 3,
-    infra_retries: 0,
-    timeout_seconds: 60,
-    progress: null,
-    result: null,
-    error: null,
-    schedule_id: null,
-    labels: {},
-    run_at: new Date(now.getTime() - 1000),
-    created_at: now,
-    updated_at: now,
-    started_at: null,
-    finished_at: null,
-    lease_owner: null,
-    lease_expires_at: null,
-    ...overrides,
-  };
-}
+const task = (overrides: Partial<Task> = {}): Task => buildTask(overrides, now);
 
 function facts(overrides: Partial<WaitingFacts> = {}): WaitingFacts {
   return {

@@ -5,7 +5,7 @@ import {
   type PutEventsRequestEntry,
 } from "@aws-sdk/client-eventbridge";
 import type { TmeEvent } from "../../core/events/event.js";
-import type { OutboxMessage, OutboxSink } from "../../core/outbox/outbox.js";
+import type { OutboxMessage, OutboxSink, PublishFailure } from "../../core/outbox/outbox.js";
 
 /** PutEvents takes at most 10 entries per call. */
 export const PUT_EVENTS_BATCH = 10;
@@ -119,7 +119,7 @@ export function eventBridgeBusSink(options: EventBridgeBusOptions = {}): OutboxS
   async function putBatch(
     batch: OutboxMessage[],
     entries: Map<number, PutEventsRequestEntry>,
-  ): Promise<Array<{ id: number; error: string }>> {
+  ): Promise<PublishFailure[]> {
     let pending = batch;
     let errors = new Map<number, string>();
     for (let attempt = 0; attempt <= retries && pending.length > 0; attempt++) {
@@ -163,7 +163,7 @@ export function eventBridgeBusSink(options: EventBridgeBusOptions = {}): OutboxS
         if (reference) references++;
       }
       if (references > 0) options.onSentAsReference?.(references);
-      const failed: Array<{ id: number; error: string }> = [];
+      const failed: PublishFailure[] = [];
       for (const batch of batchesOf(messages, (m) => entrySize(entries.get(m.id)!))) {
         failed.push(...(await putBatch(batch, entries)));
       }

@@ -1,7 +1,7 @@
 import { SendMessageBatchCommand, type SendMessageBatchRequestEntry, SQSClient } from "@aws-sdk/client-sqs";
 import { type PriorityClass, priorityClassOf } from "../../config/cloud-environment.js";
 import { QUEUE_DISPATCH, type QueueDispatch } from "../../core/events/event.js";
-import type { OutboxMessage, OutboxSink } from "../../core/outbox/outbox.js";
+import type { OutboxMessage, OutboxSink, PublishFailure } from "../../core/outbox/outbox.js";
 
 /** One SQS queue per priority class (the ranges live in the cloud environment contract). */
 export type TaskQueueUrls = Record<PriorityClass, string>;
@@ -35,7 +35,7 @@ export function sqsTaskQueueSink(
     name: "sqs-task-queue",
     accepts: (type) => type === QUEUE_DISPATCH,
     async publish(messages: OutboxMessage[]) {
-      const failed: Array<{ id: number; error: string }> = [];
+      const failed: PublishFailure[] = [];
       const byQueue = new Map<string, Array<{ id: number; entry: SendMessageBatchRequestEntry }>>();
       for (const message of messages) {
         const dispatch = message.payload as QueueDispatch;

@@ -85,76 +85,68 @@ export class TmeMetrics {
     const registers = [this.registry];
     client.collectDefaultMetrics({ register: this.registry });
 
-    this.tasksCreated = new client.Counter({
-      name: "tme_tasks_created_total",
-      help: "Tasks stored (from the API and from schedules)",
-      labelNames: ["namespace", "task_name"],
-      registers,
-    });
-    this.attemptsStarted = new client.Counter({
-      name: "tme_task_attempts_started_total",
-      help: "Attempts this process started",
-      labelNames: ["namespace", "task_name"],
-      registers,
-    });
-    this.attemptsFinished = new client.Counter({
-      name: "tme_task_attempts_finished_total",
-      help: "Attempts this process ended, by outcome (succeeded, failed, timed_out, cancelled, retrying, released, lost)",
-      labelNames: ["namespace", "task_name", "outcome"],
-      registers,
-    });
-    this.tasksFinished = new client.Counter({
-      name: "tme_tasks_finished_total",
-      help: "Tasks that reached a final status at the end of an attempt in this process (succeeded, failed, timed_out, cancelled)",
-      labelNames: ["namespace", "task_name", "outcome"],
-      registers,
-    });
-    this.attemptDuration = new client.Histogram({
-      name: "tme_task_attempt_duration_seconds",
-      help: "How long attempts ran, claim to recorded end",
-      labelNames: ["task_name", "outcome"],
-      buckets: DURATION_BUCKETS,
-      registers,
-    });
-    this.startLatency = new client.Histogram({
-      name: "tme_task_start_latency_seconds",
-      help: "From when a task became due (its creation, or its run_at if later) to the start of its first attempt",
-      labelNames: ["task_name"],
-      buckets: DURATION_BUCKETS,
-      registers,
-    });
-    this.claims = new client.Counter({
-      name: "tme_task_claims_total",
-      help: "Claims made by the worker pool, by whether they took tasks (claimed) or found none (empty)",
-      labelNames: ["result"],
-      registers,
-    });
-    this.webhookDeliveries = new client.Counter({
-      name: "tme_webhook_deliveries_total",
-      help: "Webhook attempts, by outcome (succeeded, retrying, failed, given_up)",
-      labelNames: ["outcome"],
-      registers,
-    });
-    this.webhookDuration = new client.Histogram({
-      name: "tme_webhook_delivery_duration_seconds",
-      help: "Latency of webhook attempts, request sent to response read",
-      labelNames: ["outcome"],
-      buckets: REQUEST_BUCKETS,
-      registers,
-    });
-    this.httpRequests = new client.Counter({
-      name: "tme_http_requests_total",
-      help: "API requests, by method, route template and status",
-      labelNames: ["method", "route", "status"],
-      registers,
-    });
-    this.httpDuration = new client.Histogram({
-      name: "tme_http_request_duration_seconds",
-      help: "API request latency, by method and route template",
-      labelNames: ["method", "route"],
-      buckets: REQUEST_BUCKETS,
-      registers,
-    });
+    const counter = <L extends string>(name: string, help: string, labelNames: L[]) =>
+      new client.Counter<L>({ name, help, labelNames, registers });
+    const histogram = <L extends string>(name: string, help: string, labelNames: L[], buckets: number[]) =>
+      new client.Histogram<L>({ name, help, labelNames, buckets, registers });
+
+    this.tasksCreated = counter("tme_tasks_created_total", "Tasks stored (from the API and from schedules)", [
+      "namespace",
+      "task_name",
+    ]);
+    this.attemptsStarted = counter("tme_task_attempts_started_total", "Attempts this process started", [
+      "namespace",
+      "task_name",
+    ]);
+    this.attemptsFinished = counter(
+      "tme_task_attempts_finished_total",
+      "Attempts this process ended, by outcome (succeeded, failed, timed_out, cancelled, retrying, released, lost)",
+      ["namespace", "task_name", "outcome"],
+    );
+    this.tasksFinished = counter(
+      "tme_tasks_finished_total",
+      "Tasks that reached a final status at the end of an attempt in this process (succeeded, failed, timed_out, cancelled)",
+      ["namespace", "task_name", "outcome"],
+    );
+    this.attemptDuration = histogram(
+      "tme_task_attempt_duration_seconds",
+      "How long attempts ran, claim to recorded end",
+      ["task_name", "outcome"],
+      DURATION_BUCKETS,
+    );
+    this.startLatency = histogram(
+      "tme_task_start_latency_seconds",
+      "From when a task became due (its creation, or its run_at if later) to the start of its first attempt",
+      ["task_name"],
+      DURATION_BUCKETS,
+    );
+    this.claims = counter(
+      "tme_task_claims_total",
+      "Claims made by the worker pool, by whether they took tasks (claimed) or found none (empty)",
+      ["result"],
+    );
+    this.webhookDeliveries = counter(
+      "tme_webhook_deliveries_total",
+      "Webhook attempts, by outcome (succeeded, retrying, failed, given_up)",
+      ["outcome"],
+    );
+    this.webhookDuration = histogram(
+      "tme_webhook_delivery_duration_seconds",
+      "Latency of webhook attempts, request sent to response read",
+      ["outcome"],
+      REQUEST_BUCKETS,
+    );
+    this.httpRequests = counter(
+      "tme_http_requests_total",
+      "API requests, by method, route template and status",
+      ["method", "route", "status"],
+    );
+    this.httpDuration = histogram(
+      "tme_http_request_duration_seconds",
+      "API request latency, by method and route template",
+      ["method", "route"],
+      REQUEST_BUCKETS,
+    );
 
     this.defineGauges(sources, registers);
   }
@@ -222,42 +214,36 @@ export class TmeMetrics {
         }
       },
     });
-    new client.Gauge({
-      name: "tme_outbox_backlog",
-      help: "Outbox messages not yet relayed",
-      registers,
-      async collect() {
-        const value = await snapshot();
-        if (value) this.set(value.outboxBacklog);
-      },
-    });
-    new client.Gauge({
-      name: "tme_outbox_oldest_age_seconds",
-      help: "Age of the oldest outbox message not yet relayed (0 when none)",
-      registers,
-      async collect() {
-        const value = await snapshot();
-        if (value) this.set(value.outboxOldestAgeSeconds);
-      },
-    });
-    new client.Gauge({
-      name: "tme_schedules_late",
-      help: "Enabled schedules whose next run time has passed without firing",
-      registers,
-      async collect() {
-        const value = await snapshot();
-        if (value) this.set(value.schedulesLate);
-      },
-    });
-    new client.Gauge({
-      name: "tme_schedule_lateness_seconds",
-      help: "How far past its next run time the latest enabled schedule is (0 when none is late)",
-      registers,
-      async collect() {
-        const value = await snapshot();
-        if (value) this.set(value.scheduleLatenessSeconds);
-      },
-    });
+    // The single-value database gauges: each reads one field of the shared snapshot.
+    const snapshotGauges: Array<[name: string, help: string, field: keyof Omit<GaugeSnapshot, "tasks">]> = [
+      ["tme_outbox_backlog", "Outbox messages not yet relayed", "outboxBacklog"],
+      [
+        "tme_outbox_oldest_age_seconds",
+        "Age of the oldest outbox message not yet relayed (0 when none)",
+        "outboxOldestAgeSeconds",
+      ],
+      [
+        "tme_schedules_late",
+        "Enabled schedules whose next run time has passed without firing",
+        "schedulesLate",
+      ],
+      [
+        "tme_schedule_lateness_seconds",
+        "How far past its next run time the latest enabled schedule is (0 when none is late)",
+        "scheduleLatenessSeconds",
+      ],
+    ];
+    for (const [name, help, field] of snapshotGauges) {
+      new client.Gauge({
+        name,
+        help,
+        registers,
+        async collect() {
+          const value = await snapshot();
+          if (value) this.set(value[field]);
+        },
+      });
+    }
     new client.Gauge({
       name: "tme_worker_slots",
       help: "Worker slots of this process, busy (running an attempt) or free",

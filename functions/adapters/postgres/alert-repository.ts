@@ -11,7 +11,7 @@ import { newEvent } from "../../core/events/event.js";
 import { newId } from "../../core/ids.js";
 import type { Db, Queryable } from "./database.js";
 import { writeEvent } from "./event-writer.js";
-import { andKeysetBefore, type Keyset, type KeysetPage, keysetMicros, toKeysetPage } from "./keyset.js";
+import { type Keyset, type KeysetPage, keysetPage } from "./keyset.js";
 
 /** The stored alert (the core's Alert), by its table's name. */
 export type AlertRow = Alert;
@@ -185,18 +185,19 @@ export async function listAlerts(
     after?: Keyset;
   },
 ): Promise<KeysetPage<AlertRow>> {
-  const values: unknown[] = [namespace, options.resolvedSince, options.status ?? null, options.rule ?? null];
-  const keyset = andKeysetBefore(values, "raised_at", options.after);
-  values.push(options.limit + 1);
-  const { rows } = await db.query<AlertRow & { keyset_us: number }>(
-    `SELECT ${COLUMNS}, ${keysetMicros("raised_at")} FROM alerts
-     WHERE namespace = $1
+  return keysetPage<AlertRow>(
+    db,
+    {
+      columns: COLUMNS,
+      from: "alerts",
+      where: `namespace = $1
        AND (status = 'open' OR resolved_at >= $2)
-       AND ($3::text IS NULL OR status = $3) AND ($4::text IS NULL OR rule = $4)${keyset}
-     ORDER BY raised_at DESC, id DESC LIMIT $${values.length}`,
-    values,
+       AND ($3::text IS NULL OR status = $3) AND ($4::text IS NULL OR rule = $4)`,
+      values: [namespace, options.resolvedSince, options.status ?? null, options.rule ?? null],
+      column: "raised_at",
+    },
+    options,
   );
-  return toKeysetPage(rows, options.limit);
 }
 
 /** The alert store on `db`: each method is the function of the same job above. */

@@ -8,7 +8,7 @@ import type {
 } from "../../core/auth/api-keys.js";
 import { Database, type Queryable } from "./database.js";
 import { GroupCommit } from "./group-commit.js";
-import { andKeysetBefore, keysetMicros, toKeysetPage } from "./keyset.js";
+import { type Keyset, keysetPage } from "./keyset.js";
 
 interface ApiKeyRow {
   id: string;
@@ -115,16 +115,12 @@ export class PostgresApiKeyStore implements ApiKeyStore {
     return rows[0]?.n ?? 0;
   }
 
-  async list(options: { limit: number; after?: { micros: number; id: string } }): Promise<ApiKeyPage> {
-    const values: unknown[] = [];
-    const where = andKeysetBefore(values, "created_at", options.after);
-    values.push(options.limit + 1);
-    const { rows } = await this.db.query<ApiKeyRecord & { keyset_us: number }>(
-      `SELECT ${RECORD_COLUMNS}, ${keysetMicros("created_at")} FROM api_keys
-       WHERE true${where} ORDER BY created_at DESC, id DESC LIMIT $${values.length}`,
-      values,
+  async list(options: { limit: number; after?: Keyset }): Promise<ApiKeyPage> {
+    const page = await keysetPage<ApiKeyRecord>(
+      this.db,
+      { columns: RECORD_COLUMNS, from: "api_keys", where: "true", column: "created_at" },
+      options,
     );
-    const page = toKeysetPage(rows, options.limit);
     return { keys: page.rows, next: page.next };
   }
 

@@ -12,7 +12,7 @@ import {
 } from "../../core/audit/audit.js";
 import type { Queryable } from "./database.js";
 import { GroupCommit } from "./group-commit.js";
-import { andKeysetBefore, type KeysetPage, keysetMicros, toKeysetPage } from "./keyset.js";
+import { type KeysetPage, keysetPage } from "./keyset.js";
 
 /** Appends entries in one statement: audit_append() chains them under the chain head's lock. */
 export async function appendAudit(db: Queryable, entries: AuditEntry[]): Promise<void> {
@@ -76,15 +76,17 @@ export async function listAudit(db: Queryable, filter: AuditFilter): Promise<Key
   if (filter.outcome !== undefined) add("outcome = ?", filter.outcome);
   if (filter.since !== undefined) add("occurred_at >= ?", filter.since);
   if (filter.until !== undefined) add("occurred_at < ?", filter.until);
-  const keyset = andKeysetBefore(values, "occurred_at", filter.after);
-  values.push(filter.limit + 1);
-  const { rows } = await db.query<AuditRow & { keyset_us: number }>(
-    `SELECT ${ROW_COLUMNS}, ${keysetMicros("occurred_at")} FROM audit_log
-     WHERE ${where.length > 0 ? where.join(" AND ") : "true"}${keyset}
-     ORDER BY occurred_at DESC, id DESC LIMIT $${values.length}`,
-    values,
+  return keysetPage<AuditRow>(
+    db,
+    {
+      columns: ROW_COLUMNS,
+      from: "audit_log",
+      where: where.length > 0 ? where.join(" AND ") : "true",
+      values,
+      column: "occurred_at",
+    },
+    filter,
   );
-  return toKeysetPage(rows, filter.limit);
 }
 
 export class PostgresAuditReader implements AuditReader {

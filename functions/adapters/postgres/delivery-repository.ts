@@ -13,7 +13,7 @@ import {
 import type { WebhookPayload } from "../../core/webhooks/payload.js";
 import { orderKeyOf, subscriptionMatches } from "../../core/webhooks/subscription.js";
 import type { Db, Queryable } from "./database.js";
-import { andKeysetBefore, type KeysetPage, keysetMicros, toKeysetPage } from "./keyset.js";
+import { type KeysetPage, keysetPage } from "./keyset.js";
 import { readOutboxEvent } from "./outbox-repository.js";
 import { subscriptionsForEvents } from "./subscription-repository.js";
 import { traceContextOf } from "./task-repository.js";
@@ -306,16 +306,18 @@ export async function listDeliveries(
   options: DeliveryListFilter,
 ): Promise<KeysetPage<DeliveryRow>> {
   const statuses = options.statuses?.flatMap((s) => (s === "failed" ? ["failed", "given_up"] : [s]));
-  const values: unknown[] = [subscriptionId, statuses ?? null, options.eventId ?? null];
-  const keyset = andKeysetBefore(values, "created_at", options.after);
-  values.push(options.limit + 1);
-  const { rows } = await db.query<DeliveryRow & { keyset_us: number }>(
-    `SELECT ${COLUMNS}, ${keysetMicros("created_at")} FROM deliveries
-     WHERE subscription_id = $1 AND ($2::text[] IS NULL OR status = ANY($2)) AND ($3::text IS NULL OR event_id = $3)${keyset}
-     ORDER BY created_at DESC, id DESC LIMIT $${values.length}`,
-    values,
+  return keysetPage<DeliveryRow>(
+    db,
+    {
+      columns: COLUMNS,
+      from: "deliveries",
+      where:
+        "subscription_id = $1 AND ($2::text[] IS NULL OR status = ANY($2)) AND ($3::text IS NULL OR event_id = $3)",
+      values: [subscriptionId, statuses ?? null, options.eventId ?? null],
+      column: "created_at",
+    },
+    options,
   );
-  return toKeysetPage(rows, options.limit);
 }
 
 /**

@@ -60,4 +60,8 @@ export class PostgresIdempotencyStore implements IdempotencyStore {
       ],
     );
   }
+
+  pruneExpired(): Promise<number> {
+    return pruneExpiredIdempotencyKeys(this.db);
+  }
 }

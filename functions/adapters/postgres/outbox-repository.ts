@@ -1,5 +1,10 @@
 import { QUEUE_DISPATCH, type TmeEvent } from "../../core/events/event.js";
-import { type OutboxMessage, type OutboxStore, outboxRetryDelayMs } from "../../core/outbox/outbox.js";
+import {
+  type OutboxMessage,
+  type OutboxStore,
+  outboxRetryDelayMs,
+  type PublishFailure,
+} from "../../core/outbox/outbox.js";
 import type { Db, Queryable } from "./database.js";
 
 /** NOTIFY channel that wakes the local relay when outbox rows are written. */
@@ -19,7 +24,7 @@ export class PostgresOutboxStore implements OutboxStore {
 
   relayBatch(
     limit: number,
-    fn: (messages: OutboxMessage[]) => Promise<{ failed: Array<{ id: number; error: string }> }>,
+    fn: (messages: OutboxMessage[]) => Promise<{ failed: PublishFailure[] }>,
   ): Promise<{ published: number; failed: number }> {
     // The rows stay locked while they are published, so a second relay skips them; a relay
     // that dies mid-batch rolls back and the rows are published again (at-least-once). A

@@ -13,6 +13,7 @@ import { type DesiredSchedule, desiredStateOf, SCHEDULER_SYNC } from "../../core
 import { UNFINISHED_STATUSES } from "../../core/tasks/task.js";
 import { type Db, type Queryable, TransactionBoundDb } from "./database.js";
 import { writeEvent } from "./event-writer.js";
+import { keysetPage } from "./keyset.js";
 import { OUTBOX_CHANNEL } from "./outbox-repository.js";
 import { PostgresTaskStore } from "./task-repository.js";
 
@@ -152,29 +153,17 @@ export class PostgresScheduleStore implements ScheduleStore {
       values.push(options.name);
       where.push(`name = $${values.length}`);
     }
-    if (options.after) {
-      // Microseconds, exactly: a JS Date would round created_at to milliseconds and lose rows.
-      values.push(options.after.createdAtMicros, options.after.id);
-      const n = values.length;
-      where.push(
-        `(created_at, id) < ('epoch'::timestamptz + $${n - 1}::bigint * interval '1 microsecond', $${n})`,
-      );
-    }
-    // One row more than the page: whether another page follows, without an empty last page.
-    values.push(options.limit + 1);
-    const rows = await this.db.rows<Schedule & { created_us: number }>(
-      `SELECT ${SCHEDULE_COLUMNS}, (extract(epoch FROM created_at) * 1000000)::bigint AS created_us
-       FROM schedules WHERE ${where.join(" AND ")}
-       ORDER BY created_at DESC, id DESC LIMIT $${values.length}`,
-      values,
+    return keysetPage<Schedule>(
+      this.db,
+      {
+        columns: SCHEDULE_COLUMNS,
+        from: "schedules",
+        where: where.join(" AND "),
+        values,
+        column: "created_at",
+      },
+      options,
     );
-    const more = rows.length > options.limit;
-    const page = more ? rows.slice(0, options.limit) : rows;
-    const last = page.at(-1);
-    return {
-      schedules: page.map(({ created_us: _, ...schedule }) => schedule),
-      next: more && last ? { createdAtMicros: last.created_us, id: last.id } : undefined,
-    };
   }
 
   async withSchedule<T>(

@@ -5,7 +5,7 @@ import type {
   SubscriptionStore,
 } from "../../core/webhooks/subscription-store.js";
 import type { Db, Queryable } from "./database.js";
-import { andKeysetBefore, type Keyset, type KeysetPage, keysetMicros, toKeysetPage } from "./keyset.js";
+import { type Keyset, type KeysetPage, keysetPage } from "./keyset.js";
 
 /** A subscriptions row as stored (the core's Subscription, secrets still sealed). */
 export type SubscriptionRow = Subscription;
@@ -57,16 +57,17 @@ export async function listSubscriptions(
   namespace: string,
   page: { limit: number; after?: Keyset },
 ): Promise<KeysetPage<SubscriptionRow>> {
-  const values: unknown[] = [namespace];
-  const keyset = andKeysetBefore(values, "created_at", page.after);
-  values.push(page.limit + 1);
-  const { rows } = await db.query<SubscriptionRow & { keyset_us: number }>(
-    `SELECT ${COLUMNS}, ${keysetMicros("created_at")} FROM subscriptions
-     WHERE namespace = $1 AND deleted_at IS NULL${keyset}
-     ORDER BY created_at DESC, id DESC LIMIT $${values.length}`,
-    values,
+  return keysetPage<SubscriptionRow>(
+    db,
+    {
+      columns: COLUMNS,
+      from: "subscriptions",
+      where: "namespace = $1 AND deleted_at IS NULL",
+      values: [namespace],
+      column: "created_at",
+    },
+    page,
   );
-  return toKeysetPage(rows, page.limit);
 }
 
 export async function updateSubscription(

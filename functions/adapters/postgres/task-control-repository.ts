@@ -3,7 +3,6 @@ import type { TaskChange } from "../../core/tasks/control-plan.js";
 import type { Task, TaskStatus } from "../../core/tasks/task.js";
 import type {
   TaskControlStore,
-  TaskCursor,
   TaskEventRecord,
   TaskFilter,
   TaskPage,
@@ -20,6 +19,7 @@ import {
   writeTaskEvents,
 } from "./event-writer.js";
 import { GroupCommit } from "./group-commit.js";
+import { type Keyset, keysetPage } from "./keyset.js";
 import { OUTBOX_CHANNEL } from "./outbox-repository.js";
 import { CLAIM_ORDER, claimableAt, OPEN_RUNS, openRunsByName, SORT_FREE } from "./queue/queue-sql.js";
 import { TASK_COLUMNS } from "./task-repository.js";
@@ -45,8 +45,6 @@ function filterSql(namespace: string, filter: TaskFilter, first = 1): { where: s
   if (filter.created_before) add((p) => `created_at < ${p}`, filter.created_before);
   return { where: clauses.join(" AND "), values };
 }
-
-type TaskRowWithCursor = Task & { created_us: number };
 
 const TASK_COLUMNS_T = TASK_COLUMNS.split(",")
   .map((c) => `t.${c.trim()}`)
@@ -220,38 +218,20 @@ export class PostgresTaskControlStore implements TaskControlStore {
     });
   }
 
-  async list(namespace: string, filter: TaskFilter, limit: number, after?: TaskCursor): Promise<TaskPage> {
+  async list(namespace: string, filter: TaskFilter, limit: number, after?: Keyset): Promise<TaskPage> {
     const { where, values } = filterSql(namespace, filter);
-    let keyset = "";
-    if (after) {
-      // Microseconds, exactly: a JS Date would round created_at to milliseconds and lose rows.
-      values.push(after.createdAtMicros, after.id);
-      const n = values.length;
-      keyset = ` AND (created_at, id) < ('epoch'::timestamptz + $${n - 1}::bigint * interval '1 microsecond', $${n})`;
-    }
-    values.push(limit + 1);
     const read = (q: Queryable) =>
-      q
-        .query<TaskRowWithCursor>(
-          `SELECT ${TASK_COLUMNS}, (extract(epoch FROM created_at) * 1000000)::bigint AS created_us
-           FROM tasks WHERE ${where}${keyset}
-           ORDER BY created_at DESC, id DESC LIMIT $${values.length}`,
-          values,
-        )
-        .then((r) => r.rows);
+      keysetPage<Task>(
+        q,
+        { columns: TASK_COLUMNS, from: "tasks", where, values, column: "created_at" },
+        { limit, after },
+      );
     // Every filter but labels has an index in page order (tasks_list_idx, tasks_status_idx,
     // tasks_name_idx, tasks_schedule_idx): the page is then read in that order and the read stops
     // at the limit. Statistics older than a burst of creates make the planner believe the table
     // nearly empty and sort every match instead (SORT_FREE: 350 ms against 1 ms a page with
     // 100,000 queued). Labels go through their GIN index, whose matches must be sorted.
-    const rows = filter.labels
-      ? await read(this.db)
-      : await this.db.transaction(read, { settings: SORT_FREE });
-    const more = rows.length > limit;
-    const page = more ? rows.slice(0, limit) : rows;
-    const last = page[page.length - 1];
-    const tasks = page.map(({ created_us: _, ...task }) => task as Task);
-    return { tasks, next: more && last ? { createdAtMicros: last.created_us, id: last.id } : undefined };
+    return filter.labels ? read(this.db) : this.db.transaction(read, { settings: SORT_FREE });
   }
 
   async count(namespace: string, filter: TaskFilter): Promise<number> {

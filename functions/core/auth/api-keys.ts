@@ -1,5 +1,6 @@
 import { createHash, randomBytes } from "node:crypto";
 import { Forbidden, ValidationFailed } from "../errors.js";
+import type { Keyset } from "../paging.js";
 
 /**
  * Every scope a key may hold, in one list: the API routes, the key routes, the CLI and the
@@ -107,7 +108,7 @@ export interface ApiKeyRecord {
 
 export interface ApiKeyPage {
   keys: ApiKeyRecord[];
-  next?: { micros: number; id: string };
+  next?: Keyset;
 }
 
 /** Port: where keys are kept. Only hashes go in. */
@@ -124,7 +125,7 @@ export interface ApiKeyStore {
    */
   findByHash(hash: Buffer): Promise<Principal | undefined>;
   countActive(): Promise<number>;
-  list(options: { limit: number; after?: { micros: number; id: string } }): Promise<ApiKeyPage>;
+  list(options: { limit: number; after?: Keyset }): Promise<ApiKeyPage>;
   get(id: string): Promise<ApiKeyRecord | undefined>;
   /** Sets revoked_at (once); false when no such key. */
   revoke(id: string): Promise<boolean>;

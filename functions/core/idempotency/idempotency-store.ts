@@ -23,4 +23,6 @@ export interface IdempotencyStore {
   lockAndFind(scope: IdempotencyScope): Promise<StoredResponse | undefined>;
   /** Records (or replaces an expired) response for the key. */
   record(scope: IdempotencyScope, response: StoredResponse): Promise<void>;
+  /** Deletes the records past their 24 hours; how many went. */
+  pruneExpired(): Promise<number>;
 }

@@ -9,6 +9,12 @@ export interface OutboxMessage {
   attempts: number;
 }
 
+/** A message a sink could not publish, and why: the relay retries it with backoff. */
+export interface PublishFailure {
+  id: number;
+  error: string;
+}
+
 /**
  * Where a kind of outbox message goes: the event bus (EventBridge | local dispatcher), the task
  * queue (SQS | nothing locally, where workers claim from Postgres), the scheduler
@@ -21,7 +27,7 @@ export interface OutboxSink {
    * Publishes a batch; returns the ids that failed (they are retried with backoff), so
    * one bad entry never holds back the others.
    */
-  publish(messages: OutboxMessage[]): Promise<{ failed: Array<{ id: number; error: string }> }>;
+  publish(messages: OutboxMessage[]): Promise<{ failed: PublishFailure[] }>;
 }
 
 /** Port: the outbox table. */
@@ -32,7 +38,7 @@ export interface OutboxStore {
    */
   relayBatch(
     limit: number,
-    fn: (messages: OutboxMessage[]) => Promise<{ failed: Array<{ id: number; error: string }> }>,
+    fn: (messages: OutboxMessage[]) => Promise<{ failed: PublishFailure[] }>,
   ): Promise<{ published: number; failed: number }>;
 }
 
@@ -51,7 +57,7 @@ export async function relayOutboxBatch(
   limit = 100,
 ): Promise<{ published: number; failed: number }> {
   return store.relayBatch(limit, async (messages) => {
-    const failed: Array<{ id: number; error: string }> = [];
+    const failed: PublishFailure[] = [];
     const bySink = new Map<OutboxSink, OutboxMessage[]>();
     for (const message of messages) {
       const sink = sinks.find((s) => s.accepts(message.type));

@@ -1,4 +1,5 @@
 import type { TmeEvent } from "../events/event.js";
+import type { Keyset, KeysetPage } from "../paging.js";
 import type { TaskStore } from "../tasks/task-store.js";
 import type { Schedule } from "./schedule.js";
 import type { DesiredSchedule } from "./scheduler-port.js";
@@ -39,28 +40,15 @@ export interface LockedSchedule {
   save(changes: ScheduleChanges, options?: { sync?: boolean }): Promise<Schedule>;
 }
 
-/**
- * Where a newest-first listing stopped: the last row's creation time in microseconds (Postgres's
- * precision; a Date would round it to milliseconds and skip rows created in the same millisecond)
- * and its id.
- */
-export interface ScheduleCursor {
-  createdAtMicros: number;
-  id: string;
-}
-
 export interface ListOptions {
   limit: number;
   /** Keyset cursor: rows strictly older than this (created_at, id), newest first. */
-  after?: ScheduleCursor;
+  after?: Keyset;
   name?: string;
 }
 
-export interface SchedulePage {
-  schedules: Schedule[];
-  /** Set when more rows follow. */
-  next: ScheduleCursor | undefined;
-}
+/** A page of GET /schedule, newest first over (created_at, id); `next` is set when more rows follow. */
+export type SchedulePage = KeysetPage<Schedule>;
 
 /** Port: where schedules live. Postgres: functions/adapters/postgres/schedule-repository.ts. */
 export interface ScheduleStore {

@@ -1,4 +1,4 @@
-import type { OutboxMessage, OutboxSink } from "../outbox/outbox.js";
+import type { OutboxMessage, OutboxSink, PublishFailure } from "../outbox/outbox.js";
 import type { Schedule } from "./schedule.js";
 
 /** Outbox type of "make the cloud scheduler match this schedule" (payload: DesiredSchedule). */
@@ -60,7 +60,7 @@ export function schedulerSyncSink(
     name: "scheduler",
     accepts: (type) => type === SCHEDULER_SYNC,
     async publish(messages: OutboxMessage[]) {
-      const failed: Array<{ id: number; error: string }> = [];
+      const failed: PublishFailure[] = [];
       for (const message of messages) {
         const written = message.payload as DesiredSchedule;
         try {

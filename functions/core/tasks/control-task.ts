@@ -103,20 +103,20 @@ export async function bulkAction(
       Math.min(batchSize, maxChanges - changed),
       cursor,
     );
-    if (page.tasks.length === 0) break;
+    if (page.rows.length === 0) break;
     const done = await deps.control.changeMany(
       namespace,
-      page.tasks.map((t) => t.id),
+      page.rows.map((t) => t.id),
       actionable,
       (task) => planAction(task, action, deps.now()),
     );
     changed += done.length;
-    skipped += page.tasks.length - done.length;
+    skipped += page.rows.length - done.length;
     if (!page.next) return { changed, skipped, more: false };
     cursor = page.next;
   }
   const rest = await deps.control.list(namespace, { ...filter, status: actionable }, 1, cursor);
-  return { changed, skipped, more: rest.tasks.length > 0 };
+  return { changed, skipped, more: rest.rows.length > 0 };
 }
 
 /**

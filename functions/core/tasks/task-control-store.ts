@@ -1,3 +1,4 @@
+import type { Keyset, KeysetPage } from "../paging.js";
 import type { TaskChange } from "./control-plan.js";
 import type { Task, TaskStatus } from "./task.js";
 import type { WaitingFacts } from "./waiting-reason.js";
@@ -13,17 +14,8 @@ export interface TaskFilter {
   created_before?: Date;
 }
 
-/** Where a newest-first listing stopped: the last row's creation time (in microseconds) and id. */
-export interface TaskCursor {
-  createdAtMicros: number;
-  id: string;
-}
-
-export interface TaskPage {
-  tasks: Task[];
-  /** Set when more rows may follow. */
-  next: TaskCursor | undefined;
-}
+/** A page of GET /tasks, newest first over (created_at, id); `next` is set when more rows may follow. */
+export type TaskPage = KeysetPage<Task>;
 
 /** One attempt of a task (a row of task_runs). */
 export interface TaskRun {
@@ -80,7 +72,7 @@ export interface TaskControlStore {
     plan: (task: Task) => TaskChange | null,
   ): Promise<Task[]>;
   /** Newest first: created_at DESC, id DESC. */
-  list(namespace: string, filter: TaskFilter, limit: number, after?: TaskCursor): Promise<TaskPage>;
+  list(namespace: string, filter: TaskFilter, limit: number, after?: Keyset): Promise<TaskPage>;
   count(namespace: string, filter: TaskFilter): Promise<number>;
   runs(taskId: string, limit: number, afterId?: number): Promise<TaskRun[]>;
   events(taskId: string, limit: number, afterSeq?: number): Promise<TaskEventRecord[]>;

@@ -96,4 +96,9 @@ export interface TaskQueue {
   reapExpired(limit?: number): Promise<{ requeued: number; failed: number; orphanRuns: number }>;
   /** Moves retrying tasks whose time has come back to queued, with a queue signal. */
   promoteDueRetries(limit?: number): Promise<number>;
+  /**
+   * Signals again the due queued tasks that had no queue signal for `olderThanSeconds` (a message
+   * lost between the outbox and a worker); the cloud's safety net.
+   */
+  redispatchStranded(olderThanSeconds?: number, limit?: number): Promise<number>;
 }

@@ -2,7 +2,7 @@ import { hostname } from "node:os";
 import type { AppConfig } from "../../config/schema.js";
 import type { Logger } from "../../logging/logger.js";
 import type { SecretBox } from "../crypto/secret-box.js";
-import { newId } from "../ids.js";
+import { idOf, newId } from "../ids.js";
 import type { Observer } from "../observability/observer.js";
 import { type AttemptOutcome, type AttemptResult, buildWebhookRequest, judgeAttempt } from "./deliver.js";
 import type { ClaimedDelivery, DeliveryStore } from "./delivery-store.js";
@@ -58,8 +58,7 @@ export async function performAttempt(
 }
 
 function taskIdOf(data: Record<string, unknown>): string | null {
-  const task = data.task as { id?: unknown } | undefined;
-  return typeof task?.id === "string" ? task.id : null;
+  return idOf(data.task);
 }
 
 async function attemptOnce(

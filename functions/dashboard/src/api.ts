@@ -1,25 +1,28 @@
 /** The dashboard's only way to TME: the public HTTP API, with the key from sessionStorage. */
-const KEY_ITEM = "tme.api_key";
-
-export function storedKey(): string | null {
-  return sessionStorage.getItem(KEY_ITEM);
+/** One value kept in sessionStorage (gone with the tab); setting null removes it. */
+function sessionItem(name: string) {
+  return {
+    get: (): string | null => sessionStorage.getItem(name),
+    set(value: string | null): void {
+      if (value === null) sessionStorage.removeItem(name);
+      else sessionStorage.setItem(name, value);
+    },
+  };
 }
+
+const keyItem = sessionItem("tme.api_key");
+/** The namespace an admin key looks at (null: the key's own); sent as ?namespace= on every call. */
+const namespaceItem = sessionItem("tme.namespace");
+
+export const storedKey = keyItem.get;
+/** A new key (or none) starts on its own namespace. */
 export function storeKey(key: string | null): void {
-  if (key === null) sessionStorage.removeItem(KEY_ITEM);
-  else sessionStorage.setItem(KEY_ITEM, key);
+  keyItem.set(key);
   chooseNamespace(null);
 }
 
-const NAMESPACE_ITEM = "tme.namespace";
-
-/** The namespace an admin key looks at (null: the key's own); sent as ?namespace= on every call. */
-export function chosenNamespace(): string | null {
-  return sessionStorage.getItem(NAMESPACE_ITEM);
-}
-export function chooseNamespace(namespace: string | null): void {
-  if (namespace === null) sessionStorage.removeItem(NAMESPACE_ITEM);
-  else sessionStorage.setItem(NAMESPACE_ITEM, namespace);
-}
+export const chosenNamespace = namespaceItem.get;
+export const chooseNamespace = namespaceItem.set;
 
 /** The path with the chosen namespace added to its query, if one is chosen. */
 export function inNamespace(path: string): string {

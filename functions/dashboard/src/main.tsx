@@ -1,4 +1,4 @@
-import { render } from "preact";
+import { type ComponentType, render } from "preact";
 import { useCallback, useEffect, useState } from "preact/hooks";
 import {
   ApiError,
@@ -106,48 +106,53 @@ function NamespacePicker(props: { current: string; onChoose: (namespace: string)
   );
 }
 
-/** The pages, with what a key needs to open each (the navigation shows only those it may). */
-const PAGES: Array<{ path: string; title: string; also?: string; opens: (who: WhoAmI) => boolean }> = [
-  { path: "", title: "Overview", opens: (who) => can(who, "tasks:read") },
-  { path: "tasks", title: "Tasks", also: "task", opens: (who) => can(who, "tasks:read") },
-  { path: "types", title: "Task types", opens: (who) => can(who, "tasks:read") },
+interface PageSpec {
+  path: string;
+  title: string;
+  opens: (who: WhoAmI) => boolean;
+  show: ComponentType<{ live: Live; query: URLSearchParams }>;
+  /** The page of one item of this list (#/task/<id> beside #/tasks). */
+  item?: { path: string; show: ComponentType<{ id: string; live: Live }> };
+}
+
+/**
+ * The pages: what a key needs to open each (the navigation shows only those it may), and what
+ * each shows. An unknown path shows the overview.
+ */
+const PAGES: PageSpec[] = [
+  { path: "", title: "Overview", opens: (who) => can(who, "tasks:read"), show: OverviewPage },
+  {
+    path: "tasks",
+    title: "Tasks",
+    opens: (who) => can(who, "tasks:read"),
+    show: ({ live, query }) => <TasksPage key={query.toString()} live={live} query={query} />,
+    item: { path: "task", show: TaskPage },
+  },
+  { path: "types", title: "Task types", opens: (who) => can(who, "tasks:read"), show: TaskTypesPage },
   {
     path: "schedules",
     title: "Schedules",
     opens: (who) => can(who, "tasks:read") || can(who, "schedules:write"),
+    show: SchedulesPage,
   },
   {
     path: "subscriptions",
     title: "Subscriptions",
-    also: "subscription",
     opens: (who) => can(who, "events:write"),
+    show: SubscriptionsPage,
+    item: { path: "subscription", show: SubscriptionPage },
   },
-  { path: "alerts", title: "Alerts", opens: (who) => can(who, "tasks:read") },
-  { path: "audit", title: "Audit", opens: (who) => can(who, "admin") },
+  { path: "alerts", title: "Alerts", opens: (who) => can(who, "tasks:read"), show: AlertsPage },
+  { path: "audit", title: "Audit", opens: (who) => can(who, "admin"), show: AuditPage },
 ];
 
 function Page(props: { page: string; id: string | undefined; query: URLSearchParams; live: Live }) {
   const { page, id, query, live } = props;
-  switch (page) {
-    case "tasks":
-      return <TasksPage key={query.toString()} live={live} query={query} />;
-    case "task":
-      return id ? <TaskPage id={id} live={live} /> : null;
-    case "types":
-      return <TaskTypesPage live={live} />;
-    case "schedules":
-      return <SchedulesPage live={live} />;
-    case "subscriptions":
-      return <SubscriptionsPage live={live} />;
-    case "subscription":
-      return id ? <SubscriptionPage id={id} live={live} /> : null;
-    case "alerts":
-      return <AlertsPage live={live} />;
-    case "audit":
-      return <AuditPage live={live} />;
-    default:
-      return <OverviewPage live={live} />;
-  }
+  const List = PAGES.find((p) => p.path === page)?.show;
+  if (List) return <List live={live} query={query} />;
+  const Item = PAGES.find((p) => p.item?.path === page)?.item?.show;
+  if (Item) return id ? <Item id={id} live={live} /> : null;
+  return <OverviewPage live={live} />;
 }
 
 /** Re-read at most this often however many events arrive: a burst of events is one refresh. */
@@ -204,7 +209,7 @@ function App() {
   if (!who) return <SignIn onSignedIn={setWho} />;
   const [route = "", search = ""] = hash.slice(1).split("?");
   const [, page = "", id] = route.split("/");
-  const current = PAGES.find((p) => p.path === page || p.also === page) ?? PAGES[0]!;
+  const current = PAGES.find((p) => p.path === page || p.item?.path === page) ?? PAGES[0]!;
   const open = PAGES.filter((p) => p.opens(who));
   // A key that may not read tasks starts on the first page it may open.
   const shown = current.path === "" && !current.opens(who) && open[0] ? open[0] : current;

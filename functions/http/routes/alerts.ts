@@ -1,8 +1,9 @@
 import * as z from "zod";
 import { ALERT_RULES, alertView } from "../../core/alerts/alert.js";
 import { listAlerts } from "../../core/alerts/evaluate-alerts.js";
+import { decodeKeysetCursor, nextCursorHeader, PageQueryFields } from "../cursor.js";
+import { response } from "../openapi.js";
 import { defineRoute } from "../route.js";
-import { decodeKeysetCursor, nextCursorHeader } from "./keyset-cursor.js";
 
 const AlertView = z.object({
   id: z.string(),
@@ -32,8 +33,7 @@ export const alertRoutes = [
           .max(24 * 90)
           .default(24)
           .describe("How far back resolved alerts are listed (default 24)"),
-        limit: z.coerce.number().int().min(1).max(500).default(50),
-        cursor: z.string().max(500).optional(),
+        ...PageQueryFields,
       })
       .strict(),
     docs: {
@@ -42,7 +42,7 @@ export const alertRoutes = [
       description:
         "Each alert is also an event: subscribe to alert.* to be told when one is raised or resolved.",
       responses: {
-        200: { description: "Alerts (X-Next-Cursor for the next page)", schema: z.array(AlertView) },
+        200: response("Alerts (X-Next-Cursor for the next page)", z.array(AlertView)),
       },
     },
     async handle(req, app) {

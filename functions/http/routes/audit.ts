@@ -1,8 +1,8 @@
 import * as z from "zod";
 import type { AuditRow } from "../../core/audit/audit.js";
-import { ErrorBodySchema } from "../openapi.js";
+import { decodeKeysetCursor, nextCursorHeader, PageQueryFields } from "../cursor.js";
+import { errorResponse, response } from "../openapi.js";
 import { defineRoute } from "../route.js";
-import { decodeKeysetCursor, nextCursorHeader } from "./keyset-cursor.js";
 import { Timestamp } from "./task-schemas.js";
 
 const AuditView = z.object({
@@ -40,8 +40,7 @@ export const auditRoutes = [
         outcome: z.enum(["ok", "failed", "refused", "forbidden"]).optional(),
         since: Timestamp.optional().describe("Rows at or after this instant"),
         until: Timestamp.optional().describe("Rows before this instant"),
-        limit: z.coerce.number().int().min(1).max(500).default(50),
-        cursor: z.string().max(500).optional(),
+        ...PageQueryFields,
       })
       .strict(),
     docs: {
@@ -51,8 +50,8 @@ export const auditRoutes = [
         "Every changing call and every refused authentication, hash-chained (verify with `tme audit verify`). " +
         "All namespaces unless `?namespace=` names one.",
       responses: {
-        200: { description: "Audit rows (X-Next-Cursor for the next page)", schema: z.array(AuditView) },
-        403: { description: "Needs the admin scope", schema: ErrorBodySchema },
+        200: response("Audit rows (X-Next-Cursor for the next page)", z.array(AuditView)),
+        403: errorResponse("Needs the admin scope"),
       },
     },
     async handle(req, app) {

@@ -1,6 +1,7 @@
 import { fileURLToPath } from "node:url";
 import * as z from "zod";
 import { ASSET_NAME, DASHBOARD_CSP, dashboardFiles } from "../dashboard-static.js";
+import { response } from "../openapi.js";
 import { defineRoute } from "../route.js";
 
 // The dashboard's static files, apart from its data routes (dashboard.ts). The local runtime
@@ -27,7 +28,7 @@ export const dashboardFileRoutes = [
       description:
         "The page itself holds no data: it asks for an API key, keeps it in sessionStorage, and calls this " +
         "same public API. Served in both runtimes (in the cloud by a small function of its own).",
-      responses: { 200: { description: "HTML" }, 404: { description: "No built dashboard in this copy" } },
+      responses: { 200: response("HTML"), 404: response("No built dashboard in this copy") },
     },
     async handle() {
       return files.page();
@@ -41,7 +42,7 @@ export const dashboardFileRoutes = [
     docs: {
       summary: "The dashboard's scripts and styles (content-hashed names)",
       tags: ["operations"],
-      responses: { 200: { description: "asset" }, 404: { description: "No such asset" } },
+      responses: { 200: response("asset"), 404: response("No such asset") },
     },
     async handle(req) {
       return files.asset(req.params.file);

@@ -1,6 +1,7 @@
 import * as z from "zod";
 import { SCOPES } from "../../core/auth/api-keys.js";
 import { TmeError } from "../../core/errors.js";
+import { response } from "../openapi.js";
 import { defineRoute } from "../route.js";
 
 const WhoAmI = z.object({
@@ -37,7 +38,7 @@ export const dashboardRoutes = [
       summary: "The calling key: its name, namespace and scopes",
       tags: ["operations"],
       description: "Any valid key may ask. The dashboard reads it to show only what the key may do.",
-      responses: { 200: { description: "The key", schema: WhoAmI } },
+      responses: { 200: response("The key", WhoAmI) },
     },
     async handle(req) {
       const principal = req.principal!;
@@ -64,7 +65,7 @@ export const dashboardRoutes = [
         "Counts by status; tasks finished per minute over the last hour (from their lifecycle events, so " +
         "a restarted task that ends again counts again); the failure rate of that hour; queue depth and " +
         "the age of the oldest queued task whose run_at has come.",
-      responses: { 200: { description: "Figures", schema: TaskStatsSchema } },
+      responses: { 200: response("Figures", TaskStatsSchema) },
     },
     async handle(req, app) {
       return { status: 200, body: await app.taskStats.read(req.namespace, app.now()) };
@@ -84,8 +85,8 @@ export const dashboardRoutes = [
         "Send the key in Authorization (read the stream with fetch; EventSource cannot send headers). " +
         "The cloud runtime (API Gateway) cannot stream and answers 404 stream_not_served: poll instead.",
       responses: {
-        200: { description: "text/event-stream" },
-        404: { description: "This runtime does not stream (poll GET /tasks and GET /stats)" },
+        200: response("text/event-stream"),
+        404: response("This runtime does not stream (poll GET /tasks and GET /stats)"),
       },
     },
     async handle() {

@@ -5,16 +5,10 @@ import {
   redeliverOne,
   sendTestPing,
 } from "../../core/webhooks/manage-deliveries.js";
+import { decodeKeysetCursor, nextCursorHeader } from "../cursor.js";
+import { errorResponse, response } from "../openapi.js";
 import { defineRoute } from "../route.js";
-import { decodeKeysetCursor, nextCursorHeader } from "./keyset-cursor.js";
-import {
-  DeliveryView,
-  deliveryView,
-  ErrorSchema,
-  Page,
-  StatusList,
-  SubscriptionParams,
-} from "./webhook-schemas.js";
+import { DeliveryView, deliveryView, Page, StatusList, SubscriptionParams } from "./webhook-schemas.js";
 
 const tags = ["events"];
 
@@ -31,7 +25,7 @@ export const deliveryRoutes = [
     docs: {
       summary: "Delivery attempts of a subscription, newest first (one row per attempt)",
       tags,
-      responses: { 200: { description: "Attempts", schema: z.array(DeliveryView) } },
+      responses: { 200: response("Attempts", z.array(DeliveryView)) },
     },
     async handle(req, app) {
       const page = await listDeliveries(app, req.namespace, req.params.subscription_id, {
@@ -54,13 +48,11 @@ export const deliveryRoutes = [
       summary: "Send a ping event now and report the attempt",
       tags,
       description: "The ping is signed and formatted like any delivery; it is tried once, not retried.",
-      responses: { 200: { description: "The attempt", schema: DeliveryView } },
+      responses: { 200: response("The attempt", DeliveryView) },
     },
     async handle(req, app) {
-      return {
-        status: 200,
-        body: deliveryView(await sendTestPing(app, req.namespace, req.params.subscription_id)),
-      };
+      const attempt = await sendTestPing(app, req.namespace, req.params.subscription_id);
+      return { status: 200, body: deliveryView(attempt) };
     },
   }),
 
@@ -74,15 +66,13 @@ export const deliveryRoutes = [
       summary: "Deliver this attempt's event again (a new attempt with a fresh retry window)",
       tags,
       responses: {
-        202: { description: "The new pending attempt", schema: DeliveryView },
-        409: { description: "The event already has a pending attempt", schema: ErrorSchema },
+        202: response("The new pending attempt", DeliveryView),
+        409: errorResponse("The event already has a pending attempt"),
       },
     },
     async handle(req, app) {
-      return {
-        status: 202,
-        body: deliveryView(await redeliverOne(app, req.namespace, req.params.delivery_id)),
-      };
+      const attempt = await redeliverOne(app, req.namespace, req.params.delivery_id);
+      return { status: 202, body: deliveryView(attempt) };
     },
   }),
 

@@ -3,13 +3,12 @@ import type { ApiKeyRecord } from "../../core/auth/api-keys.js";
 import { createApiKey, NAMESPACE_PATTERN, NAMESPACE_RULE, SCOPES } from "../../core/auth/api-keys.js";
 import { NotFound, ValidationFailed } from "../../core/errors.js";
 import { newId } from "../../core/ids.js";
-import { ErrorBodySchema } from "../openapi.js";
+import { decodeKeysetCursor, nextCursorHeader, PageQueryFields } from "../cursor.js";
+import { errorResponse, response } from "../openapi.js";
 import { defineRoute } from "../route.js";
-import { decodeKeysetCursor, nextCursorHeader } from "./keyset-cursor.js";
 import { Timestamp } from "./task-schemas.js";
 
 const TAGS = ["keys"];
-const error = (description: string) => ({ description, schema: ErrorBodySchema });
 
 const KeyView = z.object({
   id: z.string(),
@@ -83,9 +82,9 @@ export const keyRoutes = [
         "The response's `key` is the only copy: TME stores its SHA-256 hash. An Idempotency-Key replay " +
         "answers `key: null` with a note, because the key is not stored.",
       responses: {
-        201: { description: "Created; `key` is shown only here", schema: CreatedKeyView },
-        400: error("Invalid name, scopes, namespace or expires_at"),
-        403: error("Needs the admin scope"),
+        201: response("Created; `key` is shown only here", CreatedKeyView),
+        400: errorResponse("Invalid name, scopes, namespace or expires_at"),
+        403: errorResponse("Needs the admin scope"),
       },
     },
     async handle(req, app) {
@@ -116,8 +115,7 @@ export const keyRoutes = [
     scope: "admin",
     query: z
       .object({
-        limit: z.coerce.number().int().min(1).max(500).default(50),
-        cursor: z.string().max(500).optional(),
+        ...PageQueryFields,
       })
       .strict(),
     docs: {
@@ -125,8 +123,8 @@ export const keyRoutes = [
       tags: TAGS,
       description: "Every namespace's keys, revoked and expired ones included (see `status`).",
       responses: {
-        200: { description: "Keys (X-Next-Cursor for the next page)", schema: z.array(KeyView) },
-        403: error("Needs the admin scope"),
+        200: response("Keys (X-Next-Cursor for the next page)", z.array(KeyView)),
+        403: errorResponse("Needs the admin scope"),
       },
     },
     async handle(req, app) {
@@ -150,7 +148,7 @@ export const keyRoutes = [
     docs: {
       summary: "One API key's record (never the key)",
       tags: TAGS,
-      responses: { 200: { description: "The key's record", schema: KeyView }, 404: error("No such key") },
+      responses: { 200: response("The key's record", KeyView), 404: errorResponse("No such key") },
     },
     async handle(req, app) {
       const record = await app.apiKeys.get(req.params.key_id);
@@ -171,7 +169,7 @@ export const keyRoutes = [
         "Refused from the next request on, in every TME process (keys are checked against the database on " +
         "each request, with no cache). Revoking a revoked key changes nothing. A revoked bootstrap key stays " +
         "revoked when TME restarts with TME_BOOTSTRAP_API_KEY still set.",
-      responses: { 204: { description: "Revoked" }, 404: error("No such key") },
+      responses: { 204: response("Revoked"), 404: errorResponse("No such key") },
     },
     async handle(req, app) {
       if (!(await app.apiKeys.revoke(req.params.key_id))) throw new NotFound("API key", req.params.key_id);

@@ -1,4 +1,5 @@
 import { TmeError } from "../../core/errors.js";
+import { response } from "../openapi.js";
 import { defineRoute } from "../route.js";
 
 /**
@@ -16,8 +17,8 @@ export const metricsRoute = defineRoute({
       "Prometheus text exposition format. Needs a key with `metrics:read` or `admin`. Off on the API port " +
       "when `metrics.api` is false; `metrics.port` serves the same text on 127.0.0.1 without a key.",
     responses: {
-      200: { description: "Prometheus text format 0.0.4" },
-      404: { description: "Metrics are not served on this port or by this runtime" },
+      200: response("Prometheus text format 0.0.4"),
+      404: response("Metrics are not served on this port or by this runtime"),
     },
   },
   async handle(_req, app) {

@@ -13,11 +13,10 @@ import {
   updateSchedule,
 } from "../../core/schedules/manage-schedules.js";
 import { OVERLAP_POLICIES, toScheduleView } from "../../core/schedules/schedule.js";
-import type { ScheduleCursor } from "../../core/schedules/schedule-store.js";
 import { MAX_INTERVAL_SECONDS } from "../../core/schedules/validation.js";
 import { toTaskView } from "../../core/tasks/task.js";
-import { decodeCursor, encodeCursor } from "../cursor.js";
-import { ErrorBodySchema } from "../openapi.js";
+import { decodeKeysetCursor, nextCursorHeader, PageQueryFields } from "../cursor.js";
+import { errorResponse, response } from "../openapi.js";
 import { defineRoute } from "../route.js";
 import {
   EmptyBody,
@@ -142,8 +141,7 @@ const ScheduleParams = z.object({ schedule_id: z.string().min(1).max(100) }).str
 
 const ListQuery = z
   .object({
-    limit: z.coerce.number().int().min(1).max(500).default(50),
-    cursor: z.string().max(500).optional().describe("from the X-Next-Cursor header of the previous page"),
+    ...PageQueryFields,
     name: z.string().min(1).max(200).optional(),
   })
   .strict();
@@ -154,7 +152,7 @@ const TriggerResult = z.object({
   task: z.record(z.string(), z.unknown()),
 });
 
-const notFound = { description: "No such schedule in this namespace", schema: ErrorBodySchema };
+const notFound = errorResponse("No such schedule in this namespace");
 
 function store(app: AppContext) {
   // Inside an Idempotency-Key request app is rebound (inTransaction), so this joins its transaction.
@@ -174,10 +172,45 @@ function deps(app: AppContext, req?: { principal?: Principal }): ManageDeps {
 const toDate = (value: string | null | undefined) =>
   value === undefined ? undefined : value === null ? null : new Date(value);
 
-/** X-Next-Cursor of GET /schedule: [created_at in microseconds, id] of the page's last row. */
-const ScheduleCursorSchema = z
-  .tuple([z.number().int().safe(), z.string().min(1).max(100)])
-  .transform(([createdAtMicros, id]): ScheduleCursor => ({ createdAtMicros, id }));
+const SCHEDULE_ACTIONS = {
+  pause: {
+    run: pauseSchedule,
+    summary: "Pause a schedule (emits schedule.paused)",
+    description:
+      "No firing until resumed; an occurrence held by overlap `queue` is dropped. Pausing a paused one is a no-op.",
+    result: "The paused schedule",
+  },
+  resume: {
+    run: resumeSchedule,
+    summary: "Resume a paused schedule (emits schedule.resumed)",
+    description:
+      "Firing restarts at the first occurrence after now: occurrences that fell while it was paused do not burst out.",
+    result: "The resumed schedule",
+  },
+} as const;
+
+/** POST /schedule/{schedule_id}/pause and /resume: the schedule after the action. */
+function scheduleActionRoute(action: keyof typeof SCHEDULE_ACTIONS) {
+  const { run, summary, description, result } = SCHEDULE_ACTIONS[action];
+  return defineRoute({
+    method: "POST",
+    path: `/schedule/{schedule_id}/${action}`,
+    scope: "schedules:write",
+    params: ScheduleParams,
+    body: EmptyBody,
+    auditAction: `schedule.${action}`,
+    docs: {
+      summary,
+      tags: TAGS,
+      description,
+      responses: { 200: { description: result, schema: ScheduleViewSchema }, 404: notFound },
+    },
+    async handle(req, app) {
+      const schedule = await run(store(app), deps(app), req.namespace, req.params.schedule_id);
+      return { status: 200, body: toScheduleView(schedule) };
+    },
+  });
+}
 
 export const scheduleRoutes = [
   defineRoute({
@@ -196,8 +229,8 @@ export const scheduleRoutes = [
         "with no plugin and no command, or params that do not fit the plugin, is 422. The cloud runtime " +
         "(EventBridge Scheduler) refuses intervals under 60 s and cron forms it cannot express with 422.",
       responses: {
-        201: { description: "Created", schema: ScheduleViewSchema },
-        422: { description: "Valid JSON, but not a schedule TME can run", schema: ErrorBodySchema },
+        201: response("Created", ScheduleViewSchema),
+        422: errorResponse("Valid JSON, but not a schedule TME can run"),
       },
     },
     async handle(req, app) {
@@ -220,18 +253,16 @@ export const scheduleRoutes = [
       tags: TAGS,
       description:
         "Pages with `limit` and `cursor`; the next page's cursor is in the `X-Next-Cursor` header.",
-      responses: { 200: { description: "Schedules", schema: z.array(ScheduleViewSchema) } },
+      responses: { 200: response("Schedules", z.array(ScheduleViewSchema)) },
     },
     async handle(req, app) {
       const page = await store(app).list(req.namespace, {
         limit: req.query.limit,
-        after: req.query.cursor ? decodeCursor(req.query.cursor, ScheduleCursorSchema) : undefined,
+        // An empty cursor= is a first page here, as it always was.
+        after: decodeKeysetCursor(req.query.cursor || undefined),
         name: req.query.name,
       });
-      const headers: Record<string, string> = page.next
-        ? { "X-Next-Cursor": encodeCursor([page.next.createdAtMicros, page.next.id]) }
-        : {};
-      return { status: 200, body: page.schedules.map(toScheduleView), headers };
+      return { status: 200, body: page.rows.map(toScheduleView), headers: nextCursorHeader(page.next) };
     },
   }),
   defineRoute({
@@ -242,7 +273,7 @@ export const scheduleRoutes = [
     docs: {
       summary: "A schedule",
       tags: TAGS,
-      responses: { 200: { description: "The schedule", schema: ScheduleViewSchema }, 404: notFound },
+      responses: { 200: response("The schedule", ScheduleViewSchema), 404: notFound },
     },
     async handle(req, app) {
       const schedule = await store(app).get(req.namespace, req.params.schedule_id);
@@ -265,9 +296,9 @@ export const scheduleRoutes = [
         "schedule. A change of timing restarts the timeline at the first occurrence after now; `enabled` pauses " +
         "or resumes.",
       responses: {
-        200: { description: "The updated schedule", schema: ScheduleViewSchema },
+        200: response("The updated schedule", ScheduleViewSchema),
         404: notFound,
-        422: { description: "Not a schedule TME can run", schema: ErrorBodySchema },
+        422: errorResponse("Not a schedule TME can run"),
       },
     },
     async handle(req, app) {
@@ -293,51 +324,15 @@ export const scheduleRoutes = [
       summary: "Delete a schedule",
       tags: TAGS,
       description: "It stops firing and answers 404 from now on; the tasks it created stay.",
-      responses: { 204: { description: "Deleted" }, 404: notFound },
+      responses: { 204: response("Deleted"), 404: notFound },
     },
     async handle(req, app) {
       await deleteSchedule(store(app), deps(app), req.namespace, req.params.schedule_id);
       return { status: 204 };
     },
   }),
-  defineRoute({
-    method: "POST",
-    path: "/schedule/{schedule_id}/pause",
-    scope: "schedules:write",
-    params: ScheduleParams,
-    body: EmptyBody,
-    auditAction: "schedule.pause",
-    docs: {
-      summary: "Pause a schedule (emits schedule.paused)",
-      tags: TAGS,
-      description:
-        "No firing until resumed; an occurrence held by overlap `queue` is dropped. Pausing a paused one is a no-op.",
-      responses: { 200: { description: "The paused schedule", schema: ScheduleViewSchema }, 404: notFound },
-    },
-    async handle(req, app) {
-      const schedule = await pauseSchedule(store(app), deps(app), req.namespace, req.params.schedule_id);
-      return { status: 200, body: toScheduleView(schedule) };
-    },
-  }),
-  defineRoute({
-    method: "POST",
-    path: "/schedule/{schedule_id}/resume",
-    scope: "schedules:write",
-    params: ScheduleParams,
-    body: EmptyBody,
-    auditAction: "schedule.resume",
-    docs: {
-      summary: "Resume a paused schedule (emits schedule.resumed)",
-      tags: TAGS,
-      description:
-        "Firing restarts at the first occurrence after now: occurrences that fell while it was paused do not burst out.",
-      responses: { 200: { description: "The resumed schedule", schema: ScheduleViewSchema }, 404: notFound },
-    },
-    async handle(req, app) {
-      const schedule = await resumeSchedule(store(app), deps(app), req.namespace, req.params.schedule_id);
-      return { status: 200, body: toScheduleView(schedule) };
-    },
-  }),
+  scheduleActionRoute("pause"),
+  scheduleActionRoute("resume"),
   defineRoute({
     method: "POST",
     path: "/schedule/{schedule_id}/trigger",
@@ -353,9 +348,9 @@ export const scheduleRoutes = [
         "Creates one task from the template now, whatever the timeline, the overlap policy or a pause say; " +
         "the timeline is unchanged. Emits schedule.fired with trigger `manual`.",
       responses: {
-        201: { description: "The task it created", schema: TriggerResult },
+        201: response("The task it created", TriggerResult),
         404: notFound,
-        422: { description: "The template no longer makes a valid task", schema: ErrorBodySchema },
+        422: errorResponse("The template no longer makes a valid task"),
       },
     },
     async handle(req, app) {

@@ -6,11 +6,11 @@ import {
   listSubscriptions,
   updateSubscription,
 } from "../../core/webhooks/manage-subscriptions.js";
+import { decodeKeysetCursor, nextCursorHeader } from "../cursor.js";
+import { errorResponse, response } from "../openapi.js";
 import { defineRoute } from "../route.js";
-import { decodeKeysetCursor, nextCursorHeader } from "./keyset-cursor.js";
 import {
   CreateSubscription,
-  ErrorSchema,
   Page,
   SubscriptionParams,
   SubscriptionView,
@@ -38,8 +38,8 @@ export const subscriptionRoutes = [
         "A callback URL that resolves to a private, loopback, link-local or metadata address is refused (422) " +
         "unless allow_private_callbacks is set.",
       responses: {
-        201: { description: "Created; signing_secret is shown only here", schema: SubscriptionView },
-        422: { description: "Callback URL refused", schema: ErrorSchema },
+        201: response("Created; signing_secret is shown only here", SubscriptionView),
+        422: errorResponse("Callback URL refused"),
       },
     },
     async handle(req, app) {
@@ -84,13 +84,11 @@ export const subscriptionRoutes = [
     docs: {
       summary: "A subscription",
       tags,
-      responses: { 200: { description: "The subscription", schema: SubscriptionView } },
+      responses: { 200: response("The subscription", SubscriptionView) },
     },
     async handle(req, app) {
-      return {
-        status: 200,
-        body: subscriptionView(await findSubscription(app, req.namespace, req.params.subscription_id)),
-      };
+      const subscription = await findSubscription(app, req.namespace, req.params.subscription_id);
+      return { status: 200, body: subscriptionView(subscription) };
     },
   }),
 
@@ -105,14 +103,11 @@ export const subscriptionRoutes = [
       summary: "Change a subscription, re-enable it, or rotate its signing secret",
       tags,
       responses: {
-        200: {
-          description: "Updated; signing_secret present after a rotation or a switch to hmac",
-          schema: SubscriptionView,
-        },
-        422: {
-          description: "Callback URL refused, or rotate_secret on a non-hmac subscription",
-          schema: ErrorSchema,
-        },
+        200: response(
+          "Updated; signing_secret present after a rotation or a switch to hmac",
+          SubscriptionView,
+        ),
+        422: errorResponse("Callback URL refused, or rotate_secret on a non-hmac subscription"),
       },
     },
     async handle(req, app) {
@@ -135,7 +130,7 @@ export const subscriptionRoutes = [
     docs: {
       summary: "Delete a subscription (its pending attempts end)",
       tags,
-      responses: { 204: { description: "Deleted" } },
+      responses: { 204: response("Deleted") },
     },
     async handle(req, app) {
       await deleteSubscription(app, req.namespace, req.params.subscription_id);

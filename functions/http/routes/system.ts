@@ -2,7 +2,8 @@ import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import path from "node:path";
 import * as z from "zod";
-import { buildOpenApiDocument } from "../openapi.js";
+import { checkHealth, DATABASE_HEALTH } from "../../core/health/health.js";
+import { buildOpenApiDocument, response } from "../openapi.js";
 import { type AnyRoute, defineRoute } from "../route.js";
 
 const VERSION = "0.1.0";
@@ -10,7 +11,7 @@ const startedAt = Date.now();
 
 const HealthSchema = z.object({
   status: z.enum(["ok", "degraded"]),
-  database: z.enum(["ok", "unreachable", "recovering", "storage_full"]).meta({
+  database: z.enum(DATABASE_HEALTH).meta({
     description:
       "recovering: the embedded PostgreSQL died and is being restarted (crash recovery); " +
       "storage_full: it answers but a write failed in the last 30 s for want of disk (full or read-only)",
@@ -38,33 +39,23 @@ export const healthRoute = defineRoute({
     summary: "Liveness and database reachability",
     tags: ["operations"],
     responses: {
-      200: { description: "Healthy", schema: HealthSchema },
-      503: { description: "Database unreachable or unable to write", schema: HealthSchema },
+      200: response("Healthy", HealthSchema),
+      503: response("Database unreachable or unable to write", HealthSchema),
     },
   },
   async handle(_req, app) {
-    const databaseOk = await app.db
-      .query("SELECT 1")
-      .then(() => true)
-      .catch(() => false);
-    const recovering = !databaseOk && app.databaseState?.() === "recovering";
-    const storageFull = databaseOk && app.storageProblem?.() !== undefined;
-    const healthy = databaseOk && !storageFull;
+    const { healthy, database } = await checkHealth(app);
     return {
       status: healthy ? 200 : 503,
       headers: {
         "Cache-Control": "no-store",
-        ...(healthy ? {} : ({ "Retry-After": storageFull ? "30" : "2" } as Record<string, string>)),
+        ...(healthy
+          ? {}
+          : ({ "Retry-After": database === "storage_full" ? "30" : "2" } as Record<string, string>)),
       },
       body: {
         status: healthy ? "ok" : "degraded",
-        database: storageFull
-          ? "storage_full"
-          : databaseOk
-            ? "ok"
-            : recovering
-              ? "recovering"
-              : "unreachable",
+        database,
         version: VERSION,
         uptime_seconds: Math.round((Date.now() - startedAt) / 1000),
         ...(app.commandIsolation ? { command_isolation: app.commandIsolation } : {}),
@@ -125,7 +116,7 @@ export function documentationRoutes(allRoutes: () => AnyRoute[]): AnyRoute[] {
       docs: {
         summary: "This API's OpenAPI 3.1 description",
         tags: ["operations"],
-        responses: { 200: { description: "OpenAPI document" } },
+        responses: { 200: response("OpenAPI document") },
       },
       async handle() {
         document ??= buildOpenApiDocument(allRoutes(), VERSION);
@@ -139,7 +130,7 @@ export function documentationRoutes(allRoutes: () => AnyRoute[]): AnyRoute[] {
       docs: {
         summary: "Rendered API reference (Swagger UI, served locally)",
         tags: ["operations"],
-        responses: { 200: { description: "HTML" } },
+        responses: { 200: response("HTML") },
       },
       async handle() {
         return {
@@ -158,7 +149,7 @@ export function documentationRoutes(allRoutes: () => AnyRoute[]): AnyRoute[] {
       docs: {
         summary: "Swagger UI assets",
         tags: ["operations"],
-        responses: { 200: { description: "asset" } },
+        responses: { 200: response("asset") },
       },
       async handle(req) {
         const file = req.params.file;

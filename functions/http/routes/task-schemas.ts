@@ -1,7 +1,8 @@
 import * as z from "zod";
 import { CONTROL_ACTIONS } from "../../core/tasks/control-plan.js";
 import { TASK_STATUSES, type TaskStatus } from "../../core/tasks/task.js";
-import type { TaskCursor, TaskFilter } from "../../core/tasks/task-control-store.js";
+import type { TaskFilter } from "../../core/tasks/task-control-store.js";
+import { CursorQuery } from "../cursor.js";
 
 /**
  * The zod schemas of the task API: they validate requests (strict: an unknown field is a 400)
@@ -94,11 +95,7 @@ const Limit = z.coerce
   .max(500)
   .optional()
   .meta({ description: "Page size, default 50" });
-const Cursor = z
-  .string()
-  .max(1000)
-  .optional()
-  .meta({ description: "From the previous page's X-Next-Cursor" });
+const Cursor = CursorQuery;
 
 const STATUS_SET = new Set<string>(TASK_STATUSES);
 
@@ -209,12 +206,6 @@ export function toTaskFilter(input: FilterInput): TaskFilter {
   if (input.created_before !== undefined) filter.created_before = new Date(input.created_before);
   return filter;
 }
-
-export const TaskCursorSchema = z
-  .tuple([z.number().int().safe(), z.string().min(1).max(200)])
-  .transform(([createdAtMicros, id]): TaskCursor => ({ createdAtMicros, id }));
-export const SeqCursorSchema = z.number().int().min(0).safe();
-export const NameCursorSchema = z.string().min(1).max(200);
 
 // Responses: what the API returns, documented in /openapi.json.
 

@@ -1,9 +1,10 @@
 import type { AppContext } from "../../context.js";
 import { TASK_STATUSES, type TaskStatus } from "../../core/tasks/task.js";
 import type { TaskTypeSummary } from "../../core/tasks/task-control-store.js";
-import { decodeCursor, encodeCursor } from "../cursor.js";
+import { decodeNameCursor, nextCursorHeader } from "../cursor.js";
+import { response } from "../openapi.js";
 import { type AnyRoute, defineRoute } from "../route.js";
-import { EmptyBody, NameCursorSchema, PageQuery, TaskTypeParams, TaskTypeSchema } from "./task-schemas.js";
+import { EmptyBody, PageQuery, TaskTypeParams, TaskTypeSchema } from "./task-schemas.js";
 import { DEFAULT_PAGE_SIZE } from "./tasks.js";
 
 const TAGS = ["task types"];
@@ -28,17 +29,15 @@ const listTaskTypesRoute = defineRoute({
     summary: "Task types (task names) with counts by status, concurrency limit and pause state",
     tags: TAGS,
     description: "By name; includes paused names that have no tasks yet. Paged like every list.",
-    responses: { 200: { description: "Task types", schema: TaskTypeSchema.array() } },
+    responses: { 200: response("Task types", TaskTypeSchema.array()) },
   },
   async handle(req, app) {
     const limit = req.query.limit ?? DEFAULT_PAGE_SIZE;
-    const after =
-      req.query.cursor === undefined ? undefined : decodeCursor(req.query.cursor, NameCursorSchema);
+    const after = decodeNameCursor(req.query.cursor);
     const rows = await app.taskControl.taskTypes(req.namespace, limit + 1, after);
     const page = rows.slice(0, limit);
-    const headers: Record<string, string> =
-      rows.length > limit ? { "X-Next-Cursor": encodeCursor(page[page.length - 1]!.name) } : {};
-    return { status: 200, body: page.map((t) => present(app, t)), headers };
+    const next = rows.length > limit ? page[page.length - 1]!.name : undefined;
+    return { status: 200, body: page.map((t) => present(app, t)), headers: nextCursorHeader(next) };
   },
 });
 
@@ -58,7 +57,7 @@ function typeActionRoute(action: "pause" | "resume") {
       tags: TAGS,
       description:
         'Running tasks are not affected; paused queued tasks stay `queued` with waiting_reason "task type paused".',
-      responses: { 200: { description: "The task type", schema: TaskTypeSchema } },
+      responses: { 200: response("The task type", TaskTypeSchema) },
     },
     async handle(req, app) {
       const { name } = req.params;

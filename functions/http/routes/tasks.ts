@@ -14,9 +14,9 @@ import {
 import { createTask } from "../../core/tasks/create-task.js";
 import { type Task, toTaskView } from "../../core/tasks/task.js";
 import { waitingReason } from "../../core/tasks/waiting-reason.js";
-import { decodeCursor, encodeCursor } from "../cursor.js";
-import { ErrorBodySchema } from "../openapi.js";
-import { type AnyRoute, type ApiRequest, defineRoute } from "../route.js";
+import { decodeKeysetCursor, decodeSeqCursor, nextCursorHeader } from "../cursor.js";
+import { errorResponse, response } from "../openapi.js";
+import { type AnyRoute, defineRoute } from "../route.js";
 import {
   BulkActionBody,
   BulkPreviewQuery,
@@ -25,8 +25,6 @@ import {
   EmptyBody,
   ListTasksQuery,
   PageQuery,
-  SeqCursorSchema,
-  TaskCursorSchema,
   TaskEventSchema,
   TaskIdParams,
   TaskListSchema,
@@ -39,9 +37,8 @@ import {
 export const DEFAULT_PAGE_SIZE = 50;
 
 const TAGS = ["tasks"];
-const error = (description: string) => ({ description, schema: ErrorBodySchema });
-const NOT_FOUND = error("No such task in this namespace");
-const ILLEGAL = error("Illegal for the task's current status (details name it)");
+const NOT_FOUND = errorResponse("No such task in this namespace");
+const ILLEGAL = errorResponse("Illegal for the task's current status (details name it)");
 
 /** Tasks as the API shows them: the stored task plus why it waits, from facts gathered per page. */
 export async function presentTasks(app: AppContext, tasks: Task[]) {
@@ -86,12 +83,12 @@ const createTaskRoute = defineRoute({
       "With `Idempotency-Key`, a repeat of the same body within 24 h answers 200 with the original task and " +
       "`Idempotent-Replayed: true`; the same key with another body is 409.",
     responses: {
-      201: { description: "Created (queued)", schema: TaskViewSchema },
-      200: { description: "Idempotent replay of an earlier create", schema: TaskViewSchema },
-      409: error("Idempotency-Key reused with another body"),
-      413: error("Body over 256 KiB"),
-      415: error("Content-Type is not JSON"),
-      422: error(
+      201: response("Created (queued)", TaskViewSchema),
+      200: response("Idempotent replay of an earlier create", TaskViewSchema),
+      409: errorResponse("Idempotency-Key reused with another body"),
+      413: errorResponse("Body over 256 KiB"),
+      415: errorResponse("Content-Type is not JSON"),
+      422: errorResponse(
         "No plugin for the name and no command, params that do not fit the plugin, or a command it cannot run",
       ),
     },
@@ -128,7 +125,7 @@ const getTaskRoute = defineRoute({
   docs: {
     summary: "Get a task",
     tags: TAGS,
-    responses: { 200: { description: "The task", schema: TaskViewSchema }, 404: NOT_FOUND },
+    responses: { 200: response("The task", TaskViewSchema), 404: NOT_FOUND },
   },
   async handle(req, app) {
     return {
@@ -153,10 +150,10 @@ const updateTaskRoute = defineRoute({
       "(while queued, paused or retrying); `status` is an action: `paused`, `queued` (resume) or `cancelled`. " +
       "Edits without a status change write no lifecycle event (the audit log records them).",
     responses: {
-      200: { description: "The updated task", schema: TaskViewSchema },
+      200: response("The updated task", TaskViewSchema),
       404: NOT_FOUND,
       409: ILLEGAL,
-      422: error(
+      422: errorResponse(
         "max_attempts that leaves the task no attempt (below those made; for a waiting task, not above)",
       ),
     },
@@ -192,7 +189,7 @@ function actionRoute(action: keyof typeof ACTIONS) {
       summary: ACTION_DOCS[action],
       tags: TAGS,
       responses: {
-        200: { description: "The task after the action", schema: TaskViewSchema },
+        200: response("The task after the action", TaskViewSchema),
         404: NOT_FOUND,
         409: ILLEGAL,
       },
@@ -202,10 +199,6 @@ function actionRoute(action: keyof typeof ACTIONS) {
       return { status: 200, body: await presentTask(app, task) };
     },
   });
-}
-
-function nextCursorHeader(cursor: string | undefined): Record<string, string> {
-  return cursor ? { "X-Next-Cursor": cursor } : {};
 }
 
 const listTasksRoute = defineRoute({
@@ -219,95 +212,89 @@ const listTasksRoute = defineRoute({
     description:
       "Filters combine with AND. The next page's cursor comes in `X-Next-Cursor` (absent on the last page); " +
       "tasks created while paging appear on no later page, so pages never repeat or skip a task.",
-    responses: { 200: { description: "A page of tasks", schema: TaskListSchema } },
+    responses: { 200: response("A page of tasks", TaskListSchema) },
   },
   async handle(req, app) {
     const { limit, cursor, ...filters } = req.query;
-    const after = cursor === undefined ? undefined : decodeCursor(cursor, TaskCursorSchema);
+    const after = decodeKeysetCursor(cursor);
     const page = await app.taskControl.list(
       req.namespace,
       toTaskFilter(filters),
       limit ?? DEFAULT_PAGE_SIZE,
       after,
     );
-    const next = page.next ? encodeCursor([page.next.createdAtMicros, page.next.id]) : undefined;
-    return { status: 200, body: await presentTasks(app, page.tasks), headers: nextCursorHeader(next) };
+    return { status: 200, body: await presentTasks(app, page.rows), headers: nextCursorHeader(page.next) };
   },
 });
-
-type PageRequest = ApiRequest<unknown, z.infer<typeof PageQuery>, z.infer<typeof TaskIdParams>>;
-
-async function pageOf<R>(
-  req: PageRequest,
-  app: AppContext,
-  fetch: (taskId: string, limit: number, after: number | undefined) => Promise<R[]>,
-  seqOf: (row: R) => number,
-) {
-  const task = await existingTask(app, req.namespace, req.params.task_id);
-  const limit = req.query.limit ?? DEFAULT_PAGE_SIZE;
-  const after = req.query.cursor === undefined ? undefined : decodeCursor(req.query.cursor, SeqCursorSchema);
-  const rows = await fetch(task.id, limit + 1, after);
-  const page = rows.slice(0, limit);
-  const next = rows.length > limit ? encodeCursor(seqOf(page[page.length - 1]!)) : undefined;
-  return { page, headers: nextCursorHeader(next) };
-}
 
 const iso = (d: Date | null) => (d ? d.toISOString() : null);
 
-const taskRunsRoute = defineRoute({
-  method: "GET",
-  path: "/task/{task_id}/runs",
-  scope: "tasks:read",
-  params: TaskIdParams,
-  query: PageQuery,
-  docs: {
-    summary: "The attempts of a task, oldest first",
-    tags: TAGS,
-    responses: { 200: { description: "Attempts", schema: TaskRunSchema.array() }, 404: NOT_FOUND },
-  },
-  async handle(req, app) {
-    const { page, headers } = await pageOf(
-      req,
-      app,
-      (id, l, a) => app.taskControl.runs(id, l, a),
-      (r) => r.id,
-    );
-    const body = page.map(({ id: _, started_at, finished_at, work_ended_at, ...run }) => ({
-      ...run,
-      started_at: started_at.toISOString(),
-      finished_at: iso(finished_at),
-      work_ended_at: iso(work_ended_at),
-    }));
-    return { status: 200, body, headers };
-  },
+/**
+ * GET /task/{task_id}/runs and /events: a task's history, oldest first, paged by the rows' own
+ * sequence number (a 404 when the task is not the caller's).
+ */
+function taskHistoryRoute<R>(history: {
+  path: "runs" | "events";
+  summary: string;
+  description: string;
+  schema: z.ZodType;
+  read: (app: AppContext) => (taskId: string, limit: number, after: number | undefined) => Promise<R[]>;
+  seqOf: (row: R) => number;
+  view: (row: R) => unknown;
+}) {
+  return defineRoute({
+    method: "GET",
+    path: `/task/{task_id}/${history.path}`,
+    scope: "tasks:read",
+    params: TaskIdParams,
+    query: PageQuery,
+    docs: {
+      summary: history.summary,
+      tags: TAGS,
+      responses: {
+        200: { description: history.description, schema: history.schema.array() },
+        404: NOT_FOUND,
+      },
+    },
+    async handle(req, app) {
+      const task = await existingTask(app, req.namespace, req.params.task_id);
+      const limit = req.query.limit ?? DEFAULT_PAGE_SIZE;
+      const rows = await history.read(app)(task.id, limit + 1, decodeSeqCursor(req.query.cursor));
+      const page = rows.slice(0, limit);
+      const next = rows.length > limit ? history.seqOf(page[page.length - 1]!) : undefined;
+      return { status: 200, body: page.map(history.view), headers: nextCursorHeader(next) };
+    },
+  });
+}
+
+const taskRunsRoute = taskHistoryRoute({
+  path: "runs",
+  summary: "The attempts of a task, oldest first",
+  description: "Attempts",
+  schema: TaskRunSchema,
+  read: (app) => (id, limit, after) => app.taskControl.runs(id, limit, after),
+  seqOf: (run) => run.id,
+  view: ({ id: _, started_at, finished_at, work_ended_at, ...run }) => ({
+    ...run,
+    started_at: started_at.toISOString(),
+    finished_at: iso(finished_at),
+    work_ended_at: iso(work_ended_at),
+  }),
 });
 
-const taskEventsRoute = defineRoute({
-  method: "GET",
-  path: "/task/{task_id}/events",
-  scope: "tasks:read",
-  params: TaskIdParams,
-  query: PageQuery,
-  docs: {
-    summary: "The lifecycle events of a task, oldest first",
-    tags: TAGS,
-    responses: { 200: { description: "Events", schema: TaskEventSchema.array() }, 404: NOT_FOUND },
-  },
-  async handle(req, app) {
-    const { page, headers } = await pageOf(
-      req,
-      app,
-      (id, l, a) => app.taskControl.events(id, l, a),
-      (e) => e.seq,
-    );
-    const body = page.map((e) => ({
-      id: e.event_id,
-      type: e.type,
-      occurred_at: e.occurred_at.toISOString(),
-      data: e.data,
-    }));
-    return { status: 200, body, headers };
-  },
+const taskEventsRoute = taskHistoryRoute({
+  path: "events",
+  summary: "The lifecycle events of a task, oldest first",
+  description: "Events",
+  schema: TaskEventSchema,
+  read: (app) => (id, limit, after) => app.taskControl.events(id, limit, after),
+  seqOf: (event) => event.seq,
+  view: (event) => ({
+    id: event.event_id,
+    type: event.type,
+    occurred_at: event.occurred_at.toISOString(),
+    data: event.data,
+  }),
 });
 
 const bulkActionRoute = defineRoute({
@@ -322,7 +309,7 @@ const bulkActionRoute = defineRoute({
     description:
       "Tasks whose status does not allow the action are skipped and counted. Works in batches of 200, " +
       "each in its own transaction; at most 10000 tasks change per call (`more: true`: call again).",
-    responses: { 200: { description: "Counts", schema: BulkResultSchema } },
+    responses: { 200: response("Counts", BulkResultSchema) },
   },
   async handle(req, app) {
     const result = await bulkAction(
@@ -346,7 +333,7 @@ const bulkPreviewRoute = defineRoute({
     description:
       "The same filters as GET /tasks (at least one) and the action. Counts at the moment of asking: " +
       "tasks that change status before the action is sent make its real figures differ.",
-    responses: { 200: { description: "Counts the action would have", schema: BulkResultSchema } },
+    responses: { 200: response("Counts the action would have", BulkResultSchema) },
   },
   async handle(req, app) {
     const { action, ...filter } = req.query;

@@ -3,6 +3,7 @@ import { callableUrl } from "../../core/net/address-policy.js";
 import { DELIVERY_STATUSES, type Delivery } from "../../core/webhooks/delivery-store.js";
 import { AUTH_TYPES, EVENT_PATTERNS } from "../../core/webhooks/subscription.js";
 import type { Subscription } from "../../core/webhooks/subscription-store.js";
+import { PageQueryFields } from "../cursor.js";
 
 /** The request and response shapes of the subscription and delivery routes, and their views. */
 
@@ -118,12 +119,8 @@ export const DeliveryView = z.object({
   finished_at: z.string().nullable(),
 });
 
-export const Page = {
-  limit: z.coerce.number().int().min(1).max(500).default(50),
-  cursor: z.string().max(500).optional(),
-};
+export const Page = PageQueryFields;
 export const SubscriptionParams = z.object({ subscription_id: z.string().min(1).max(100) }).strict();
-export const ErrorSchema = z.object({ error: z.object({ code: z.string(), message: z.string() }) });
 
 export const StatusList = z
   .string()

@@ -1,22 +1,11 @@
 import { useState } from "preact/hooks";
+import type { AuditEntry } from "../../../core/audit/audit.js";
 import { can, list } from "../api.js";
 import { ErrorLine, NotAllowed, Table, useData, usePager, When } from "../ui.js";
 import type { Live } from "./live-props.js";
 
-interface AuditRow {
-  id: string;
-  seq: number;
-  occurred_at: string;
-  actor: string | null;
-  actor_name: string | null;
-  namespace: string;
-  action: string;
-  target: string | null;
-  request_id: string | null;
-  source_ip: string | null;
-  outcome: string;
-  status: number | null;
-}
+/** A row of GET /audit: an entry (core/audit/audit.ts) with its place in the chain, times as text. */
+type AuditRow = Omit<AuditEntry, "details"> & { id: string; seq: number; occurred_at: string };
 
 const FIELDS = ["actor", "action", "target", "outcome", "since", "until"] as const;
 type Filters = Partial<Record<(typeof FIELDS)[number], string>>;

@@ -59,6 +59,11 @@ export function SchedulesPage(props: { live: Live }) {
         <Table caption="Schedules" head={["Name", "When", "State", "Next run", "Last result", "Actions"]}>
           {data.items.map((s, i) => {
             const task = data.last[i];
+            // One of pause and resume, whichever applies (a finished schedule can do neither).
+            const toggle =
+              s.state === "paused"
+                ? { action: "resume" as const, label: "Resume", disabled: !writable }
+                : { action: "pause" as const, label: "Pause", disabled: !writable || s.state === "finished" };
             return (
               <tr key={s.id} data-schedule-id={s.id}>
                 <td>
@@ -95,25 +100,14 @@ export function SchedulesPage(props: { live: Live }) {
                   {s.last_error && <span class="error"> {s.last_error}</span>}
                 </td>
                 <td class="actions">
-                  {s.state === "paused" ? (
-                    <button
-                      type="button"
-                      disabled={!writable}
-                      aria-label={`Resume schedule ${s.name}`}
-                      onClick={() => act(s, "resume")}
-                    >
-                      Resume
-                    </button>
-                  ) : (
-                    <button
-                      type="button"
-                      disabled={!writable || s.state === "finished"}
-                      aria-label={`Pause schedule ${s.name}`}
-                      onClick={() => act(s, "pause")}
-                    >
-                      Pause
-                    </button>
-                  )}
+                  <button
+                    type="button"
+                    disabled={toggle.disabled}
+                    aria-label={`${toggle.label} schedule ${s.name}`}
+                    onClick={() => act(s, toggle.action)}
+                  >
+                    {toggle.label}
+                  </button>
                   <button
                     type="button"
                     disabled={!writable}
