@@ -40,6 +40,11 @@ const TASK_COLUMNS_T = TASK_COLUMNS.split(",")
  * The run's interval is when the work ran as its worker saw it (worked), so a slot handed to the
  * next task while this end waited for its batch never shows two runs overlapping in it.
  * Rows come back tagged: `ended` (this completion changed the task) or `cancelled`.
+ *
+ * Only the completions that did not end their task can be of a cancelled one, and each is looked
+ * up by its id (the LATERAL ... LIMIT 1): with the statistics saying no task is cancelled, a join
+ * had the planner scan every task for the status on every batch (4.7 ms with 20,000 tasks, and
+ * growing with the history kept).
  */
 const COMPLETE = `
   WITH c AS (
@@ -59,7 +64,10 @@ const COMPLETE = `
       AND t.series = c.series AND t.attempt = c.attempt
     RETURNING t.*),
   cancelled AS (
-    SELECT c.id FROM c JOIN tasks t ON t.id = c.id WHERE t.status = 'cancelled' AND t.series = c.series),
+    SELECT c.id FROM c
+    CROSS JOIN LATERAL (
+      SELECT 1 FROM tasks t WHERE t.id = c.id AND t.status = 'cancelled' AND t.series = c.series LIMIT 1) found
+    WHERE c.cancel OR c.id NOT IN (SELECT id FROM ended)),
   closed AS (
     UPDATE task_runs r SET
       status = CASE WHEN c.id IN (SELECT id FROM cancelled) THEN 'cancelled' ELSE c.run_status END,
