@@ -1,6 +1,6 @@
 import type http from "node:http";
+import { TASK_EVENTS_CHANNEL } from "../adapters/postgres/event-writer.js";
 import { PostgresListener } from "../adapters/postgres/listener.js";
-import { OUTBOX_CHANNEL } from "../adapters/postgres/outbox-repository.js";
 import { latestTaskEventSeq, taskEventsAfter } from "../adapters/postgres/task-event-feed.js";
 import type { AppContext } from "../context.js";
 import { effectiveNamespace, type Principal, requireScope } from "../core/auth/api-keys.js";
@@ -31,7 +31,7 @@ export interface TaskEventStream extends BackgroundService {
 
 /**
  * GET /stream in the local runtime: one feed for every client. It tails task_events by id,
- * woken by the NOTIFY every event write already sends on the outbox channel, and only while
+ * woken by the NOTIFY every write of task events sends (TASK_EVENTS_CHANNEL), and only while
  * someone listens. An id is taken before its transaction commits, so a slow transaction may
  * commit an id below one already read and be missed: the stream is a hint of what changed, and
  * the dashboard re-reads its views now and then as well.
@@ -129,7 +129,7 @@ export function taskEventStream(app: AppContext): TaskEventStream {
     handler,
     clientCount: () => clients.size,
     async start() {
-      listener.on(OUTBOX_CHANNEL, () => loop.wake()).onReconnect(() => loop.wake());
+      listener.on(TASK_EVENTS_CHANNEL, () => loop.wake()).onReconnect(() => loop.wake());
       await listener.start();
       poll = setInterval(() => clients.size > 0 && loop.wake(), POLL_MS);
       poll.unref();

@@ -28,6 +28,14 @@ export function goesToBus(namespace: string, type: string): string {
     OR EXISTS (SELECT 1 FROM subscriptions s WHERE ${mayWantEvent(namespace, type)}))`;
 }
 
+/**
+ * NOTIFY channel that wakes the local event stream (GET /stream tails task_events): sent with
+ * every write of task events. The outbox channel is sent only when outbox rows were written, so
+ * that the relay is not woken to find nothing (the local runtime writes an outbox row for an event
+ * only when a subscription may want it).
+ */
+export const TASK_EVENTS_CHANNEL = "tme_task_events";
+
 /** NOTIFY channel that wakes local workers when a task becomes claimable. */
 export const TASK_QUEUED_CHANNEL = "tme_task_queued";
 
@@ -40,16 +48,18 @@ export const TASK_CONTROL_CHANNEL = "tme_task_control";
 /**
  * Records an event in the same transaction as the change it describes: in task_events
  * (the task's history, when it is about a task) and in the outbox (for the bus, see
- * BUS_EVENTS_SETTING), with the NOTIFY that wakes the relay and the event stream: one statement,
- * one round trip.
+ * BUS_EVENTS_SETTING), with the NOTIFYs that wake the event stream and, when a row went to the
+ * outbox, the relay: one statement, one round trip.
  */
 export async function writeEvent(tx: Queryable, event: TmeEvent, taskId?: string): Promise<void> {
   await tx.query(
     `WITH history AS (
        INSERT INTO task_events (event_id, namespace, task_id, type, data, occurred_at)
        SELECT $1, $2, $3, $4, $5, $6 WHERE $3::text IS NOT NULL),
-     relayed AS (INSERT INTO outbox (event_id, namespace, type, payload) SELECT $1, $2, $4, $7 WHERE ${goesToBus("$2", "$4")})
-     SELECT pg_notify($8, '')`,
+     relayed AS (INSERT INTO outbox (event_id, namespace, type, payload) SELECT $1, $2, $4, $7 WHERE ${goesToBus("$2", "$4")}
+       RETURNING 1)
+     SELECT (SELECT pg_notify($8, '') WHERE EXISTS (SELECT 1 FROM relayed)),
+       (SELECT pg_notify($9, '') WHERE $3::text IS NOT NULL)`,
     [
       event.id,
       event.namespace,
@@ -59,6 +69,7 @@ export async function writeEvent(tx: Queryable, event: TmeEvent, taskId?: string
       event.occurred_at,
       JSON.stringify(event),
       OUTBOX_CHANNEL,
+      TASK_EVENTS_CHANNEL,
     ],
   );
 }
@@ -81,9 +92,10 @@ export async function writeTaskEvents(
        FROM e),
      relayed AS (
        INSERT INTO outbox (event_id, namespace, type, payload)
-       SELECT e->>'id', e->>'namespace', e->>'type', e - 'task_id' FROM e WHERE ${goesToBus("e->>'namespace'", "e->>'type'")})
-     SELECT pg_notify($2, '')`,
-    [JSON.stringify(events), OUTBOX_CHANNEL],
+       SELECT e->>'id', e->>'namespace', e->>'type', e - 'task_id' FROM e WHERE ${goesToBus("e->>'namespace'", "e->>'type'")}
+       RETURNING 1)
+     SELECT (SELECT pg_notify($2, '') WHERE EXISTS (SELECT 1 FROM relayed)), pg_notify($3, '')`,
+    [JSON.stringify(events), OUTBOX_CHANNEL, TASK_EVENTS_CHANNEL],
   );
 }
 

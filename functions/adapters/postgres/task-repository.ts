@@ -4,7 +4,12 @@ import { noObserver, type Observer } from "../../core/observability/observer.js"
 import type { Task } from "../../core/tasks/task.js";
 import type { NewTask, TaskStore } from "../../core/tasks/task-store.js";
 import { Database, type Db, type Queryable } from "./database.js";
-import { goesToBus, type QueueSignalRoute, TASK_QUEUED_CHANNEL } from "./event-writer.js";
+import {
+  goesToBus,
+  type QueueSignalRoute,
+  TASK_EVENTS_CHANNEL,
+  TASK_QUEUED_CHANNEL,
+} from "./event-writer.js";
 import { GroupCommit } from "./group-commit.js";
 import { OUTBOX_CHANNEL } from "./outbox-repository.js";
 
@@ -25,7 +30,7 @@ interface CreateRow {
  * Creates tasks in one statement, whatever their number, and so in one commit: the tasks,
  * their task.created events (task_events and the outbox), their queue signals (outbox rows on
  * the "outbox" route), the audit rows of the requests that made them, and the NOTIFYs that wake
- * the workers and the relay. Nothing of a create is written after its commit, so a 201 never
+ * the workers, the event stream and, when outbox rows were written, the relay. Nothing of a create is written after its commit, so a 201 never
  * follows a write that could still fail (a full disk refuses the whole statement).
  *
  * One INSERT writes both kinds of outbox row, so each task's event precedes its signal.
@@ -70,12 +75,14 @@ relayed AS (
     SELECT ord, 1, 'q_' || id || '_' || md5(random()::text), namespace, $2, dispatch, run_at
     FROM input WHERE $3::boolean
   ) o ORDER BY o.ord, o.part
+  RETURNING 1
 ),
 audited AS (
   SELECT audit_append($4::jsonb) AS head WHERE jsonb_array_length($4::jsonb) > 0
 ),
 woken AS (
-  SELECT pg_notify($5, ${QUEUED_TYPES_PAYLOAD}), pg_notify($6, '')
+  SELECT pg_notify($5, ${QUEUED_TYPES_PAYLOAD}), pg_notify($7, ''),
+    (SELECT pg_notify($6, '') WHERE EXISTS (SELECT 1 FROM relayed))
 )
 SELECT ${TASK_COLUMNS}, (SELECT count(*) FROM audited) AS audited, (SELECT count(*) FROM woken) AS woken
 FROM created`;
@@ -112,6 +119,7 @@ async function insertTasks(db: Queryable, rows: CreateRow[], route: QueueSignalR
     JSON.stringify(audit),
     TASK_QUEUED_CHANNEL,
     OUTBOX_CHANNEL,
+    TASK_EVENTS_CHANNEL,
   ]);
   const byId = new Map(stored.map(({ audited: _a, woken: _w, ...task }) => [task.id, task as Task]));
   return rows.map((r) => byId.get(r.task.id)!);
