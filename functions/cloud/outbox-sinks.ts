@@ -6,7 +6,6 @@ import { EventBridgeScheduler, eventBridgeSchedulerSink } from "../adapters/aws/
 import { LambdaObserver } from "../adapters/aws/lambda-observer.js";
 import { containerTelemetry, tracedAwsClient } from "../adapters/aws/lambda-telemetry.js";
 import { sqsTaskQueueSink, taskQueueUrlsFromEnv } from "../adapters/aws/sqs-task-queue.js";
-import { PostgresOutboxStore } from "../adapters/postgres/outbox-repository.js";
 import type { AppContext } from "../context.js";
 import { type OutboxSink, relayOutboxBatch } from "../core/outbox/outbox.js";
 

@@ -333,7 +333,7 @@ async function runRoute(
   }
 }
 
-function errorResponse(app: AppContext, error: unknown, logger: Logger, requestId: string): Result {
+function failureResult(app: AppContext, error: unknown, logger: Logger, requestId: string): Result {
   let tmeError: TmeError;
   const databaseFailure = app.databaseFailureOf(error);
   if (databaseFailure === "storage_full") {
@@ -415,7 +415,7 @@ export function createApiHandler(app: AppContext, routes: AnyRoute[]) {
           startedAt: Date.now(),
           headers: {},
         };
-        request.response = errorResponse(app, request.error, tme.logger, tme.requestId);
+        request.response = failureResult(app, request.error, tme.logger, tme.requestId);
       },
     })
     .handler(router as unknown as (event: Event, context: Context) => Promise<Result>);
@@ -451,7 +451,7 @@ export function createApiHandler(app: AppContext, routes: AnyRoute[]) {
       });
       return { principal };
     } catch (error) {
-      return { response: errorResponse(app, error, app.logger.child({ request_id: requestId }), requestId) };
+      return { response: failureResult(app, error, app.logger.child({ request_id: requestId }), requestId) };
     }
   };
   return Object.assign(handler, { authorize });

@@ -1,5 +1,5 @@
 import { PostgresListener } from "../adapters/postgres/listener.js";
-import { OUTBOX_CHANNEL, PostgresOutboxStore } from "../adapters/postgres/outbox-repository.js";
+import { OUTBOX_CHANNEL } from "../adapters/postgres/outbox-repository.js";
 import type { AppContext } from "../context.js";
 import { QUEUE_DISPATCH } from "../core/events/event.js";
 import { type OutboxSink, relayOutboxBatch } from "../core/outbox/outbox.js";
