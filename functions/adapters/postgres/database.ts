@@ -283,8 +283,29 @@ export class Database implements Db {
   /**
    * Runs fn inside BEGIN/COMMIT on one client; any throw rolls back and rethrows.
    * Everything that must be atomic with a state change (its event, its outbox row) goes here.
+   *
+   * A transaction the server chose as a deadlock's victim (or failed for serialization) is run
+   * again, up to TRANSIENT_ATTEMPTS times: nothing of it was kept, and the other one has gone on.
+   * Two writers that lock the same rows in opposite orders (a subscription deleted while its
+   * deliveries are being claimed) would otherwise answer a caller 500 for a race of the server's.
    */
   async transaction<T>(fn: (tx: Queryable) => Promise<T>, options: TransactionOptions = {}): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.transactionOnce(fn, options);
+      } catch (error) {
+        const code =
+          (error as { code?: string }).code ?? (error as { cause?: { code?: string } }).cause?.code;
+        if (attempt >= TRANSIENT_ATTEMPTS || !TRANSIENT_SQLSTATES.has(code ?? "")) throw error;
+        await new Promise((resolve) => setTimeout(resolve, Math.random() * 10 * attempt));
+      }
+    }
+  }
+
+  private async transactionOnce<T>(
+    fn: (tx: Queryable) => Promise<T>,
+    options: TransactionOptions,
+  ): Promise<T> {
     let client: pg.PoolClient;
     try {
       client = await this.reauthenticating(() => this.pool.connect());
@@ -324,6 +345,10 @@ export class Database implements Db {
 
 // COUNT(*) and BIGSERIAL arrive as strings by default; TME's counts fit in a JS number.
 pg.types.setTypeParser(pg.types.builtins.INT8, (value) => Number(value));
+
+/** deadlock_detected and serialization_failure: the transaction may simply be run again. */
+const TRANSIENT_SQLSTATES = new Set(["40P01", "40001"]);
+const TRANSIENT_ATTEMPTS = 3;
 
 /** A Db whose transaction() joins the already open transaction of `client`. */
 export class TransactionBoundDb implements Db {
