@@ -9,15 +9,7 @@ import {
 import type { Db, Queryable } from "../database.js";
 import { writeTaskEvents } from "../event-writer.js";
 import { TASK_COLUMNS } from "../task-repository.js";
-import {
-  ATTEMPT_LEFT,
-  CLAIM_ORDER,
-  CLAIMABLE,
-  openRunsByName,
-  SORT_FREE,
-  SORTS_BACK,
-  typeLockKey,
-} from "./queue-sql.js";
+import { ATTEMPT_LEFT, CLAIM_ORDER, CLAIMABLE, openRunsByName, SORT_FREE, typeLockKey } from "./queue-sql.js";
 
 /** The per-type concurrency limit of a task name (task_plugins.yaml `concurrency`), if any. */
 export type LimitOf = (name: string) => number | undefined;
@@ -108,18 +100,11 @@ const CLAIM = `
     SELECT id, series, attempt, 'running', $1, started_at, lease_expires_at FROM claimed)
   SELECT ${TASK_COLUMNS} FROM claimed t ORDER BY ${CLAIM_ORDER}`;
 
-/**
- * Ends the claim's sort-free reads (SORT_FREE) and reads the paused types, in one round trip:
- * the types a wake-up about only them need not wake the pool for (worker-pool.ts).
- */
-async function sortsBackAndPausedTypes(tx: Queryable): Promise<string[]> {
-  // Simple protocol, several statements (no parameters): one result per statement.
-  const results = (await tx.query(
-    `${SORTS_BACK}; SELECT namespace, name FROM task_type_pauses`,
-  )) as unknown as Array<{
-    rows: Array<{ namespace: string; name: string }>;
-  }>;
-  const rows = results[results.length - 1]!.rows;
+/** The paused types: a pool passes over wake-ups about only them (worker-pool.ts). */
+async function readPausedTypes(tx: Queryable): Promise<string[]> {
+  const { rows } = await tx.query<{ namespace: string; name: string }>(
+    "SELECT namespace, name FROM task_type_pauses",
+  );
   return rows.map((r) => typeKey(r.namespace, r.name));
 }
 
@@ -132,9 +117,11 @@ async function lockTypes(tx: Queryable, names: string[]): Promise<void> {
 
 /**
  * Claims up to `max` tasks for their next attempt in one transaction of its own: candidates in
- * claim order, read without sorts (SORT_FREE, sent with the BEGIN), limited types checked under
- * their locks, then the runs and task.started events. Six round trips with BEGIN and COMMIT when
- * no limited type is involved.
+ * claim order, the whole transaction planned without sorts (SORT_FREE, sent with the BEGIN),
+ * limited types checked under their locks, then the runs and task.started events; the paused
+ * types only when the claim came up short. Five round trips with BEGIN and COMMIT when no limited
+ * type is involved (six when short); the claim's UPDATE, which starts the tasks' clocks, is the
+ * third.
  */
 export function claimBatch(
   db: Db,
@@ -154,9 +141,8 @@ export function claimBatch(
               (r) => r.name,
             );
       const { rows: candidates } = await tx.query<{ id: string; name: string }>(CANDIDATES, [max, full]);
-      const paused = await sortsBackAndPausedTypes(tx);
-      const pausedTypes = candidates.length < max ? paused : undefined;
-      if (candidates.length === 0) return { tasks: [], candidates: 0, pausedTypes };
+      if (candidates.length === 0)
+        return { tasks: [], candidates: 0, pausedTypes: await readPausedTypes(tx) };
       const limited = [...new Set(candidates.map((c) => c.name))].filter(
         (name) => limits.of(name) !== undefined,
       );
@@ -174,6 +160,7 @@ export function claimBatch(
         tx,
         tasks.map((task) => ({ event: startedEvent(task, workerId, at), taskId: task.id })),
       );
+      const pausedTypes = candidates.length < max ? await readPausedTypes(tx) : undefined;
       return { tasks, candidates: candidates.length, pausedTypes };
     },
     { settings: SORT_FREE },
