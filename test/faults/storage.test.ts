@@ -102,8 +102,7 @@ describe("the data directory's disk", () => {
     const s = scratch({ poll_interval_ms: 200 });
     cleanups.push(() => s.cleanup());
     const volume = mountVolume(s, 300);
-    // Skipped only where a tmpfs cannot be mounted (not root); the skip message says why.
-    if (typeof volume === "string") return ctx.skip(volume);
+    if (typeof volume === "string") return ctx.skip(`no tmpfs could be mounted (needs root): ${volume}`);
     cleanups.push(() => volume.unmount());
 
     let tme = await startOn(volume.dataDir);
@@ -181,8 +180,7 @@ describe("the data directory's disk", () => {
     const s = scratch({});
     cleanups.push(() => s.cleanup());
     const volume = mountVolume(s, 300);
-    // Skipped only where a tmpfs cannot be mounted (not root); the skip message says why.
-    if (typeof volume === "string") return ctx.skip(volume);
+    if (typeof volume === "string") return ctx.skip(`no tmpfs could be mounted (needs root): ${volume}`);
     cleanups.push(() => volume.unmount());
 
     let tme = await startOn(volume.dataDir);

@@ -4,6 +4,7 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { isRunning } from "../../functions/local/processes.js";
 import { taskMaintenance, workerPool } from "../../functions/local/worker-pool.js";
+import { FAST_ENGINE } from "../helpers/engine.js";
 import { withTestApp } from "../helpers/test-app.js";
 import { waitFor } from "../helpers/wait.js";
 
@@ -15,14 +16,7 @@ const t = withTestApp({
   // are its own; test/e2e/command-sandbox.test.ts cancels a sandboxed command).
   env: { SHELL_SANDBOX: "none" },
   app: {
-    worker: {
-      lease_seconds: 30,
-      heartbeat_seconds: 1,
-      poll_interval_ms: 200,
-      kill_grace_seconds: 1,
-      shutdown_grace_seconds: 1,
-      max_infra_retries: 5,
-    },
+    worker: { ...FAST_ENGINE.worker, max_infra_retries: 5 },
   },
 });
 beforeAll(async () => {

@@ -29,7 +29,7 @@ export interface TransactionOptions {
 }
 
 /** SET LOCAL ... TO DEFAULT for the names of settings: the session's values again. */
-export function resetLocal(settings: Readonly<Record<string, string>>): string {
+function resetLocal(settings: Readonly<Record<string, string>>): string {
   return Object.keys(settings)
     .map((name) => {
       if (!SETTING_WORD.test(name)) throw new Error(`not a setting TME sets: ${name}`);
@@ -294,9 +294,8 @@ export class Database implements Db {
       try {
         return await this.transactionOnce(fn, options);
       } catch (error) {
-        const code =
-          (error as { code?: string }).code ?? (error as { cause?: { code?: string } }).cause?.code;
-        if (attempt >= TRANSIENT_ATTEMPTS || !TRANSIENT_SQLSTATES.has(code ?? "")) throw error;
+        const code = (error as { code?: string }).code ?? "";
+        if (attempt >= TRANSIENT_ATTEMPTS || !TRANSIENT_SQLSTATES.has(code)) throw error;
         await new Promise((resolve) => setTimeout(resolve, Math.random() * 10 * attempt));
       }
     }
