@@ -25,12 +25,22 @@ export interface EdgeLimits {
   header_timeout_seconds: number;
   body_timeout_seconds: number;
   /**
-   * Requests whose body is being read or handled at once; the others wait with their socket
-   * paused (TCP pushes back, nothing is buffered). Bounds the edge's memory at about this many
-   * times a few copies of max_body_bytes, however many clients send at once.
+   * Bytes of request bodies being read or handled at once: each request with a body reserves
+   * its Content-Length (at least BODY_RESERVATION_FLOOR, all of max_body_bytes when the length
+   * is not declared) until it is answered; the others wait with their socket paused (TCP pushes
+   * back, nothing is buffered). Bounds the edge's memory at about this many bytes times a few
+   * copies, however many clients send at once, while small bodies (a create is a few hundred
+   * bytes) are not held to the number of large ones the budget allows.
    */
-  max_concurrent_bodies: number;
+  body_bytes_in_flight: number;
 }
+
+/**
+ * The least a request with a body reserves of body_bytes_in_flight: what handling it costs
+ * beyond its body (the event, its parsed copies, the answer), so a flood of one-byte bodies is
+ * bounded too.
+ */
+export const BODY_RESERVATION_FLOOR = 16 * 1024;
 
 export const DEFAULT_EDGE_LIMITS: EdgeLimits = {
   max_body_bytes: MAX_BODY_BYTES,
@@ -38,24 +48,35 @@ export const DEFAULT_EDGE_LIMITS: EdgeLimits = {
   max_connections_per_source: 64,
   header_timeout_seconds: 10,
   body_timeout_seconds: 30,
-  max_concurrent_bodies: 16,
+  // 16 bodies of the largest size (4 MiB): 256 small requests at once.
+  body_bytes_in_flight: 16 * MAX_BODY_BYTES,
 };
 
-/** A counting semaphore: at most `size` holders; the rest queue in arrival order. */
-function semaphore(size: number) {
+/**
+ * A budget of bytes: acquire(n) waits until n fit beside what is held, in arrival order (a large
+ * request is not passed over forever by small ones behind it).
+ */
+export function byteBudget(size: number) {
   let held = 0;
-  const waiting: Array<() => void> = [];
+  const waiting: Array<{ bytes: number; grant: () => void }> = [];
+  const grantWaiting = () => {
+    while (waiting.length > 0 && held + waiting[0]!.bytes <= size) {
+      const next = waiting.shift()!;
+      held += next.bytes;
+      next.grant();
+    }
+  };
   return {
-    async acquire(): Promise<() => void> {
-      if (held >= size) await new Promise<void>((resolve) => waiting.push(resolve));
-      else held++;
+    async acquire(requested: number): Promise<() => void> {
+      const bytes = Math.min(requested, size);
+      if (waiting.length === 0 && held + bytes <= size) held += bytes;
+      else await new Promise<void>((grant) => waiting.push({ bytes, grant }));
       let released = false;
       return () => {
         if (released) return;
         released = true;
-        const next = waiting.shift();
-        if (next) next();
-        else held--;
+        held -= bytes;
+        grantWaiting();
       };
     },
   };
@@ -157,7 +178,7 @@ export async function startHttpServer(
 ): Promise<LocalHttpServer> {
   const edge = { ...DEFAULT_EDGE_LIMITS, ...limits };
   const openBySource = new Map<string, number>();
-  const bodySlots = semaphore(edge.max_concurrent_bodies);
+  const bodyBytes = byteBudget(edge.body_bytes_in_flight);
   /** Open streams never end by themselves: close() ends them so it need not wait for them. */
   const streaming = new Set<http.ServerResponse>();
   let open = 0;
@@ -217,7 +238,11 @@ export async function startHttpServer(
     const declared = Number(req.headers["content-length"] ?? 0);
     if (declared > edge.max_body_bytes) return refuse(req, res, tooLarge(requestId));
     const hasBody = declared > 0 || req.headers["transfer-encoding"] !== undefined;
-    const release = hasBody ? await bodySlots.acquire() : () => {};
+    const release = hasBody
+      ? await bodyBytes.acquire(
+          declared > 0 ? Math.max(declared, BODY_RESERVATION_FLOOR) : edge.max_body_bytes,
+        )
+      : () => {};
     try {
       await readAndHandle(req, res, event, requestId, principal);
     } finally {
@@ -235,7 +260,7 @@ export async function startHttpServer(
     const chunks: Buffer[] = [];
     let size = 0;
     const complete = await new Promise<boolean>((resolve) => {
-      // A client that went away while its request waited (for its key check, for a body slot)
+      // A client that went away while its request waited (for its key check, for its share of the body budget)
       // has already had its 'close': without this the wait below would never end, and the
       // slot it holds would be lost for good (16 such and no request with a body is served).
       if (req.destroyed) {
