@@ -108,7 +108,7 @@ describe("webhooks through the local runtime", () => {
     expect(statSync(path.join(dataDir, "encryption-key")).mode & 0o777).toBe(0o600);
 
     // task.created comes from createTask, the use case behind POST /task/create.
-    const task = await createTask(
+    const { task } = await createTask(
       {
         tasks: new PostgresTaskStore(database.db),
         plugins: await PluginRegistry.load(loadConfig({ env: {} }).plugins),

@@ -108,7 +108,7 @@ export async function createEngineHarness(
         { tasks: context.tasks, plugins: context.plugins, config: context.config.app, now: () => new Date() },
         namespace,
         input,
-      ),
+      ).then((stored) => stored.task),
     task,
     runs: (id) =>
       database.db.rows<RunRow>("SELECT * FROM task_runs WHERE task_id = $1 ORDER BY series, attempt", [id]),

@@ -22,7 +22,7 @@ const deps = () => ({
 
 describe("createTask", () => {
   it("stores a queued task with its created event; locally its queue signal is a NOTIFY, not a row", async () => {
-    const task = await createTask(deps(), "default", { name: "sleepy", params: { seconds: 2 } });
+    const { task } = await createTask(deps(), "default", { name: "sleepy", params: { seconds: 2 } });
     expect(task).toMatchObject({
       status: "queued",
       handler: "sleep",
@@ -36,7 +36,7 @@ describe("createTask", () => {
 
   it("on the cloud's route also writes the queue signal the relay sends to SQS, in the same commit", async () => {
     const cloud = new PostgresTaskStore(t.app.db, undefined, { queueSignals: "outbox" });
-    const task = await createTask({ ...deps(), tasks: cloud }, "default", { name: "noop" });
+    const { task } = await createTask({ ...deps(), tasks: cloud }, "default", { name: "noop" });
     expect(await outboxTypes(task.id)).toEqual(["task.created", "queue.dispatch"]);
   });
 
@@ -56,7 +56,7 @@ describe("createTask", () => {
     const tasks = await Promise.all(
       Array.from({ length: 20 }, () => createTask({ ...deps(), audit }, "default", { name: "noop" })),
     );
-    const ids = tasks.map((task) => task.id);
+    const ids = tasks.map(({ task }) => task.id);
     const counts = await t.app.db.rows<{ tasks: number; events: number; audits: number }>(
       `SELECT (SELECT count(*) FROM tasks WHERE id = ANY($1)) AS tasks,
          (SELECT count(*) FROM task_events WHERE task_id = ANY($1) AND type = 'task.created') AS events,
@@ -78,7 +78,7 @@ describe("createTask", () => {
     );
     expect(results.map((r) => r.status)).toEqual(["fulfilled", "rejected", "fulfilled"]);
     const stored = await t.app.db.rows("SELECT id FROM tasks WHERE id = ANY($1)", [
-      results.flatMap((r) => (r.status === "fulfilled" ? [r.value.id] : [])),
+      results.flatMap((r) => (r.status === "fulfilled" ? [r.value.task.id] : [])),
     ]);
     expect(stored).toHaveLength(2);
   });
@@ -116,14 +116,17 @@ describe("createTask", () => {
         details: [{ path: "command", message: expect.stringMatching(message) }],
       });
     }
-    const allowed = await createTask(strict, "default", { name: "cmd", command: "/opt/jobs/run.sh --all" });
+    const { task: allowed } = await createTask(strict, "default", {
+      name: "cmd",
+      command: "/opt/jobs/run.sh --all",
+    });
     expect(allowed).toMatchObject({ handler: "shell", command: "/opt/jobs/run.sh --all" });
     const rows = await t.app.db.rows("SELECT command FROM tasks WHERE name = 'cmd'");
     expect(rows).toEqual([{ command: "/opt/jobs/run.sh --all" }]);
   });
 
   it("applies the default timeout and refuses one above max_task_timeout", async () => {
-    const task = await createTask(deps(), "default", { name: "noop" });
+    const { task } = await createTask(deps(), "default", { name: "noop" });
     expect(task.timeout_seconds).toBe(t.app.config.app.default_task_timeout);
     await expect(
       createTask(deps(), "default", { name: "noop", timeout_seconds: t.app.config.app.max_task_timeout + 1 }),

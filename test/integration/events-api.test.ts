@@ -366,7 +366,7 @@ describe("fan-out of events as the other areas write them", () => {
 
 describe("alerts", () => {
   it("raises alert.raised once per failed task, keeps it open through a restart until the task succeeds, then resolves it, and lists them", async () => {
-    const task = await createTask(
+    const { task } = await createTask(
       { tasks: t.app.tasks, plugins: t.app.plugins, config: t.app.config.app, now: () => new Date() },
       "default",
       { name: "noop" },

@@ -152,7 +152,7 @@ describe("the shell plugin's allowlist and shell mode", () => {
           },
           "default",
           input,
-        );
+        ).then((stored) => stored.task);
       await strict.startPool({ slots: 1 });
       const ok = await strict.create({ name: "a", command: "/bin/echo allowed" });
       const traversal = await acceptedEarlier({ name: "b", command: "/bin/../usr/bin/id", max_attempts: 3 });

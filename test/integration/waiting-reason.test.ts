@@ -1,4 +1,4 @@
-import { beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import { PluginRegistry } from "../../functions/adapters/plugins/plugin-registry.js";
 import type { Db } from "../../functions/adapters/postgres/database.js";
 import { PostgresTaskControlStore } from "../../functions/adapters/postgres/task-control-repository.js";
@@ -182,5 +182,37 @@ describe("waiting_reason", () => {
     expect(await reasonOf(`tsk_deep_${String(AHEAD_COUNT_CAP + 20).padStart(6, "0")}`)).toBe(
       `queued behind more than ${AHEAD_COUNT_CAP} tasks of higher or equal priority`,
     );
+  });
+
+  it("is the same in a create's answer as in a GET right after, and a create of a paused type reads no facts after its commit", async () => {
+    const created = async (body: Record<string, unknown>) => {
+      const res = await t.request("POST", "/task/create", { body });
+      expect(res.status).toBe(201);
+      return { id: res.body.id as string, reason: res.body.waiting_reason as string };
+    };
+    const factsReads = vi.spyOn(t.app.db, "query");
+    const factsReadCount = () =>
+      factsReads.mock.calls.filter(([sql]) => sql.includes("WITH asked AS")).length;
+    try {
+      // Facts from the create's own statement: the type is paused, there is no line to read.
+      await t.request("POST", "/task-types/noop_report/pause");
+      const paused = await created({ name: "noop_report" });
+      expect(paused.reason).toBe("task type paused");
+      expect(factsReadCount()).toBe(0);
+      const later = await created({ name: "noop", run_at: "2099-03-01T10:00:00.000Z" });
+      expect(later.reason).toBe("scheduled for 2099-03-01T10:00:00.000Z");
+      expect(factsReadCount()).toBe(0);
+      // A due task of a running type has a place in the line: read after the commit.
+      await insertTask(t.app.db, { name: "limited_x", status: "running" });
+      await insertTask(t.app.db, { name: "limited_x", status: "running", namespace: "other" });
+      const limited = await created({ name: "limited_x" });
+      expect(limited.reason).toBe("concurrency limit of limited_x reached (2 of 2 running)");
+      await insertTask(t.app.db, { name: "noop", priority: 9 });
+      const behind = await created({ name: "noop", priority: 9 });
+      expect(behind.reason).toBe("queued behind 1 task of higher or equal priority");
+      for (const { id, reason } of [paused, later, limited, behind]) expect(await reasonOf(id)).toBe(reason);
+    } finally {
+      factsReads.mockRestore();
+    }
   });
 });

@@ -74,7 +74,7 @@ describe("webhook delivery", () => {
       res.end(i < 2 ? "boom" : "ok");
     });
     const sub = await subscribe({ callback_url: `${r.url}/hook`, event_types: ["task.created"] });
-    const task = await createTask(
+    const { task } = await createTask(
       { tasks: t.app.tasks, plugins: t.app.plugins, config: t.app.config.app, now: () => new Date() },
       "default",
       { name: "noop" },

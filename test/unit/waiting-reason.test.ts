@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import type { Task, TaskStatus } from "../../functions/core/tasks/task.js";
 import {
   AHEAD_COUNT_CAP,
+  hasQueuePlace,
   pausedTypeKey,
   type WaitingFacts,
   waitingReason,
@@ -126,5 +127,17 @@ describe("waitingReason", () => {
 
   it("says next in queue when nothing is ahead and no limit holds", () => {
     expect(waitingReason(task(), facts(), limits, now)).toBe("next in queue, waiting for a free worker");
+  });
+});
+
+describe("hasQueuePlace", () => {
+  it("is true only for a due queued task of a type not paused: the tasks whose reason may read the line", () => {
+    const paused = facts({ pausedTypes: new Set([pausedTypeKey("default", "report")]) });
+    expect(hasQueuePlace(task({ name: "report" }), facts(), now)).toBe(true);
+    expect(hasQueuePlace(task({ name: "report" }), paused, now)).toBe(false);
+    expect(hasQueuePlace(task({ name: "report", namespace: "other" }), paused, now)).toBe(true);
+    expect(hasQueuePlace(task({ run_at: new Date(now.getTime() + 1) }), facts(), now)).toBe(false);
+    for (const status of ["paused", "retrying", "running", "succeeded"] as const)
+      expect(hasQueuePlace(task({ status }), facts(), now)).toBe(false);
   });
 });

@@ -9,7 +9,7 @@ import type {
   TaskRun,
   TaskTypeSummary,
 } from "../../core/tasks/task-control-store.js";
-import { AHEAD_COUNT_CAP, pausedTypeKey, type WaitingFacts } from "../../core/tasks/waiting-reason.js";
+import { AHEAD_COUNT_CAP, type WaitingFacts } from "../../core/tasks/waiting-reason.js";
 import { Database, type Db, type Queryable } from "./database.js";
 import {
   notifyTaskControl,
@@ -21,8 +21,9 @@ import {
 import { GroupCommit } from "./group-commit.js";
 import { type Keyset, keysetPage } from "./keyset.js";
 import { OUTBOX_CHANNEL } from "./outbox-repository.js";
-import { CLAIM_ORDER, claimableAt, OPEN_RUNS, openRunsByName, SORT_FREE } from "./queue/queue-sql.js";
+import { CLAIM_ORDER, claimableAt, SORT_FREE } from "./queue/queue-sql.js";
 import { TASK_COLUMNS } from "./task-repository.js";
+import { type QueueFactsRow, queueFactsOf, queueFactsSelect } from "./waiting-facts-sql.js";
 
 /** The WHERE clause of a filter, with its parameters numbered from `first`. */
 function filterSql(namespace: string, filter: TaskFilter, first = 1): { where: string; values: unknown[] } {
@@ -127,10 +128,9 @@ async function applyChanges(
  *   for every task of the page (50 x 10,000 rows with a deep queue).
  */
 const WAITING_FACTS_SQL = `
-WITH paused AS (
-  SELECT p.namespace, p.name FROM task_type_pauses p
-  JOIN (SELECT DISTINCT * FROM unnest($2::text[], $3::text[]) AS q(namespace, name)) q
-    ON p.namespace = q.namespace AND p.name = q.name
+WITH asked AS (SELECT DISTINCT * FROM unnest($2::text[], $3::text[]) AS q(namespace, name)),
+paused AS (
+  SELECT p.namespace, p.name FROM task_type_pauses p JOIN asked q ON p.namespace = q.namespace AND p.name = q.name
 ),
 placed AS (
   -- The due tasks asked about whose type runs: without one, the line is not read at all.
@@ -146,16 +146,9 @@ line AS (
     LIMIT CASE WHEN EXISTS (SELECT 1 FROM placed) THEN $6::bigint ELSE 0 END
   ) t
 )
-SELECT
-  (SELECT count(*) FROM ${OPEN_RUNS}) AS total,
-  coalesce((SELECT jsonb_object_agg(name, open) FROM (${openRunsByName("$1::text[]")}) r), '{}') AS by_name,
-  coalesce((SELECT jsonb_agg(jsonb_build_array(namespace, name)) FROM paused), '[]') AS paused,
+SELECT ${queueFactsSelect("$1::text[]", "asked")},
   coalesce((SELECT jsonb_object_agg(id, ahead) FROM line WHERE id IN (SELECT id FROM placed)), '{}') AS ahead,
-  (SELECT count(*) FROM line) AS line_length,
-  -- Live local workers (heartbeat within their own timeout) and their slots: MAX_CONCURRENT_TASKS is per process.
-  (SELECT count(*) FROM workers WHERE heartbeat_at >= now() - make_interval(secs => dead_after_seconds)) AS workers,
-  (SELECT COALESCE(sum(slots), 0) FROM workers
-    WHERE heartbeat_at >= now() - make_interval(secs => dead_after_seconds)) AS slots`;
+  (SELECT count(*) FROM line) AS line_length`;
 
 export class PostgresTaskControlStore implements TaskControlStore {
   /** The waiting facts of concurrent requests, one query per batch (on the pool). */
@@ -289,15 +282,7 @@ export class PostgresTaskControlStore implements TaskControlStore {
       dueTasks.map((t) => t.namespace),
       dueTasks.map((t) => t.name),
     ];
-    type FactsRow = {
-      total: number;
-      by_name: Record<string, number>;
-      paused: Array<[string, string]>;
-      ahead: Record<string, number>;
-      line_length: number;
-      workers: number;
-      slots: number;
-    };
+    type FactsRow = QueueFactsRow & { ahead: Record<string, number>; line_length: number };
     // The line walks tasks_queue_idx in claim order, as a claim does, and so has the claim's
     // trouble with stale statistics (SORT_FREE): 150 ms against 1.5 ms with 100,000 queued.
     // Nothing else in the statement sorts. Without a due task the line is not read at all.
@@ -305,10 +290,7 @@ export class PostgresTaskControlStore implements TaskControlStore {
     const [row] =
       due.length === 0 ? await read(this.db) : await this.db.transaction(read, { settings: SORT_FREE });
     if (!row) return facts;
-    facts.runningTotal = row.total;
-    facts.workers = { count: row.workers, slots: row.slots };
-    facts.runningByName = new Map(Object.entries(row.by_name));
-    facts.pausedTypes = new Set(row.paused.map(([namespace, name]) => pausedTypeKey(namespace, name)));
+    const known = queueFactsOf(row);
     // A due task beyond a full line has at least the cap ahead of it.
     const lineFull = row.line_length >= AHEAD_COUNT_CAP;
     const places = new Map<string, number>();
@@ -317,8 +299,7 @@ export class PostgresTaskControlStore implements TaskControlStore {
       if (ahead !== undefined) places.set(id, ahead);
       else if (lineFull) places.set(id, AHEAD_COUNT_CAP);
     }
-    facts.aheadByTaskId = places;
-    return facts;
+    return { ...known, aheadByTaskId: places };
   }
 
   async taskTypes(namespace: string, limit: number, afterName?: string): Promise<TaskTypeSummary[]> {

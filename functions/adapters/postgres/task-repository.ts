@@ -2,7 +2,7 @@ import type { AuditEntry } from "../../core/audit/audit.js";
 import { QUEUE_DISPATCH, type QueueDispatch, type TmeEvent } from "../../core/events/event.js";
 import { noObserver, type Observer } from "../../core/observability/observer.js";
 import type { Task } from "../../core/tasks/task.js";
-import type { NewTask, TaskStore } from "../../core/tasks/task-store.js";
+import type { NewTask, StoredTask, TaskStore } from "../../core/tasks/task-store.js";
 import { Database, type Db, type Queryable } from "./database.js";
 import {
   goesToBus,
@@ -12,6 +12,7 @@ import {
 } from "./event-writer.js";
 import { GroupCommit } from "./group-commit.js";
 import { OUTBOX_CHANNEL } from "./outbox-repository.js";
+import { type QueueFactsRow, queueFactsOf, queueFactsSelect } from "./waiting-facts-sql.js";
 
 /** Every column of tasks, in the shape of Task; pg returns timestamptz as Date and jsonb parsed. */
 export const TASK_COLUMNS = `id, namespace, name, description, command, handler, params, status, priority, attempt,
@@ -32,6 +33,10 @@ interface CreateRow {
  * the "outbox" route), the audit rows of the requests that made them, and the NOTIFYs that wake
  * the workers, the event stream and, when outbox rows were written, the relay. Nothing of a create is written after its commit, so a 201 never
  * follows a write that could still fail (a full disk refuses the whole statement).
+ *
+ * The queue facts of the tasks' waiting_reason (open runs, paused types, live workers) are read in
+ * the same statement, so a create's answer needs no second query unless a task has a place in
+ * the line (StoredTask).
  *
  * One INSERT writes both kinds of outbox row, so each task's event precedes its signal.
  * Data-modifying CTEs all run whether or not the outer query reads them; the SELECT ones
@@ -84,10 +89,13 @@ woken AS (
   SELECT pg_notify($5, ${QUEUED_TYPES_PAYLOAD}), pg_notify($7, ''),
     (SELECT pg_notify($6, '') WHERE EXISTS (SELECT 1 FROM relayed))
 )
-SELECT ${TASK_COLUMNS}, (SELECT count(*) FROM audited) AS audited, (SELECT count(*) FROM woken) AS woken
-FROM created`;
+SELECT ${TASK_COLUMNS}, (SELECT count(*) FROM audited) AS audited, (SELECT count(*) FROM woken) AS woken,
+  facts.*
+FROM created CROSS JOIN (
+  SELECT ${queueFactsSelect("ARRAY(SELECT DISTINCT name FROM input)", "(SELECT DISTINCT namespace, name FROM input) AS asked")}
+) facts`;
 
-async function insertTasks(db: Queryable, rows: CreateRow[], route: QueueSignalRoute): Promise<Task[]> {
+async function insertTasks(db: Queryable, rows: CreateRow[], route: QueueSignalRoute): Promise<StoredTask[]> {
   const input = rows.map(({ task, created, dispatch }, ord) => ({
     ord,
     id: task.id,
@@ -112,7 +120,8 @@ async function insertTasks(db: Queryable, rows: CreateRow[], route: QueueSignalR
     dispatch,
   }));
   const audit = rows.flatMap((r) => (r.audit ? [r.audit] : []));
-  const { rows: stored } = await db.query<Task & { audited: number; woken: number }>(CREATE_TASKS_SQL, [
+  type CreatedRow = Task & QueueFactsRow & { audited: number; woken: number };
+  const { rows: stored } = await db.query<CreatedRow>(CREATE_TASKS_SQL, [
     JSON.stringify(input),
     QUEUE_DISPATCH,
     route === "outbox",
@@ -121,8 +130,16 @@ async function insertTasks(db: Queryable, rows: CreateRow[], route: QueueSignalR
     OUTBOX_CHANNEL,
     TASK_EVENTS_CHANNEL,
   ]);
-  const byId = new Map(stored.map(({ audited: _a, woken: _w, ...task }) => [task.id, task as Task]));
-  return rows.map((r) => byId.get(r.task.id)!);
+  const waiting = queueFactsOf(stored[0]!);
+  const byId = new Map(
+    stored.map(
+      ({ audited: _a, woken: _w, total: _t, by_name: _n, paused: _p, workers: _k, slots: _s, ...task }) => [
+        task.id,
+        task as Task,
+      ],
+    ),
+  );
+  return rows.map((r) => ({ task: byId.get(r.task.id)!, waiting }));
 }
 
 export interface TaskStoreOptions {
@@ -136,7 +153,7 @@ export class PostgresTaskStore implements TaskStore {
    * open transaction (an Idempotency-Key request, a schedule's firing) a create is its own
    * statement in that transaction.
    */
-  private readonly creates: GroupCommit<CreateRow, Task> | undefined;
+  private readonly creates: GroupCommit<CreateRow, StoredTask> | undefined;
   /** Lookups by id of concurrent requests, one query per batch (on the pool). */
   private readonly reads: GroupCommit<{ namespace: string; id: string }, Task | undefined> | undefined;
 
@@ -158,14 +175,19 @@ export class PostgresTaskStore implements TaskStore {
         : undefined;
   }
 
-  async insert(task: NewTask, created: TmeEvent, dispatch: QueueDispatch, audit?: AuditEntry): Promise<Task> {
+  async insert(
+    task: NewTask,
+    created: TmeEvent,
+    dispatch: QueueDispatch,
+    audit?: AuditEntry,
+  ): Promise<StoredTask> {
     // Read here, in the creating request's context, so its attempts can join its trace.
     const traceContext = task.trace_context ?? this.observer.traceContext() ?? null;
     const row: CreateRow = { task: { ...task, trace_context: traceContext }, created, dispatch, audit };
     const stored = this.creates
       ? await this.creates.submit(row)
       : (await insertTasks(this.db, [row], this.options.queueSignals))[0]!;
-    this.observer.taskCreated(stored);
+    this.observer.taskCreated(stored.task);
     return stored;
   }
 

@@ -128,7 +128,7 @@ async function createRun(
 ): Promise<Task> {
   const { schedule } = locked;
   const template = schedule.task_template;
-  const task = await createTask({ ...deps, tasks: locked.tasks }, schedule.namespace, {
+  const { task } = await createTask({ ...deps, tasks: locked.tasks }, schedule.namespace, {
     name: schedule.name,
     command: template.command ?? null,
     description: template.description ?? null,

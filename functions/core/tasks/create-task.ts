@@ -5,8 +5,8 @@ import { type ErrorDetail, issuesToDetails, Unprocessable, ValidationFailed } fr
 import { newEvent } from "../events/event.js";
 import { newId } from "../ids.js";
 import type { PluginResolver, ResolvedPlugin } from "../plugins/plugin.js";
-import { type Task, toTaskView } from "./task.js";
-import type { NewTask, TaskStore } from "./task-store.js";
+import { toTaskView } from "./task.js";
+import type { NewTask, StoredTask, TaskStore } from "./task-store.js";
 
 export interface CreateTaskInput {
   name: string;
@@ -122,7 +122,7 @@ export async function createTask(
   deps: CreateTaskDeps,
   namespace: string,
   input: CreateTaskInput,
-): Promise<Task> {
+): Promise<StoredTask> {
   const command = input.command ?? null;
   const { handler, params, timeout_seconds: timeout } = prepareTask(deps, input);
 

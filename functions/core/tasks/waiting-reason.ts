@@ -40,6 +40,18 @@ export function pausedTypeKey(namespace: string, name: string): string {
 }
 
 /**
+ * Whether waiting_reason may need the task's place in the line (WaitingFacts.aheadByTaskId):
+ * queued, due, and its type not paused. Only then is the line worth reading.
+ */
+export function hasQueuePlace(task: Task, facts: WaitingFacts, now: Date): boolean {
+  return (
+    task.status === "queued" &&
+    task.run_at.getTime() <= now.getTime() &&
+    !facts.pausedTypes.has(pausedTypeKey(task.namespace, task.name))
+  );
+}
+
+/**
  * Why a task is not running, in the order an operator can act on it: held by someone, then not
  * due yet, then a limit, then simply its place in the queue. Null for running and finished tasks.
  */

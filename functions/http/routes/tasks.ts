@@ -13,7 +13,7 @@ import {
 } from "../../core/tasks/control-task.js";
 import { createTask } from "../../core/tasks/create-task.js";
 import { type Task, toTaskView } from "../../core/tasks/task.js";
-import { waitingReason } from "../../core/tasks/waiting-reason.js";
+import { hasQueuePlace, type WaitingFacts, waitingReason } from "../../core/tasks/waiting-reason.js";
 import { decodeKeysetCursor, decodeSeqCursor, nextCursorHeader } from "../cursor.js";
 import { errorResponse, response } from "../openapi.js";
 import { type AnyRoute, defineRoute } from "../route.js";
@@ -41,9 +41,16 @@ const NOT_FOUND = errorResponse("No such task in this namespace");
 const ILLEGAL = errorResponse("Illegal for the task's current status (details name it)");
 
 /** Tasks as the API shows them: the stored task plus why it waits, from facts gathered per page. */
-export async function presentTasks(app: AppContext, tasks: Task[]) {
+/**
+ * Tasks as the API shows them, with their waiting_reason. `known` are facts already read with the
+ * tasks (a create's, StoredTask.waiting): they serve unless a task needs its place in the line.
+ */
+export async function presentTasks(app: AppContext, tasks: Task[], known?: WaitingFacts) {
   const now = app.now();
-  const facts = await app.taskControl.waitingFacts(tasks, now);
+  const facts =
+    known && !tasks.some((task) => hasQueuePlace(task, known, now))
+      ? known
+      : await app.taskControl.waitingFacts(tasks, now);
   const limits = {
     maxConcurrent: app.config.app.MAX_CONCURRENT_TASKS,
     concurrencyOf: (name: string) => app.plugins.concurrencyOf(name),
@@ -54,8 +61,8 @@ export async function presentTasks(app: AppContext, tasks: Task[]) {
   }));
 }
 
-async function presentTask(app: AppContext, task: Task) {
-  return (await presentTasks(app, [task]))[0]!;
+async function presentTask(app: AppContext, task: Task, known?: WaitingFacts) {
+  return (await presentTasks(app, [task], known))[0]!;
 }
 
 function controlDeps(app: AppContext): ControlDeps {
@@ -96,7 +103,7 @@ const createTaskRoute = defineRoute({
   async handle(req, app) {
     const { run_at, ...body } = req.body;
     const { auditEntry } = req;
-    const task = await createTask(
+    const { task, waiting } = await createTask(
       {
         tasks: app.tasks,
         plugins: app.plugins,
@@ -110,7 +117,7 @@ const createTaskRoute = defineRoute({
     );
     return {
       status: 201,
-      body: await presentTask(app, task),
+      body: await presentTask(app, task, waiting),
       headers: { Location: `/task/${task.id}` },
       audited: auditEntry !== undefined,
     };
