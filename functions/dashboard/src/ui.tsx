@@ -128,10 +128,6 @@ export function Table(props: { caption: string; head: string[]; children: Compon
   );
 }
 
-/**
- * One page of a paged list: a sentence when it has no rows, else the table of its rows; then the
- * pager's buttons (alone until the first page has loaded).
- */
 /** A part of a page named by its heading, so assistive technology lists it by that name. */
 export function Section(props: { id: string; title: string; children: ComponentChildren }) {
   return (
