@@ -13,6 +13,7 @@ import {
   SCOPES,
 } from "../core/auth/api-keys.js";
 import { newId } from "../core/ids.js";
+import { ensureDashboardBuilt } from "../dashboard/build.js";
 import { DataDirUnusable } from "../local/data-dir.js";
 import { DatabaseUnreachable, openDatabaseTarget } from "../local/database-target.js";
 import { type RunningTme, startLocalRuntime } from "../local/runtime.js";
@@ -96,6 +97,12 @@ program
     // A server keeps serving through a bug in one code path; the error is logged, not fatal.
     process.on("unhandledRejection", (error) => logger.error({ err: error }, "unhandled rejection"));
     watchParent(() => void shutdown("parent exited"));
+    // A fresh clone or an edited functions/dashboard/src: build the page /dashboard serves. Without
+    // Vite (an install without dev dependencies) TME runs on and /dashboard answers 404.
+    await ensureDashboardBuilt().then(
+      (built) => built && logger.info("built the dashboard (functions/dashboard/dist)"),
+      (error) => logger.warn({ err: error }, "could not build the dashboard: /dashboard answers 404"),
+    );
     running = await startLocalRuntime({
       config,
       logger,

@@ -6,7 +6,7 @@ import { dashboardSourceHash, SOURCE_HASH_FILE } from "./source-hash.js";
 
 const root = fileURLToPath(new URL(".", import.meta.url));
 
-/** Built once and committed (dist/): npm start serves these files, nothing is fetched at run time. */
+/** Built into dist/ (not committed; build.ts builds it on demand): npm start serves these files, nothing is fetched at run time. */
 export default defineConfig({
   root,
   base: "/dashboard/",
@@ -20,7 +20,7 @@ export default defineConfig({
   },
   plugins: [
     {
-      // test/unit/dashboard-dist.test.ts compares this with the sources to catch a stale dist/.
+      // build.ts compares this with the sources to tell whether dist/ must be built again.
       name: "tme-source-hash",
       closeBundle() {
         writeFileSync(path.join(root, SOURCE_HASH_FILE), `${dashboardSourceHash(root)}\n`);

@@ -3,6 +3,7 @@ import { PostgresListener } from "../adapters/postgres/listener.js";
 import type { AppContext } from "../context.js";
 import { DeliveryPool, deliveryWorkerId } from "../core/webhooks/deliver-due.js";
 import type { WebhookSender } from "../core/webhooks/webhook-sender.js";
+import { notifiedLoopService } from "./notified-loop-service.js";
 import type { BackgroundService } from "./runtime.js";
 
 /**
@@ -15,7 +16,6 @@ export function deliveryWorkerService(app: AppContext, send?: WebhookSender): Ba
   let timer: NodeJS.Timeout | undefined;
   let poll: NodeJS.Timeout | undefined;
   let stopped = false;
-  let pool: DeliveryPool;
 
   const scheduleNextDue = async () => {
     const due = await app.deliveries.nextDueAt();
@@ -30,22 +30,22 @@ export function deliveryWorkerService(app: AppContext, send?: WebhookSender): Ba
       .then(scheduleNextDue)
       .catch((error) => app.logger.error({ err: error }, "delivery worker"));
   };
+  const pool = new DeliveryPool(app, deliveryWorkerId(), send, wake);
 
-  return {
-    name: "webhook-deliveries",
-    async start() {
-      pool = new DeliveryPool(app, deliveryWorkerId(), send, wake);
-      listener.on(DELIVERY_CHANNEL, wake).onReconnect(wake);
-      await listener.start();
-      poll = setInterval(wake, 1000);
-      wake();
-    },
-    async stop() {
+  // Stopping drains the pool: the attempts in flight finish, no new one is claimed.
+  const loop = {
+    stop: () => {
       stopped = true;
-      clearInterval(poll);
-      clearTimeout(timer);
-      await listener.stop();
-      await pool.drain();
+      return pool.drain();
     },
   };
+  return notifiedLoopService("webhook-deliveries", listener, DELIVERY_CHANNEL, loop, wake, {
+    start: () => {
+      poll = setInterval(wake, 1000);
+    },
+    stop: () => {
+      clearInterval(poll);
+      clearTimeout(timer);
+    },
+  });
 }

@@ -5,14 +5,14 @@ import type { WakeableLoop } from "./wakeable-loop.js";
 /**
  * A background service that runs `loop` whenever a NOTIFY arrives on `channel` (and after every
  * reconnect of its listener, since notifications sent while it was away are lost), once at
- * start, and whatever else `timers` arranges. Stopping lets the running pass end, clears the
- * timers and closes the listener.
+ * start, and whatever else `timers` arranges. Stopping stops `loop` (it lets the running pass
+ * end), clears the timers and closes the listener.
  */
 export function notifiedLoopService(
   name: string,
   listener: PostgresListener,
   channel: string,
-  loop: WakeableLoop,
+  loop: Pick<WakeableLoop, "stop">,
   wake: () => void,
   timers: { start?: () => void; stop: () => void },
 ): BackgroundService {

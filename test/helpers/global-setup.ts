@@ -5,6 +5,7 @@ import pg from "pg";
 import type { TestProject } from "vitest/node";
 import { probeConnection } from "../../functions/adapters/postgres/database.js";
 import { migrate } from "../../functions/adapters/postgres/migrator.js";
+import { ensureDashboardBuilt } from "../../functions/dashboard/build.js";
 import { EmbeddedPostgres } from "../../functions/local/embedded-postgres.js";
 
 declare module "vitest" {
@@ -34,9 +35,12 @@ function withDatabase(url: string, database: string): string {
 /**
  * Chooses the test server: TEST_DATABASE_URL, else this machine's PostgreSQL on 5432,
  * else an embedded one (so `npm test` passes on a laptop without a server), and builds
- * one migrated template database that each test file copies.
+ * one migrated template database that each test file copies; builds the dashboard if its
+ * sources changed.
  */
 export default async function setup(project: TestProject) {
+  // Once, before the files run in parallel: the routes, the browser and the stack tests read it.
+  await ensureDashboardBuilt();
   let adminUrl: string;
   let embedded: EmbeddedPostgres | undefined;
   let embeddedDir: string | undefined;

@@ -96,26 +96,11 @@ FROM created CROSS JOIN (
 ) facts`;
 
 async function insertTasks(db: Queryable, rows: CreateRow[], route: QueueSignalRoute): Promise<StoredTask[]> {
+  // jsonb_to_recordset reads the columns CREATE_TASKS_SQL names and ignores the task's other fields.
   const input = rows.map(({ task, created, dispatch }, ord) => ({
+    ...task,
     ord,
-    id: task.id,
-    namespace: task.namespace,
-    name: task.name,
-    description: task.description,
-    command: task.command,
-    handler: task.handler,
-    params: task.params,
-    status: task.status,
-    priority: task.priority,
-    attempt: task.attempt,
-    series: task.series,
-    max_attempts: task.max_attempts,
-    timeout_seconds: task.timeout_seconds,
-    schedule_id: task.schedule_id,
-    labels: task.labels,
-    run_at: task.run_at,
     created_at: created.occurred_at,
-    trace_context: task.trace_context,
     event: created,
     dispatch,
   }));

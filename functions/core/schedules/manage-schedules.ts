@@ -111,21 +111,32 @@ async function locked<T>(
   return result;
 }
 
+/**
+ * Saves a pause or a resume (synced, so the cloud's scheduler follows) and writes its event,
+ * which names the schedule as saved and adds `data` of it.
+ */
+async function saveToggle(
+  l: LockedSchedule,
+  fields: Parameters<LockedSchedule["save"]>[0],
+  type: "schedule.paused" | "schedule.resumed",
+  now: Date,
+  data: (saved: Schedule) => Record<string, unknown> = () => ({}),
+): Promise<Schedule> {
+  const saved = await l.save(fields, { sync: true });
+  await l.writeEvent(
+    newEvent(type, saved.namespace, { schedule_id: saved.id, name: saved.name, ...data(saved) }, now),
+  );
+  return saved;
+}
+
 /** Pausing stops firings (and drops an occurrence held by overlap "queue"). */
 async function pauseLocked(
   l: LockedSchedule,
   deps: ManageDeps,
   changes: ScheduleChanges = {},
 ): Promise<Schedule> {
-  const now = deps.now();
-  const saved = await l.save(
-    { ...changes, enabled: false, next_run_at: null, pending_occurrence_at: null, pending_missed_count: 0 },
-    { sync: true },
-  );
-  await l.writeEvent(
-    newEvent("schedule.paused", saved.namespace, { schedule_id: saved.id, name: saved.name }, now),
-  );
-  return saved;
+  const paused = { enabled: false, next_run_at: null, pending_occurrence_at: null, pending_missed_count: 0 };
+  return saveToggle(l, { ...changes, ...paused }, "schedule.paused", deps.now());
 }
 
 /** Resuming restarts at the first occurrence after now: occurrences missed while paused never burst out. */
@@ -136,19 +147,13 @@ async function resumeLocked(
 ): Promise<Schedule> {
   const now = deps.now();
   const timing = { ...timingOf(l.schedule), ...timingChanges(changes) };
-  const saved = await l.save(
+  return saveToggle(
+    l,
     { ...changes, enabled: true, next_run_at: nextOccurrence(timing, now) },
-    { sync: true },
+    "schedule.resumed",
+    now,
+    (saved) => ({ next_run_at: saved.next_run_at?.toISOString() ?? null }),
   );
-  await l.writeEvent(
-    newEvent(
-      "schedule.resumed",
-      saved.namespace,
-      { schedule_id: saved.id, name: saved.name, next_run_at: saved.next_run_at?.toISOString() ?? null },
-      now,
-    ),
-  );
-  return saved;
 }
 
 function timingChanges(changes: ScheduleChanges): Partial<Timing> {

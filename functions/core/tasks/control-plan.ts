@@ -2,7 +2,7 @@ import type { AppConfig } from "../../config/schema.js";
 import { Conflict, type ErrorDetail, Unprocessable, ValidationFailed } from "../errors.js";
 import { type EventType, newEvent, type QueueDispatch, type TmeEvent } from "../events/event.js";
 import { IllegalTransition, nextStatus, type TaskAction } from "./state-machine.js";
-import { countedAttempts, type Task, type TaskStatus, toTaskView } from "./task.js";
+import { countedAttempts, type Task, type TaskStatus, toTaskView, WAITING_STATUSES } from "./task.js";
 
 /** The actions an API caller may take on one task (the engine owns claim, succeed, retry, ...). */
 export const CONTROL_ACTIONS = ["cancel", "pause", "resume", "restart"] as const;
@@ -108,9 +108,6 @@ const ACTION_OF_STATUS: Record<NonNullable<TaskUpdate["status"]>, ControlAction>
   cancelled: "cancel",
 };
 
-/** Statuses in which a task waits to be claimed, so a new run_at means something. */
-const WAITING: readonly TaskStatus[] = ["queued", "paused", "retrying"];
-
 /**
  * PATCH: field edits checked against the task as it is, then the status action if any.
  * Edits alone write no lifecycle event (the audit log records them); a queued task whose
@@ -135,18 +132,21 @@ export function planUpdate(
   // A waiting task still needs its next attempt: a limit equal to the attempts made would leave
   // it queued forever, never claimable (the claim requires attempt < max_attempts).
   const made = countedAttempts(task);
-  const minAttempts = WAITING.includes(task.status) ? made + 1 : made;
+  const minAttempts = WAITING_STATUSES.includes(task.status) ? made + 1 : made;
   if (update.max_attempts !== undefined && update.max_attempts < minAttempts) {
-    const why = WAITING.includes(task.status)
+    const why = WAITING_STATUSES.includes(task.status)
       ? `${made} attempts made and the task waits for its next one; cancel it to give up`
       : "attempts made in this series";
     throw new Unprocessable(`max_attempts ${update.max_attempts} leaves task ${task.id} no attempt to make`, [
       { path: "max_attempts", message: `must be >= ${minAttempts} (${why})` },
     ]);
   }
-  if (update.run_at !== undefined && !WAITING.includes(task.status)) {
+  if (update.run_at !== undefined && !WAITING_STATUSES.includes(task.status)) {
     throw new Conflict("illegal_update", `cannot change run_at of task ${task.id}: it is ${task.status}`, [
-      { path: "run_at", message: `is editable while ${WAITING.join(", ")}; the task is ${task.status}` },
+      {
+        path: "run_at",
+        message: `is editable while ${WAITING_STATUSES.join(", ")}; the task is ${task.status}`,
+      },
     ]);
   }
 

@@ -24,16 +24,14 @@ export const FINISHED_STATUSES = [
 ] as const satisfies readonly TaskStatus[];
 export type FinishedStatus = (typeof FINISHED_STATUSES)[number];
 
+/** Statuses in which a task waits to be claimed, so a new run_at means something. */
+export const WAITING_STATUSES: readonly TaskStatus[] = ["queued", "paused", "retrying"];
+
 /**
  * Every other status: the task waits or runs, so it may still run. Passed to SQL as an array
  * like FINISHED_STATUSES; the partial indexes of migrations 0004 and 0060 repeat it.
  */
-export const UNFINISHED_STATUSES = [
-  "queued",
-  "paused",
-  "retrying",
-  "running",
-] as const satisfies readonly TaskStatus[];
+export const UNFINISHED_STATUSES: readonly TaskStatus[] = [...WAITING_STATUSES, "running"];
 
 export interface TaskProgress {
   percent: number;
@@ -88,33 +86,24 @@ export function hasAttemptLeft(task: Pick<Task, "attempt" | "infra_retries" | "m
   return countedAttempts(task) < task.max_attempts;
 }
 
-/** The task as the API shows it (API.md "Task object fields"). */
-export interface TaskView {
-  id: string;
+/** The dates of a task, which the API shows as ISO strings. */
+type TaskDate = "run_at" | "created_at" | "updated_at" | "started_at" | "finished_at";
+
+/**
+ * The task as the API shows it (API.md "Task object fields"): the stored task with its id also as
+ * task_id and its dates as ISO strings, without the series, the worker's lease or the trace context.
+ */
+export type TaskView = Omit<
+  Task,
+  TaskDate | "series" | "lease_owner" | "lease_expires_at" | "trace_context"
+> & {
   task_id: string;
-  namespace: string;
-  name: string;
-  description: string | null;
-  command: string | null;
-  handler: string;
-  params: Record<string, unknown>;
-  status: TaskStatus;
-  priority: number;
-  attempt: number;
-  max_attempts: number;
-  infra_retries: number;
-  timeout_seconds: number;
-  progress: TaskProgress | null;
-  result: unknown;
-  error: string | null;
-  schedule_id: string | null;
-  labels: Record<string, string>;
   created_at: string;
   updated_at: string;
   run_at: string;
   started_at: string | null;
   finished_at: string | null;
-}
+};
 
 const iso = (d: Date | null) => (d ? d.toISOString() : null);
 

@@ -128,6 +128,16 @@ export function Table(props: { caption: string; head: string[]; children: Compon
   );
 }
 
+/** A part of a page named by its heading, so assistive technology lists it by that name. */
+export function Section(props: { id: string; title: string; children: ComponentChildren }) {
+  return (
+    <section aria-labelledby={`${props.id}-h`}>
+      <h2 id={`${props.id}-h`}>{props.title}</h2>
+      {props.children}
+    </section>
+  );
+}
+
 /** Shown instead of a page the key's scopes do not open. */
 export function NotAllowed(props: { needs: string }) {
   return (

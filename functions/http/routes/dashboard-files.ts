@@ -12,8 +12,8 @@ import { defineRoute } from "../route.js";
 export { DASHBOARD_CSP };
 
 /**
- * The dashboard's built files (npm run build:dashboard writes them; they are committed, so a
- * fresh clone serves the page without a build). Read on first use.
+ * The dashboard's built files (functions/dashboard/build.ts writes them before `tme start`).
+ * Read on first use.
  */
 const files = dashboardFiles(fileURLToPath(new URL("../../dashboard/dist/", import.meta.url)));
 

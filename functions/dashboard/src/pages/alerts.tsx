@@ -1,6 +1,6 @@
 import { useState } from "preact/hooks";
 import { list } from "../api.js";
-import { ErrorLine, Table, useData, When } from "../ui.js";
+import { ErrorLine, Section, Table, useData, When } from "../ui.js";
 import type { Live } from "./live-props.js";
 
 interface Alert {
@@ -53,17 +53,15 @@ export function AlertsPage(props: { live: Live }) {
     <>
       <h1>Alerts</h1>
       <ErrorLine error={error} />
-      <section aria-labelledby="open-h">
-        <h2 id="open-h">Open</h2>
+      <Section id="open" title="Open">
         {data &&
           (data[0].items.length === 0 ? (
             <p>No open alerts.</p>
           ) : (
             <AlertTable caption="Open alerts" alerts={data[0].items} />
           ))}
-      </section>
-      <section aria-labelledby="resolved-h">
-        <h2 id="resolved-h">Resolved</h2>
+      </Section>
+      <Section id="resolved" title="Resolved">
         <label>
           Resolved within{" "}
           <select value={hours} onChange={(e) => setHours((e.target as HTMLSelectElement).value)}>
@@ -78,7 +76,7 @@ export function AlertsPage(props: { live: Live }) {
           ) : (
             <AlertTable caption="Resolved alerts" alerts={data[1].items} resolved />
           ))}
-      </section>
+      </Section>
     </>
   );
 }

@@ -1,7 +1,7 @@
 import { useEffect, useState } from "preact/hooks";
 import { get, list } from "../api.js";
 import { ThroughputChart } from "../chart.js";
-import { When } from "../ui.js";
+import { ErrorLine, Section, When } from "../ui.js";
 import { type Live, Progress, STATUSES, type Task } from "./live-props.js";
 
 interface Stats {
@@ -37,15 +37,10 @@ export function OverviewPage(props: { live: Live }) {
   return (
     <>
       <h1>Overview</h1>
-      {error && (
-        <p role="alert" class="error">
-          {error}
-        </p>
-      )}
+      <ErrorLine error={error} />
       {stats && (
         <>
-          <section aria-labelledby="counts-h">
-            <h2 id="counts-h">Tasks by status</h2>
+          <Section id="counts" title="Tasks by status">
             <dl class="counts">
               {STATUSES.map((s) => (
                 <div key={s} data-status={s}>
@@ -74,15 +69,13 @@ export function OverviewPage(props: { live: Live }) {
                 </dd>
               </div>
             </dl>
-          </section>
-          <section aria-labelledby="tp-h">
-            <h2 id="tp-h">Finished per minute, last hour</h2>
+          </Section>
+          <Section id="tp" title="Finished per minute, last hour">
             <ThroughputChart points={stats.finished_per_minute} />
-          </section>
+          </Section>
         </>
       )}
-      <section aria-labelledby="running-h">
-        <h2 id="running-h">Running</h2>
+      <Section id="running" title="Running">
         {running.length === 0 ? (
           <p>Nothing is running.</p>
         ) : (
@@ -95,9 +88,8 @@ export function OverviewPage(props: { live: Live }) {
             ))}
           </ul>
         )}
-      </section>
-      <section aria-labelledby="fail-h">
-        <h2 id="fail-h">Recent failures</h2>
+      </Section>
+      <Section id="fail" title="Recent failures">
         {failures.length === 0 ? (
           <p>No failures.</p>
         ) : (
@@ -109,9 +101,8 @@ export function OverviewPage(props: { live: Live }) {
             ))}
           </ul>
         )}
-      </section>
-      <section aria-labelledby="alerts-h">
-        <h2 id="alerts-h">Open alerts</h2>
+      </Section>
+      <Section id="alerts" title="Open alerts">
         {alerts.length === 0 ? (
           <p>No open alerts.</p>
         ) : (
@@ -123,7 +114,7 @@ export function OverviewPage(props: { live: Live }) {
             ))}
           </ul>
         )}
-      </section>
+      </Section>
     </>
   );
 }

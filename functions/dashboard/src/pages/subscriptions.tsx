@@ -1,5 +1,15 @@
 import { can, get, list, post } from "../api.js";
-import { ErrorLine, NotAllowed, OutcomeLine, Table, useAction, useData, usePager, When } from "../ui.js";
+import {
+  ErrorLine,
+  NotAllowed,
+  OutcomeLine,
+  Section,
+  Table,
+  useAction,
+  useData,
+  usePager,
+  When,
+} from "../ui.js";
 import type { Live } from "./live-props.js";
 
 interface Subscription {
@@ -193,8 +203,7 @@ export function SubscriptionPage(props: { id: string; live: Live }) {
       </p>
       <ErrorLine error={error} />
       <OutcomeLine outcome={outcome} />
-      <section aria-labelledby="health-h">
-        <h2 id="health-h">Health</h2>
+      <Section id="health" title="Health">
         <Table caption="Delivery health" head={["State", "Success rate", "Last error"]}>
           <tr>
             <td>{sub.enabled ? "enabled" : `disabled: ${sub.disabled_reason ?? ""}`}</td>
@@ -215,9 +224,8 @@ export function SubscriptionPage(props: { id: string; live: Live }) {
             <When at={sub.created_at} />
           </dd>
         </dl>
-      </section>
-      <section aria-labelledby="log-h">
-        <h2 id="log-h">Delivery log</h2>
+      </Section>
+      <Section id="log" title="Delivery log">
         {log.items.length === 0 ? (
           <p>No deliveries yet.</p>
         ) : (
@@ -254,7 +262,7 @@ export function SubscriptionPage(props: { id: string; live: Live }) {
           </Table>
         )}
         {pager.controls(log.next)}
-      </section>
+      </Section>
     </>
   );
 }

@@ -1,5 +1,5 @@
 import { can, get, list, post } from "../api.js";
-import { ErrorLine, OutcomeLine, useAction, useData } from "../ui.js";
+import { ErrorLine, OutcomeLine, Section, useAction, useData } from "../ui.js";
 import { type Live, Progress, type Task } from "./live-props.js";
 
 interface Run {
@@ -57,13 +57,11 @@ export function TaskPage(props: { id: string; live: Live }) {
       </p>
       <ErrorLine error={error} />
       <OutcomeLine outcome={outcome} />
-      <section aria-labelledby="progress-h">
-        <h2 id="progress-h">Progress</h2>
+      <Section id="progress" title="Progress">
         <Progress task={task} /> {task.progress?.percent ?? 0}% {task.progress?.message ?? ""}
         {task.waiting_reason && <p>Waiting: {task.waiting_reason}</p>}
-      </section>
-      <section aria-labelledby="fields-h">
-        <h2 id="fields-h">Fields</h2>
+      </Section>
+      <Section id="fields" title="Fields">
         <dl class="fields">
           {Object.entries(task).map(([k, v]) => (
             <div key={k}>
@@ -72,9 +70,8 @@ export function TaskPage(props: { id: string; live: Live }) {
             </div>
           ))}
         </dl>
-      </section>
-      <section aria-labelledby="runs-h">
-        <h2 id="runs-h">Attempts</h2>
+      </Section>
+      <Section id="runs" title="Attempts">
         {runs.map((r) => (
           <details key={`${r.series}-${r.attempt}-${r.started_at}`} open={r === runs[runs.length - 1]}>
             <summary>
@@ -84,9 +81,8 @@ export function TaskPage(props: { id: string; live: Live }) {
             <pre>{r.output_tail ?? ""}</pre>
           </details>
         ))}
-      </section>
-      <section aria-labelledby="events-h">
-        <h2 id="events-h">Timeline</h2>
+      </Section>
+      <Section id="events" title="Timeline">
         <ol class="timeline">
           {events.items.map((e) => (
             <li key={e.id}>
@@ -95,7 +91,7 @@ export function TaskPage(props: { id: string; live: Live }) {
           ))}
         </ol>
         {events.next && <p class="hint">The first {EVENTS_SHOWN} events; later ones are not shown.</p>}
-      </section>
+      </Section>
     </>
   );
 }
