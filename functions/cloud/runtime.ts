@@ -46,6 +46,8 @@ export async function cloudContext(
     ...options,
     // One Lambda handles one event at a time; a small pool behind RDS Proxy is plenty.
     max: 2,
+    // RDS Proxy pins a session that prepares a statement to its server connection.
+    preparedStatements: false,
     connectionTimeoutMillis: config.db.pool.connection_timeout_ms,
   });
   const observer = new LambdaObserver(lambdaTelemetry(fn));

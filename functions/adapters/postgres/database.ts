@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import type { ConnectionOptions } from "node:tls";
 import pg from "pg";
 import { DatabaseStorageFull, DatabaseUnavailable } from "../../core/errors.js";
@@ -98,6 +99,14 @@ export interface DatabaseOptions {
    * values are TME's own, never a caller's.
    */
   settings?: Record<string, string>;
+  /**
+   * Statements with parameters are prepared once per connection and then only bound and run
+   * (default true): parsing and planning TME's larger statements cost more than running them
+   * (a create of one task: 2.0 ms unprepared, 0.9 ms prepared; of 20: 6.7 against 3.3). Off
+   * behind a pooler that hands a session's statements to other server connections: RDS Proxy
+   * pins every session that prepares one, which undoes its pooling (the cloud).
+   */
+  preparedStatements?: boolean;
   /** Told about every connection that breaks (default: nothing; the caller gets the error). */
   onConnectionError?: (error: Error) => void;
   /** Told when the server cannot write for want of disk, at most once a minute while it lasts. */
@@ -185,6 +194,88 @@ function typed(error: unknown): unknown {
 }
 
 /**
+ * Names for prepared statements: one per statement text and transaction settings. A prepared
+ * statement keeps the plan it settled on, so one run inside SORT_FREE and outside it (the
+ * waiting facts) gets a statement of its own under each. Texts are TME's own and few; past
+ * MAX_PREPARED distinct ones, statements go unprepared rather than grow every connection's cache.
+ */
+class StatementNames {
+  private readonly names = new Map<string, string>();
+  /** Bumped when a statement is forgotten, so that its next name is new on every connection. */
+  private generation = 0;
+
+  constructor(private readonly enabled: boolean) {}
+
+  config(text: string, values: unknown[] | undefined, settings?: Readonly<Record<string, string>>) {
+    if (!this.enabled || values === undefined) return { text, values };
+    const key = keyOf(text, settings);
+    let name = this.names.get(key);
+    if (name === undefined) {
+      if (this.names.size >= MAX_PREPARED) return { text, values };
+      const hash = createHash("sha256").update(`${this.generation}\n${key}`).digest("base64url");
+      name = `tme_${hash.slice(0, 24)}`;
+      this.names.set(key, name);
+    }
+    return { name, text, values };
+  }
+
+  /**
+   * A prepared statement whose result columns changed under it (a migration added a column to a
+   * table it reads with *) fails with 0A000 until it is prepared again: it gets a new name.
+   */
+  forgetIfStale(error: unknown, text: string, settings?: Readonly<Record<string, string>>): boolean {
+    if (!isStalePlan(error)) return false;
+    this.names.delete(keyOf(text, settings));
+    this.generation++;
+    return true;
+  }
+
+  /** A client's queries, prepared (under these transaction settings). */
+  preparing(client: pg.ClientBase, settings?: Readonly<Record<string, string>>): Queryable {
+    return this.enabled ? new PreparingClient(client, this, settings) : client;
+  }
+}
+
+/** A transaction's client whose statements with parameters are prepared (StatementNames). */
+class PreparingClient implements Queryable {
+  constructor(
+    private readonly client: pg.ClientBase,
+    private readonly statements: StatementNames,
+    private readonly settings?: Readonly<Record<string, string>>,
+  ) {}
+
+  query<R extends pg.QueryResultRow = pg.QueryResultRow>(
+    text: string,
+    values?: unknown[],
+  ): Promise<pg.QueryResult<R>> {
+    return this.client.query<R>(this.statements.config(text, values, this.settings)).catch((error) => {
+      // The transaction fails; run again (Database.transaction), it prepares the statement anew.
+      this.statements.forgetIfStale(error, text, this.settings);
+      throw error;
+    });
+  }
+
+  /** The same client while these settings hold (a nested transaction's SET LOCAL). */
+  under(settings: Readonly<Record<string, string>>): Queryable {
+    return new PreparingClient(this.client, this.statements, { ...this.settings, ...settings });
+  }
+}
+
+const MAX_PREPARED = 1000;
+
+function keyOf(text: string, settings?: Readonly<Record<string, string>>): string {
+  return settings ? `${JSON.stringify(settings)}\n${text}` : text;
+}
+
+/** feature_not_supported, "cached plan must not change result type": see forgetIfStale. */
+function isStalePlan(error: unknown): boolean {
+  return (
+    (error as { code?: string }).code === "0A000" &&
+    /cached plan must not change result type/.test((error as Error).message)
+  );
+}
+
+/**
  * The one way TME talks to Postgres: a pool, typed parameterised queries and transactions.
  * Timestamps come back as Date, bigint counts as numbers (they stay far below 2^53 here).
  */
@@ -199,12 +290,14 @@ export class Database implements Db {
   private storageReportedAt = 0;
   private readonly onStorageFailure: (message: string) => void;
   private readonly onAuthenticationFailure: (() => void) | undefined;
+  private readonly statements: StatementNames;
 
   constructor(options: DatabaseOptions) {
     if (!options.connectionString === !options.connection) {
       throw new Error("Database: give exactly one of connectionString and connection");
     }
     this.onAuthenticationFailure = options.onAuthenticationFailure;
+    this.statements = new StatementNames(options.preparedStatements ?? true);
     this.pool = new pg.Pool({
       ...(options.connection ?? {
         connectionString: options.connectionString,
@@ -239,7 +332,12 @@ export class Database implements Db {
     values?: unknown[],
   ): Promise<pg.QueryResult<R>> {
     try {
-      return await this.reauthenticating(() => this.pool.query<R>(text, values));
+      const run = () => this.reauthenticating(() => this.pool.query<R>(this.statements.config(text, values)));
+      return await run().catch((error) => {
+        // A statement on its own did nothing: run it again, prepared anew.
+        if (this.statements.forgetIfStale(error, text)) return run();
+        throw error;
+      });
     } catch (error) {
       throw this.noted(error);
     }
@@ -295,7 +393,8 @@ export class Database implements Db {
         return await this.transactionOnce(fn, options);
       } catch (error) {
         const code = (error as { code?: string }).code ?? "";
-        if (attempt >= TRANSIENT_ATTEMPTS || !TRANSIENT_SQLSTATES.has(code)) throw error;
+        if (attempt >= TRANSIENT_ATTEMPTS || !(TRANSIENT_SQLSTATES.has(code) || isStalePlan(error)))
+          throw error;
         await new Promise((resolve) => setTimeout(resolve, Math.random() * 10 * attempt));
       }
     }
@@ -314,7 +413,7 @@ export class Database implements Db {
     let broken: unknown;
     try {
       await client.query(options.settings ? `BEGIN; ${setLocal(options.settings)}` : "BEGIN");
-      const result = await fn(client);
+      const result = await fn(this.statements.preparing(client, options.settings));
       await client.query("COMMIT");
       return result;
     } catch (error) {
@@ -370,7 +469,9 @@ export class TransactionBoundDb implements Db {
     if (!options.settings) return fn(this.client);
     await this.client.query(setLocal(options.settings));
     try {
-      return await fn(this.client);
+      return await fn(
+        this.client instanceof PreparingClient ? this.client.under(options.settings) : this.client,
+      );
     } finally {
       await this.client.query(resetLocal(options.settings));
     }
