@@ -59,7 +59,9 @@ describe("a worker that cannot renew its lease", () => {
       expect(run.work_ended_at!.getTime()).toBeLessThan(leaseEnd.getTime());
 
       // The reaper takes it back once the lease expired: the lost run does not spend the task's
-      // only attempt, and the waiting reason says what happened.
+      // only attempt, and the waiting reason says what happened. The pool stops first: one still
+      // running would claim the task again at once, and its reason would be that attempt's.
+      await pool.stop();
       await h.waitFor(async () => (await queue.reapExpired()).requeued === 1, 10_000, "the reap");
       const requeued = await h.task(task.id);
       expect(requeued).toMatchObject({ status: "queued", attempt: 1, infra_retries: 1, max_attempts: 1 });
@@ -77,7 +79,6 @@ describe("a worker that cannot renew its lease", () => {
         now,
       );
       expect(reason).toContain("handed back after its worker was lost");
-      await pool.stop();
     } finally {
       queue.heartbeat = heartbeat;
     }
