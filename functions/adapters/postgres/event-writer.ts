@@ -74,28 +74,46 @@ export async function writeEvent(tx: Queryable, event: TmeEvent, taskId?: string
   );
 }
 
+/** The events of taskEventCtes as its jsonb parameter: each TmeEvent with its task_id. */
+export function taskEventsJson(items: ReadonlyArray<{ event: TmeEvent; taskId: string }>): string {
+  return JSON.stringify(items.map(({ event, taskId }) => ({ ...event, task_id: taskId })));
+}
+
 /**
- * writeEvent for many task events at once (bulk actions): one statement whatever the number
- * of events.
+ * The CTEs that record task events, for a statement that writes them with the change they
+ * describe (writeTaskEvents, the claim): `events` is a query of one jsonb column `e` (rows of
+ * taskEventsJson); `outboxChannel` and `eventsChannel` are the parameters naming OUTBOX_CHANNEL
+ * and TASK_EVENTS_CHANNEL. The statement must read `events_woken` (a SELECT CTE runs only when
+ * read): it sends the NOTIFYs.
+ */
+export function taskEventCtes(events: string, outboxChannel: string, eventsChannel: string): string {
+  return `e AS (${events}),
+  history AS (
+    INSERT INTO task_events (event_id, namespace, task_id, type, data, occurred_at)
+    SELECT e->>'id', e->>'namespace', e->>'task_id', e->>'type', e->'data', (e->>'occurred_at')::timestamptz
+    FROM e),
+  relayed AS (
+    INSERT INTO outbox (event_id, namespace, type, payload)
+    SELECT e->>'id', e->>'namespace', e->>'type', e - 'task_id' FROM e WHERE ${goesToBus("e->>'namespace'", "e->>'type'")}
+    RETURNING 1),
+  events_woken AS (
+    SELECT (SELECT pg_notify(${outboxChannel}, '') WHERE EXISTS (SELECT 1 FROM relayed)) AS relay,
+      (SELECT pg_notify(${eventsChannel}, '') WHERE EXISTS (SELECT 1 FROM e)) AS stream)`;
+}
+
+/**
+ * writeEvent for many task events at once (bulk actions, completions): one statement whatever
+ * the number of events.
  */
 export async function writeTaskEvents(
   tx: Queryable,
   items: ReadonlyArray<{ event: TmeEvent; taskId: string }>,
 ): Promise<void> {
   if (items.length === 0) return;
-  const events = items.map(({ event, taskId }) => ({ ...event, task_id: taskId }));
   await tx.query(
-    `WITH e AS (SELECT value AS e FROM jsonb_array_elements($1::jsonb)),
-     history AS (
-       INSERT INTO task_events (event_id, namespace, task_id, type, data, occurred_at)
-       SELECT e->>'id', e->>'namespace', e->>'task_id', e->>'type', e->'data', (e->>'occurred_at')::timestamptz
-       FROM e),
-     relayed AS (
-       INSERT INTO outbox (event_id, namespace, type, payload)
-       SELECT e->>'id', e->>'namespace', e->>'type', e - 'task_id' FROM e WHERE ${goesToBus("e->>'namespace'", "e->>'type'")}
-       RETURNING 1)
-     SELECT (SELECT pg_notify($2, '') WHERE EXISTS (SELECT 1 FROM relayed)), pg_notify($3, '')`,
-    [JSON.stringify(events), OUTBOX_CHANNEL, TASK_EVENTS_CHANNEL],
+    `WITH ${taskEventCtes("SELECT value AS e FROM jsonb_array_elements($1::jsonb)", "$2", "$3")}
+     SELECT * FROM events_woken`,
+    [taskEventsJson(items), OUTBOX_CHANNEL, TASK_EVENTS_CHANNEL],
   );
 }
 

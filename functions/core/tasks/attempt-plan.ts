@@ -10,6 +10,21 @@ import type { AttemptEnd } from "./task-queue.js";
  * transaction; the events describe the task as it is after the change (the row it returned).
  */
 
+/**
+ * A claimed candidate as its claim leaves it: running its next attempt for this worker, started
+ * at `at`. The claim statement writes these values (the lease's expiry is the database's clock).
+ */
+export function claimedTask(task: Task, workerId: string, at: Date): Task {
+  return {
+    ...task,
+    status: "running",
+    attempt: task.attempt + 1,
+    lease_owner: workerId,
+    started_at: at,
+    updated_at: at,
+  };
+}
+
 /** task.started, for a task as the claim left it. */
 export function startedEvent(task: Task, workerId: string, now: Date): TmeEvent {
   return newEvent("task.started", task.namespace, { task: toTaskView(task), worker_id: workerId }, now);

@@ -1,4 +1,4 @@
-import { startedEvent } from "../../../core/tasks/attempt-plan.js";
+import { claimedTask, startedEvent } from "../../../core/tasks/attempt-plan.js";
 import type { Task } from "../../../core/tasks/task.js";
 import {
   type ClaimedBatch,
@@ -7,7 +7,8 @@ import {
   typeKey,
 } from "../../../core/tasks/task-queue.js";
 import type { Db, Queryable } from "../database.js";
-import { writeTaskEvents } from "../event-writer.js";
+import { TASK_EVENTS_CHANNEL, taskEventCtes, taskEventsJson, writeTaskEvents } from "../event-writer.js";
+import { OUTBOX_CHANNEL } from "../outbox-repository.js";
 import { TASK_COLUMNS } from "../task-repository.js";
 import { ATTEMPT_LEFT, CLAIM_ORDER, CLAIMABLE, openRunsByName, SORT_FREE, typeLockKey } from "./queue-sql.js";
 
@@ -44,10 +45,8 @@ export class KnownLimits {
   }
 }
 
-// Run intervals start at clock_timestamp(), not now() (the transaction's start): a claim that
-// waited for a type's advisory lock must not appear to start before the run whose end freed its slot.
-const START = `status = 'running', attempt = t.attempt + 1, lease_owner = $1,
-  lease_expires_at = now() + make_interval(secs => $2), started_at = clock_timestamp(), updated_at = now()`;
+// $1 worker id, $2 lease seconds. The lease runs on the database's clock (the reaper reads it).
+const START = `status = 'running', lease_owner = $1, lease_expires_at = now() + make_interval(secs => $2)`;
 
 /**
  * The limited types already at their limit, among the names given: a claim passes over them.
@@ -59,10 +58,17 @@ const FULL_TYPES = `
   JOIN (${openRunsByName("$1::text[]")}) o ON o.name = l.name
   WHERE o.open >= l.lim`;
 
+const TASK_COLUMNS_T = TASK_COLUMNS.split(",")
+  .map((c) => `t.${c.trim()}`)
+  .join(", ");
+
 /**
  * The candidates of one claim: the best claimable rows no other claimer holds, locked for this
  * transaction (SKIP LOCKED: claimers never wait for each other's rows), passing over the full
- * types ($2).
+ * types ($2); whole rows, since the core plans their claim and task.started from them. Each row
+ * also carries the paused types (and a claim that finds nothing gets one row of them alone): a
+ * pool that came up short passes over wake-ups about only those (worker-pool.ts), and asking in
+ * the same statement saves a round trip on every claim that empties the queue.
  *
  * The full types come as a parameter, from FULL_TYPES run just before, not as a subquery here:
  * the planner cannot see into a subquery's result and guesses it filters out nearly every row, so
@@ -71,41 +77,44 @@ const FULL_TYPES = `
  * the column's statistics (and SORT_FREE covers statistics that are stale).
  */
 const CANDIDATES = `
-  SELECT t.id, t.name FROM tasks t
-  WHERE ${CLAIMABLE} AND t.name <> ALL ($2::text[])
-  ORDER BY ${CLAIM_ORDER}
-  LIMIT $1 FOR UPDATE SKIP LOCKED`;
+  SELECT t.*, p.paused
+  FROM (SELECT coalesce(jsonb_agg(jsonb_build_array(namespace, name)), '[]') AS paused FROM task_type_pauses) p
+  LEFT JOIN LATERAL (
+    SELECT ${TASK_COLUMNS_T} FROM tasks t
+    WHERE ${CLAIMABLE} AND t.name <> ALL ($2::text[])
+    ORDER BY ${CLAIM_ORDER}
+    LIMIT $1 FOR UPDATE SKIP LOCKED) t ON true
+  ORDER BY ${CLAIM_ORDER}`;
 
 /**
- * Claims the candidates (in claim order) that their type's limit leaves room for: each attempt
- * becomes running with its lease, its run row and, written after, its task.started event. The
- * open runs are counted by this statement, after the types' locks were taken by the one before
- * it, so it sees every claim that committed before this one could lock.
+ * Claims the candidates (in claim order, $3) that their type's limit leaves room for, as the core
+ * planned them: each attempt becomes running with its lease ($4 the planned attempt, $7 its start)
+ * and its run row, and its task.started event ($8, planned for every candidate) is written for the
+ * claimed ones only. The open runs are counted by this statement, after the types' locks were
+ * taken by the one before it, so it sees every claim that committed before this one could lock.
+ * It answers only which were claimed and their leases: the rest of each row is the plan.
  */
 const CLAIM = `
   WITH pick AS (
-    SELECT p.id, p.name, row_number() OVER (PARTITION BY p.name ORDER BY p.pos) AS nth
-    FROM unnest($3::text[], $4::text[]) WITH ORDINALITY AS p(id, name, pos)),
+    SELECT p.id, p.name, p.attempt, row_number() OVER (PARTITION BY p.name ORDER BY p.pos) AS nth
+    FROM unnest($3::text[], $9::text[], $4::int[]) WITH ORDINALITY AS p(id, name, attempt, pos)),
   room AS (
     SELECT l.name, l.lim - COALESCE(o.open, 0) AS room FROM unnest($5::text[], $6::int[]) AS l(name, lim)
     LEFT JOIN (${openRunsByName("$5::text[]")}) o
       ON o.name = l.name),
   claimed AS (
-    UPDATE tasks t SET ${START}
+    UPDATE tasks t SET ${START}, attempt = pick.attempt, started_at = $7, updated_at = $7
     FROM pick LEFT JOIN room ON room.name = pick.name
     WHERE t.id = pick.id AND (room.room IS NULL OR pick.nth <= room.room)
     RETURNING t.*),
   runs AS (
     INSERT INTO task_runs (task_id, series, attempt, status, worker_id, started_at, lease_expires_at)
-    SELECT id, series, attempt, 'running', $1, started_at, lease_expires_at FROM claimed)
-  SELECT ${TASK_COLUMNS} FROM claimed t ORDER BY ${CLAIM_ORDER}`;
+    SELECT id, series, attempt, 'running', $1, started_at, lease_expires_at FROM claimed),
+  ${taskEventCtes("SELECT value AS e FROM jsonb_array_elements($8::jsonb) WHERE value->>'task_id' IN (SELECT id FROM claimed)", "$10", "$11")}
+  SELECT id, lease_expires_at, (SELECT count(*) FROM events_woken) AS woken FROM claimed`;
 
-/** The paused types: a pool passes over wake-ups about only them (worker-pool.ts). */
-async function readPausedTypes(tx: Queryable): Promise<string[]> {
-  const { rows } = await tx.query<{ namespace: string; name: string }>(
-    "SELECT namespace, name FROM task_type_pauses",
-  );
-  return rows.map((r) => typeKey(r.namespace, r.name));
+function pausedTypeKeys(paused: Array<[string, string]>): string[] {
+  return paused.map(([namespace, name]) => typeKey(namespace, name));
 }
 
 /** Takes the advisory locks of these limited types, in one order for every claimer (no deadlock). */
@@ -117,10 +126,10 @@ async function lockTypes(tx: Queryable, names: string[]): Promise<void> {
 
 /**
  * Claims up to `max` tasks for their next attempt in one transaction of its own: candidates in
- * claim order, the whole transaction planned without sorts (SORT_FREE, sent with the BEGIN),
- * limited types checked under their locks, then the runs and task.started events; the paused
- * types only when the claim came up short. Five round trips with BEGIN and COMMIT when no limited
- * type is involved (six when short); the claim's UPDATE, which starts the tasks' clocks, is the
+ * claim order (with the paused types), the whole transaction planned without sorts (SORT_FREE,
+ * sent with the BEGIN), limited types checked under their locks, then one statement writes the
+ * claims the core planned, their runs and their task.started events. Four round trips with BEGIN
+ * and COMMIT when no limited type is involved; the claim, which starts the tasks' clocks, is the
  * third.
  */
 export function claimBatch(
@@ -140,28 +149,39 @@ export function claimBatch(
           : (await tx.query<{ name: string }>(FULL_TYPES, [limitedNames, limitValues])).rows.map(
               (r) => r.name,
             );
-      const { rows: candidates } = await tx.query<{ id: string; name: string }>(CANDIDATES, [max, full]);
-      if (candidates.length === 0)
-        return { tasks: [], candidates: 0, pausedTypes: await readPausedTypes(tx) };
+      const { rows } = await tx.query<Task & { paused: Array<[string, string]> }>(CANDIDATES, [max, full]);
+      const pausedTypes = pausedTypeKeys(rows[0]?.paused ?? []);
+      const candidates: Task[] = rows.flatMap(({ paused: _, ...task }) => (task.id === null ? [] : [task]));
+      if (candidates.length === 0) return { tasks: [], candidates: 0, pausedTypes };
       const limited = [...new Set(candidates.map((c) => c.name))].filter(
         (name) => limits.of(name) !== undefined,
       );
       await lockTypes(tx, limited);
-      const { rows: tasks } = await tx.query<Task>(CLAIM, [
+      // The clock starts after the types' locks were granted (as in claimOne).
+      const at = now();
+      const planned = candidates.map((candidate) => claimedTask(candidate, workerId, at));
+      const { rows: claimed } = await tx.query<{ id: string; lease_expires_at: Date }>(CLAIM, [
         workerId,
         leaseSeconds,
-        candidates.map((c) => c.id),
-        candidates.map((c) => c.name),
+        planned.map((t) => t.id),
+        planned.map((t) => t.attempt),
         limited,
         limited.map((name) => limits.of(name)),
+        at,
+        taskEventsJson(planned.map((task) => ({ event: startedEvent(task, workerId, at), taskId: task.id }))),
+        planned.map((t) => t.name),
+        OUTBOX_CHANNEL,
+        TASK_EVENTS_CHANNEL,
       ]);
-      const at = now();
-      await writeTaskEvents(
-        tx,
-        tasks.map((task) => ({ event: startedEvent(task, workerId, at), taskId: task.id })),
-      );
-      const pausedTypes = candidates.length < max ? await readPausedTypes(tx) : undefined;
-      return { tasks, candidates: candidates.length, pausedTypes };
+      const leases = new Map(claimed.map((c) => [c.id, c.lease_expires_at]));
+      return {
+        // In claim order, as planned (the candidates came in it).
+        tasks: planned.flatMap((task) =>
+          leases.has(task.id) ? [{ ...task, lease_expires_at: leases.get(task.id)! }] : [],
+        ),
+        candidates: candidates.length,
+        pausedTypes: candidates.length < max ? pausedTypes : undefined,
+      };
     },
     { settings: SORT_FREE },
   );
@@ -206,16 +226,20 @@ export async function claimOne(
     const { rows: open } = await tx.query<{ open: number }>(openRunsByName("ARRAY[$1::text]"), [row.name]);
     if ((open[0]?.open ?? 0) >= limit) return skip("type_at_limit");
   }
+  // Its clock starts after the type's lock was granted: a claim that waited for it must not
+  // appear to start before the run whose end freed its slot.
+  const at = now();
   const { rows: started } = await tx.query<Task>(
     `WITH claimed AS (
-       UPDATE tasks t SET ${START} WHERE t.id = $3 AND t.status IN ('queued', 'retrying') RETURNING t.*),
+       UPDATE tasks t SET ${START}, attempt = $4, started_at = $5, updated_at = $5
+       WHERE t.id = $3 AND t.status IN ('queued', 'retrying') RETURNING t.*),
      runs AS (
        INSERT INTO task_runs (task_id, series, attempt, status, worker_id, started_at, lease_expires_at)
        SELECT id, series, attempt, 'running', $1, started_at, lease_expires_at FROM claimed)
      SELECT ${TASK_COLUMNS} FROM claimed`,
-    [workerId, leaseSeconds, taskId],
+    [workerId, leaseSeconds, taskId, attempt, at],
   );
   const task = started[0]!;
-  await writeTaskEvents(tx, [{ event: startedEvent(task, workerId, now()), taskId: task.id }]);
+  await writeTaskEvents(tx, [{ event: startedEvent(task, workerId, at), taskId: task.id }]);
   return { claimed: task };
 }
