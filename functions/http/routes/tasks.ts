@@ -17,12 +17,12 @@ import { waitingReason } from "../../core/tasks/waiting-reason.js";
 import { decodeKeysetCursor, decodeSeqCursor, nextCursorHeader } from "../cursor.js";
 import { errorResponse, response } from "../openapi.js";
 import { type AnyRoute, defineRoute } from "../route.js";
+import { actionRoute } from "./action-route.js";
 import {
   BulkActionBody,
   BulkPreviewQuery,
   BulkResultSchema,
   CreateTaskBody,
-  EmptyBody,
   ListTasksQuery,
   PageQuery,
   TaskEventSchema,
@@ -177,14 +177,10 @@ const ACTION_DOCS = {
 
 const ACTIONS = { cancel: cancelTask, pause: pauseTask, resume: resumeTask, restart: restartTask } as const;
 
-function actionRoute(action: keyof typeof ACTIONS) {
-  return defineRoute({
-    method: "POST",
-    path: `/task/{task_id}/${action}`,
+function taskActionRoute(action: keyof typeof ACTIONS) {
+  return actionRoute(`/task/{task_id}/${action}`, `task.${action}`, {
     scope: "tasks:write",
     params: TaskIdParams,
-    body: EmptyBody,
-    auditAction: `task.${action}`,
     docs: {
       summary: ACTION_DOCS[action],
       tags: TAGS,
@@ -194,10 +190,8 @@ function actionRoute(action: keyof typeof ACTIONS) {
         409: ILLEGAL,
       },
     },
-    async handle(req, app) {
-      const task = await ACTIONS[action](controlDeps(app), req.namespace, req.params.task_id);
-      return { status: 200, body: await presentTask(app, task) };
-    },
+    act: async (req, app) =>
+      presentTask(app, await ACTIONS[action](controlDeps(app), req.namespace, req.params.task_id)),
   });
 }
 
@@ -351,10 +345,10 @@ export const taskRoutes: AnyRoute[] = [
   bulkPreviewRoute,
   getTaskRoute,
   updateTaskRoute,
-  actionRoute("cancel"),
-  actionRoute("pause"),
-  actionRoute("resume"),
-  actionRoute("restart"),
+  taskActionRoute("cancel"),
+  taskActionRoute("pause"),
+  taskActionRoute("resume"),
+  taskActionRoute("restart"),
   taskRunsRoute,
   taskEventsRoute,
 ];
