@@ -2,7 +2,7 @@ import { PostgresListener } from "../adapters/postgres/listener.js";
 import { OUTBOX_CHANNEL } from "../adapters/postgres/outbox-repository.js";
 import type { AppContext } from "../context.js";
 import { QUEUE_DISPATCH } from "../core/events/event.js";
-import { type OutboxSink, relayOutboxBatch } from "../core/outbox/outbox.js";
+import { type OutboxSink, relayOutboxBatch, sinkOfType } from "../core/outbox/outbox.js";
 import { notifiedLoopService } from "./notified-loop-service.js";
 import type { BackgroundService } from "./runtime.js";
 import { wakeableLoop } from "./wakeable-loop.js";
@@ -11,11 +11,7 @@ import { wakeableLoop } from "./wakeable-loop.js";
  * Locally, workers claim straight from Postgres (woken by NOTIFY), so a queue signal has
  * nowhere further to go: relaying it means marking it done. In the cloud the same rows go to SQS.
  */
-export const localQueueSink: OutboxSink = {
-  name: "local-queue",
-  accepts: (type) => type === QUEUE_DISPATCH,
-  publish: async () => ({ failed: [] }),
-};
+export const localQueueSink = sinkOfType(QUEUE_DISPATCH, "local-queue", async () => ({ failed: [] }));
 
 /**
  * Relays the outbox in the local runtime: woken by NOTIFY on every write, and every

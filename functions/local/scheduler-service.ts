@@ -1,7 +1,7 @@
 import { PostgresListener } from "../adapters/postgres/listener.js";
 import { SCHEDULE_CHANGED_CHANNEL } from "../adapters/postgres/schedule-repository.js";
 import type { AppContext } from "../context.js";
-import type { OutboxSink } from "../core/outbox/outbox.js";
+import { sinkOfType } from "../core/outbox/outbox.js";
 import { type FireOutcome, fireDueSchedules, realignSchedules } from "../core/schedules/fire-schedule.js";
 import { SCHEDULER_SYNC } from "../core/schedules/scheduler-port.js";
 import { notifiedLoopService } from "./notified-loop-service.js";
@@ -13,11 +13,7 @@ import { wakeableLoop } from "./wakeable-loop.js";
  * scheduler.sync row has nowhere to go: relaying it means marking it done. In the cloud the
  * same rows drive EventBridge Scheduler (functions/adapters/aws/eventbridge-scheduler.ts).
  */
-export const localSchedulerSink: OutboxSink = {
-  name: "local-scheduler",
-  accepts: (type) => type === SCHEDULER_SYNC,
-  publish: async () => ({ failed: [] }),
-};
+export const localSchedulerSink = sinkOfType(SCHEDULER_SYNC, "local-scheduler", async () => ({ failed: [] }));
 
 export interface SchedulerServiceOptions {
   /**

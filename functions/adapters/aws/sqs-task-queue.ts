@@ -1,7 +1,7 @@
 import { SendMessageBatchCommand, type SendMessageBatchRequestEntry, SQSClient } from "@aws-sdk/client-sqs";
 import { type PriorityClass, priorityClassOf } from "../../config/cloud-environment.js";
 import { QUEUE_DISPATCH, type QueueDispatch } from "../../core/events/event.js";
-import type { OutboxMessage, OutboxSink, PublishFailure } from "../../core/outbox/outbox.js";
+import { type OutboxSink, type PublishFailure, sinkOfType } from "../../core/outbox/outbox.js";
 
 /** One SQS queue per priority class (the ranges live in the cloud environment contract). */
 export type TaskQueueUrls = Record<PriorityClass, string>;
@@ -31,55 +31,51 @@ export function sqsTaskQueueSink(
   client: SQSClient = new SQSClient({}),
   now: () => Date = () => new Date(),
 ): OutboxSink {
-  return {
-    name: "sqs-task-queue",
-    accepts: (type) => type === QUEUE_DISPATCH,
-    async publish(messages: OutboxMessage[]) {
-      const failed: PublishFailure[] = [];
-      const byQueue = new Map<string, Array<{ id: number; entry: SendMessageBatchRequestEntry }>>();
-      for (const message of messages) {
-        const dispatch = message.payload as QueueDispatch;
-        if (typeof dispatch?.task_id !== "string") {
-          failed.push({ id: message.id, error: "queue.dispatch payload has no task_id" });
-          continue;
-        }
-        const dueInMs = new Date(dispatch.run_at).getTime() - now().getTime();
-        const delay = Number.isFinite(dueInMs) ? Math.max(0, Math.ceil(dueInMs / 1000)) : 0;
-        if (delay > MAX_DELAY_SECONDS) {
-          failed.push({
-            id: message.id,
-            error: `not due for ${delay} s; SQS delays at most ${MAX_DELAY_SECONDS} s`,
-          });
-          continue;
-        }
-        const url = urls[priorityClassOf(dispatch.priority)];
-        const entry: SendMessageBatchRequestEntry = {
-          Id: String(message.id),
-          MessageBody: JSON.stringify(dispatch),
-          ...(delay > 0 ? { DelaySeconds: delay } : {}),
-        };
-        byQueue.set(url, [...(byQueue.get(url) ?? []), { id: message.id, entry }]);
+  return sinkOfType(QUEUE_DISPATCH, "sqs-task-queue", async (messages) => {
+    const failed: PublishFailure[] = [];
+    const byQueue = new Map<string, Array<{ id: number; entry: SendMessageBatchRequestEntry }>>();
+    for (const message of messages) {
+      const dispatch = message.payload as QueueDispatch;
+      if (typeof dispatch?.task_id !== "string") {
+        failed.push({ id: message.id, error: "queue.dispatch payload has no task_id" });
+        continue;
       }
-      for (const [url, entries] of byQueue) {
-        for (let i = 0; i < entries.length; i += BATCH_SIZE) {
-          const batch = entries.slice(i, i + BATCH_SIZE);
-          try {
-            const output = await client.send(
-              new SendMessageBatchCommand({ QueueUrl: url, Entries: batch.map((b) => b.entry) }),
-            );
-            for (const failure of output.Failed ?? []) {
-              failed.push({
-                id: Number(failure.Id),
-                error: `SQS ${failure.Code ?? "error"}: ${failure.Message ?? "send failed"}`,
-              });
-            }
-          } catch (error) {
-            // The whole call failed (throttled, network): every entry of this batch is retried.
-            failed.push(...batch.map((b) => ({ id: b.id, error: `SQS: ${(error as Error).message}` })));
+      const dueInMs = new Date(dispatch.run_at).getTime() - now().getTime();
+      const delay = Number.isFinite(dueInMs) ? Math.max(0, Math.ceil(dueInMs / 1000)) : 0;
+      if (delay > MAX_DELAY_SECONDS) {
+        failed.push({
+          id: message.id,
+          error: `not due for ${delay} s; SQS delays at most ${MAX_DELAY_SECONDS} s`,
+        });
+        continue;
+      }
+      const url = urls[priorityClassOf(dispatch.priority)];
+      const entry: SendMessageBatchRequestEntry = {
+        Id: String(message.id),
+        MessageBody: JSON.stringify(dispatch),
+        ...(delay > 0 ? { DelaySeconds: delay } : {}),
+      };
+      byQueue.set(url, [...(byQueue.get(url) ?? []), { id: message.id, entry }]);
+    }
+    for (const [url, entries] of byQueue) {
+      for (let i = 0; i < entries.length; i += BATCH_SIZE) {
+        const batch = entries.slice(i, i + BATCH_SIZE);
+        try {
+          const output = await client.send(
+            new SendMessageBatchCommand({ QueueUrl: url, Entries: batch.map((b) => b.entry) }),
+          );
+          for (const failure of output.Failed ?? []) {
+            failed.push({
+              id: Number(failure.Id),
+              error: `SQS ${failure.Code ?? "error"}: ${failure.Message ?? "send failed"}`,
+            });
           }
+        } catch (error) {
+          // The whole call failed (throttled, network): every entry of this batch is retried.
+          failed.push(...batch.map((b) => ({ id: b.id, error: `SQS: ${(error as Error).message}` })));
         }
       }
-      return { failed };
-    },
-  };
+    }
+    return { failed };
+  });
 }

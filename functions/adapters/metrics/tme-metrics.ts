@@ -57,98 +57,88 @@ export interface MetricsOptions {
   maxNamespaces: number;
 }
 
+/** A registry with Node's default process metrics, which the scrape lists before TME's own. */
+function registryWithDefaultMetrics(): client.Registry {
+  const registry = new client.Registry();
+  client.collectDefaultMetrics({ register: registry });
+  return registry;
+}
+
 /**
  * Every Prometheus metric TME exposes, on a registry of its own (so two runtimes in one process,
  * as in tests, never share series). Names follow Prometheus conventions: base units (seconds),
  * `_total` for counters, bounded labels (route templates, capped task names and namespaces).
  */
 export class TmeMetrics {
-  readonly registry = new client.Registry();
+  readonly registry = registryWithDefaultMetrics();
+  private readonly registers = [this.registry];
   private readonly names: LabelBudget;
   private readonly namespaces: LabelBudget;
 
-  readonly tasksCreated: client.Counter<"namespace" | "task_name">;
-  readonly attemptsStarted: client.Counter<"namespace" | "task_name">;
-  readonly attemptsFinished: client.Counter<"namespace" | "task_name" | "outcome">;
-  readonly tasksFinished: client.Counter<"namespace" | "task_name" | "outcome">;
-  readonly attemptDuration: client.Histogram<"task_name" | "outcome">;
-  readonly startLatency: client.Histogram<"task_name">;
-  readonly claims: client.Counter<"result">;
-  readonly webhookDeliveries: client.Counter<"outcome">;
-  readonly webhookDuration: client.Histogram<"outcome">;
-  readonly httpRequests: client.Counter<"method" | "route" | "status">;
-  readonly httpDuration: client.Histogram<"method" | "route">;
+  readonly tasksCreated = this.counter(
+    "tme_tasks_created_total",
+    "Tasks stored (from the API and from schedules)",
+    ["namespace", "task_name"],
+  );
+  readonly attemptsStarted = this.counter(
+    "tme_task_attempts_started_total",
+    "Attempts this process started",
+    ["namespace", "task_name"],
+  );
+  readonly attemptsFinished = this.counter(
+    "tme_task_attempts_finished_total",
+    "Attempts this process ended, by outcome (succeeded, failed, timed_out, cancelled, retrying, released, lost)",
+    ["namespace", "task_name", "outcome"],
+  );
+  readonly tasksFinished = this.counter(
+    "tme_tasks_finished_total",
+    "Tasks that reached a final status at the end of an attempt in this process (succeeded, failed, timed_out, cancelled)",
+    ["namespace", "task_name", "outcome"],
+  );
+  readonly attemptDuration = this.histogram(
+    "tme_task_attempt_duration_seconds",
+    "How long attempts ran, claim to recorded end",
+    ["task_name", "outcome"],
+    DURATION_BUCKETS,
+  );
+  readonly startLatency = this.histogram(
+    "tme_task_start_latency_seconds",
+    "From when a task became due (its creation, or its run_at if later) to the start of its first attempt",
+    ["task_name"],
+    DURATION_BUCKETS,
+  );
+  readonly claims = this.counter(
+    "tme_task_claims_total",
+    "Claims made by the worker pool, by whether they took tasks (claimed) or found none (empty)",
+    ["result"],
+  );
+  readonly webhookDeliveries = this.counter(
+    "tme_webhook_deliveries_total",
+    "Webhook attempts, by outcome (succeeded, retrying, failed, given_up)",
+    ["outcome"],
+  );
+  readonly webhookDuration = this.histogram(
+    "tme_webhook_delivery_duration_seconds",
+    "Latency of webhook attempts, request sent to response read",
+    ["outcome"],
+    REQUEST_BUCKETS,
+  );
+  readonly httpRequests = this.counter(
+    "tme_http_requests_total",
+    "API requests, by method, route template and status",
+    ["method", "route", "status"],
+  );
+  readonly httpDuration = this.histogram(
+    "tme_http_request_duration_seconds",
+    "API request latency, by method and route template",
+    ["method", "route"],
+    REQUEST_BUCKETS,
+  );
 
   constructor(options: MetricsOptions, sources: GaugeSources) {
     this.names = new LabelBudget(options.maxTaskNames);
     this.namespaces = new LabelBudget(options.maxNamespaces);
-    const registers = [this.registry];
-    client.collectDefaultMetrics({ register: this.registry });
-
-    const counter = <L extends string>(name: string, help: string, labelNames: L[]) =>
-      new client.Counter<L>({ name, help, labelNames, registers });
-    const histogram = <L extends string>(name: string, help: string, labelNames: L[], buckets: number[]) =>
-      new client.Histogram<L>({ name, help, labelNames, buckets, registers });
-
-    this.tasksCreated = counter("tme_tasks_created_total", "Tasks stored (from the API and from schedules)", [
-      "namespace",
-      "task_name",
-    ]);
-    this.attemptsStarted = counter("tme_task_attempts_started_total", "Attempts this process started", [
-      "namespace",
-      "task_name",
-    ]);
-    this.attemptsFinished = counter(
-      "tme_task_attempts_finished_total",
-      "Attempts this process ended, by outcome (succeeded, failed, timed_out, cancelled, retrying, released, lost)",
-      ["namespace", "task_name", "outcome"],
-    );
-    this.tasksFinished = counter(
-      "tme_tasks_finished_total",
-      "Tasks that reached a final status at the end of an attempt in this process (succeeded, failed, timed_out, cancelled)",
-      ["namespace", "task_name", "outcome"],
-    );
-    this.attemptDuration = histogram(
-      "tme_task_attempt_duration_seconds",
-      "How long attempts ran, claim to recorded end",
-      ["task_name", "outcome"],
-      DURATION_BUCKETS,
-    );
-    this.startLatency = histogram(
-      "tme_task_start_latency_seconds",
-      "From when a task became due (its creation, or its run_at if later) to the start of its first attempt",
-      ["task_name"],
-      DURATION_BUCKETS,
-    );
-    this.claims = counter(
-      "tme_task_claims_total",
-      "Claims made by the worker pool, by whether they took tasks (claimed) or found none (empty)",
-      ["result"],
-    );
-    this.webhookDeliveries = counter(
-      "tme_webhook_deliveries_total",
-      "Webhook attempts, by outcome (succeeded, retrying, failed, given_up)",
-      ["outcome"],
-    );
-    this.webhookDuration = histogram(
-      "tme_webhook_delivery_duration_seconds",
-      "Latency of webhook attempts, request sent to response read",
-      ["outcome"],
-      REQUEST_BUCKETS,
-    );
-    this.httpRequests = counter(
-      "tme_http_requests_total",
-      "API requests, by method, route template and status",
-      ["method", "route", "status"],
-    );
-    this.httpDuration = histogram(
-      "tme_http_request_duration_seconds",
-      "API request latency, by method and route template",
-      ["method", "route"],
-      REQUEST_BUCKETS,
-    );
-
-    this.defineGauges(sources, registers);
+    this.defineGauges(sources, this.registers);
   }
 
   /** The namespace and task-name labels of a task, within their budgets. */
@@ -162,6 +152,20 @@ export class TmeMetrics {
 
   async scrape(): Promise<{ contentType: string; text: string }> {
     return { contentType: this.registry.contentType, text: await this.registry.metrics() };
+  }
+
+  /** A counter on this registry; its label type is the union of `labelNames`. */
+  private counter<L extends string>(name: string, help: string, labelNames: L[]): client.Counter<L> {
+    return new client.Counter<L>({ name, help, labelNames, registers: this.registers });
+  }
+
+  private histogram<L extends string>(
+    name: string,
+    help: string,
+    labelNames: L[],
+    buckets: number[],
+  ): client.Histogram<L> {
+    return new client.Histogram<L>({ name, help, labelNames, buckets, registers: this.registers });
   }
 
   private defineGauges(sources: GaugeSources, registers: client.Registry[]): void {

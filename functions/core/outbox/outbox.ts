@@ -30,6 +30,11 @@ export interface OutboxSink {
   publish(messages: OutboxMessage[]): Promise<{ failed: PublishFailure[] }>;
 }
 
+/** The sink of one message type (a queue signal, a scheduler sync): most sinks take exactly one. */
+export function sinkOfType(type: string, name: string, publish: OutboxSink["publish"]): OutboxSink {
+  return { name, accepts: (candidate) => candidate === type, publish };
+}
+
 /** Port: the outbox table. */
 export interface OutboxStore {
   /**

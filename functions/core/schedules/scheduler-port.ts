@@ -1,4 +1,4 @@
-import type { OutboxMessage, OutboxSink, PublishFailure } from "../outbox/outbox.js";
+import { type OutboxSink, type PublishFailure, sinkOfType } from "../outbox/outbox.js";
 import type { Schedule } from "./schedule.js";
 
 /** Outbox type of "make the cloud scheduler match this schedule" (payload: DesiredSchedule). */
@@ -56,21 +56,17 @@ export function schedulerSyncSink(
   port: SchedulerPort,
   current?: (scheduleId: string) => Promise<DesiredSchedule | undefined>,
 ): OutboxSink {
-  return {
-    name: "scheduler",
-    accepts: (type) => type === SCHEDULER_SYNC,
-    async publish(messages: OutboxMessage[]) {
-      const failed: PublishFailure[] = [];
-      for (const message of messages) {
-        const written = message.payload as DesiredSchedule;
-        try {
-          const desired = (current ? await current(written.schedule_id) : undefined) ?? written;
-          await port.apply(desired);
-        } catch (error) {
-          failed.push({ id: message.id, error: `${written.schedule_id}: ${(error as Error).message}` });
-        }
+  return sinkOfType(SCHEDULER_SYNC, "scheduler", async (messages) => {
+    const failed: PublishFailure[] = [];
+    for (const message of messages) {
+      const written = message.payload as DesiredSchedule;
+      try {
+        const desired = (current ? await current(written.schedule_id) : undefined) ?? written;
+        await port.apply(desired);
+      } catch (error) {
+        failed.push({ id: message.id, error: `${written.schedule_id}: ${(error as Error).message}` });
       }
-      return { failed };
-    },
-  };
+    }
+    return { failed };
+  });
 }

@@ -18,6 +18,7 @@ import { toTaskView } from "../../core/tasks/task.js";
 import { decodeKeysetCursor, nextCursorHeader, PageQueryFields } from "../cursor.js";
 import { errorResponse, response } from "../openapi.js";
 import { defineRoute } from "../route.js";
+import { actionRoute } from "./action-route.js";
 import {
   EmptyBody,
   Labels,
@@ -192,23 +193,17 @@ const SCHEDULE_ACTIONS = {
 /** POST /schedule/{schedule_id}/pause and /resume: the schedule after the action. */
 function scheduleActionRoute(action: keyof typeof SCHEDULE_ACTIONS) {
   const { run, summary, description, result } = SCHEDULE_ACTIONS[action];
-  return defineRoute({
-    method: "POST",
-    path: `/schedule/{schedule_id}/${action}`,
+  return actionRoute(`/schedule/{schedule_id}/${action}`, `schedule.${action}`, {
     scope: "schedules:write",
     params: ScheduleParams,
-    body: EmptyBody,
-    auditAction: `schedule.${action}`,
     docs: {
       summary,
       tags: TAGS,
       description,
       responses: { 200: { description: result, schema: ScheduleViewSchema }, 404: notFound },
     },
-    async handle(req, app) {
-      const schedule = await run(store(app), deps(app), req.namespace, req.params.schedule_id);
-      return { status: 200, body: toScheduleView(schedule) };
-    },
+    act: async (req, app) =>
+      toScheduleView(await run(store(app), deps(app), req.namespace, req.params.schedule_id)),
   });
 }
 

@@ -4,7 +4,8 @@ import type { TaskTypeSummary } from "../../core/tasks/task-control-store.js";
 import { decodeNameCursor, nextCursorHeader } from "../cursor.js";
 import { response } from "../openapi.js";
 import { type AnyRoute, defineRoute } from "../route.js";
-import { EmptyBody, PageQuery, TaskTypeParams, TaskTypeSchema } from "./task-schemas.js";
+import { actionRoute } from "./action-route.js";
+import { PageQuery, TaskTypeParams, TaskTypeSchema } from "./task-schemas.js";
 import { DEFAULT_PAGE_SIZE } from "./tasks.js";
 
 const TAGS = ["task types"];
@@ -42,13 +43,9 @@ const listTaskTypesRoute = defineRoute({
 });
 
 function typeActionRoute(action: "pause" | "resume") {
-  return defineRoute({
-    method: "POST",
-    path: `/task-types/{name}/${action}`,
+  return actionRoute(`/task-types/{name}/${action}`, `task_type.${action}`, {
     scope: "tasks:write",
     params: TaskTypeParams,
-    body: EmptyBody,
-    auditAction: `task_type.${action}`,
     docs: {
       summary:
         action === "pause"
@@ -59,12 +56,12 @@ function typeActionRoute(action: "pause" | "resume") {
         'Running tasks are not affected; paused queued tasks stay `queued` with waiting_reason "task type paused".',
       responses: { 200: response("The task type", TaskTypeSchema) },
     },
-    async handle(req, app) {
+    async act(req, app) {
       const { name } = req.params;
       if (action === "pause")
         await app.taskControl.pauseType(req.namespace, name, req.principal?.keyId ?? "unknown");
       else await app.taskControl.resumeType(req.namespace, name);
-      return { status: 200, body: present(app, await app.taskControl.taskType(req.namespace, name)) };
+      return present(app, await app.taskControl.taskType(req.namespace, name));
     },
   });
 }

@@ -17,12 +17,12 @@ import { hasQueuePlace, type WaitingFacts, waitingReason } from "../../core/task
 import { decodeKeysetCursor, decodeSeqCursor, nextCursorHeader } from "../cursor.js";
 import { errorResponse, response } from "../openapi.js";
 import { type AnyRoute, defineRoute } from "../route.js";
+import { actionRoute } from "./action-route.js";
 import {
   BulkActionBody,
   BulkPreviewQuery,
   BulkResultSchema,
   CreateTaskBody,
-  EmptyBody,
   ListTasksQuery,
   PageQuery,
   TaskEventSchema,
@@ -184,14 +184,10 @@ const ACTION_DOCS = {
 
 const ACTIONS = { cancel: cancelTask, pause: pauseTask, resume: resumeTask, restart: restartTask } as const;
 
-function actionRoute(action: keyof typeof ACTIONS) {
-  return defineRoute({
-    method: "POST",
-    path: `/task/{task_id}/${action}`,
+function taskActionRoute(action: keyof typeof ACTIONS) {
+  return actionRoute(`/task/{task_id}/${action}`, `task.${action}`, {
     scope: "tasks:write",
     params: TaskIdParams,
-    body: EmptyBody,
-    auditAction: `task.${action}`,
     docs: {
       summary: ACTION_DOCS[action],
       tags: TAGS,
@@ -201,10 +197,8 @@ function actionRoute(action: keyof typeof ACTIONS) {
         409: ILLEGAL,
       },
     },
-    async handle(req, app) {
-      const task = await ACTIONS[action](controlDeps(app), req.namespace, req.params.task_id);
-      return { status: 200, body: await presentTask(app, task) };
-    },
+    act: async (req, app) =>
+      presentTask(app, await ACTIONS[action](controlDeps(app), req.namespace, req.params.task_id)),
   });
 }
 
@@ -358,10 +352,10 @@ export const taskRoutes: AnyRoute[] = [
   bulkPreviewRoute,
   getTaskRoute,
   updateTaskRoute,
-  actionRoute("cancel"),
-  actionRoute("pause"),
-  actionRoute("resume"),
-  actionRoute("restart"),
+  taskActionRoute("cancel"),
+  taskActionRoute("pause"),
+  taskActionRoute("resume"),
+  taskActionRoute("restart"),
   taskRunsRoute,
   taskEventsRoute,
 ];
