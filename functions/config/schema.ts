@@ -153,6 +153,12 @@ export const DbConfigSchema = z
     user: z.string().min(1).default("postgres"),
     password: z.string().default(""),
     ssl: z.boolean().default(false),
+    /**
+     * Prepare statements once per connection (faster; see Database). Off behind a pooler that
+     * hands one session's statements to different server connections (PgBouncer in
+     * transaction mode before 1.21, RDS Proxy): they would fail with 26000 or pin sessions.
+     */
+    prepared_statements: z.boolean().default(true),
     pool: section({
       max: z.number().int().min(1).max(500).default(10),
       idle_timeout_ms: z.number().int().min(0).default(30000),

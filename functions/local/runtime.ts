@@ -107,6 +107,7 @@ export async function startLocalRuntime(options: StartOptions): Promise<RunningT
       connectionString: target.connectionString,
       ssl: false,
       max: config.db.pool.max,
+      preparedStatements: config.db.prepared_statements,
       idleTimeoutMillis: config.db.pool.idle_timeout_ms,
       connectionTimeoutMillis: config.db.pool.connection_timeout_ms,
       // Well inside a lease: a frozen TME's locks are gone before its tasks' leases run out.

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Database } from "../../functions/adapters/postgres/database.js";
+import { Database, PLAN_PER_CALL } from "../../functions/adapters/postgres/database.js";
 import { SORT_FREE } from "../../functions/adapters/postgres/queue/queue-sql.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/database.js";
 
@@ -84,6 +84,32 @@ describe("prepared statements", () => {
         await tx.query("SELECT label FROM prepared_probe WHERE id = $1", [1]);
       });
       expect(statements).toEqual([]);
+    } finally {
+      await db.close();
+    }
+  });
+
+  it("plans a statement marked PLAN_PER_CALL at every call, unprepared", async () => {
+    const db = new Database({ connectionString: database.url, max: 1 });
+    try {
+      const statements = await preparedOn(db, async (tx) => {
+        await tx.query(`SELECT label FROM prepared_probe WHERE label = $1 ${PLAN_PER_CALL}`, ["one"]);
+      });
+      expect(statements).toEqual([]);
+    } finally {
+      await db.close();
+    }
+  });
+
+  it("prepares a statement again when the connection no longer holds it (26000)", async () => {
+    const db = new Database({ connectionString: database.url, max: 1 });
+    try {
+      const text = "SELECT label FROM prepared_probe WHERE id = $1 AND label IS NOT NULL";
+      expect(await db.rows(text, [1])).toEqual([{ label: "one" }]);
+      // What a pooler in transaction mode does to a session's statements: the server forgets them.
+      await db.query("DEALLOCATE ALL");
+      expect(await db.rows(text, [2])).toEqual([{ label: "two" }]);
+      expect((await db.transaction((tx) => tx.query(text, [1]))).rows).toEqual([{ label: "one" }]);
     } finally {
       await db.close();
     }

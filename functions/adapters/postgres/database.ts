@@ -194,6 +194,14 @@ function typed(error: unknown): unknown {
 }
 
 /**
+ * A comment that keeps a statement unprepared: parsed and planned at every call, for its values.
+ * A prepared statement may settle on one generic plan after a few calls, blind to its values;
+ * that suits TME's batch statements (arrays and JSON, the same plan whatever they hold) but not a
+ * filter whose best plan depends on what it asks for (a rare label against a common one).
+ */
+export const PLAN_PER_CALL = "/* tme: planned per call */";
+
+/**
  * Names for prepared statements: one per statement text and transaction settings. A prepared
  * statement keeps the plan it settled on, so one run inside SORT_FREE and outside it (the
  * waiting facts) gets a statement of its own under each. Texts are TME's own and few; past
@@ -207,7 +215,7 @@ class StatementNames {
   constructor(private readonly enabled: boolean) {}
 
   config(text: string, values: unknown[] | undefined, settings?: Readonly<Record<string, string>>) {
-    if (!this.enabled || values === undefined) return { text, values };
+    if (!this.enabled || values === undefined || text.includes(PLAN_PER_CALL)) return { text, values };
     const key = keyOf(text, settings);
     let name = this.names.get(key);
     if (name === undefined) {
@@ -221,7 +229,9 @@ class StatementNames {
 
   /**
    * A prepared statement whose result columns changed under it (a migration added a column to a
-   * table it reads with *) fails with 0A000 until it is prepared again: it gets a new name.
+   * table it reads with *) fails with 0A000 until it is prepared again, and one the connection no
+   * longer holds (26000: a pooler between, or pg closing it after a value failed to convert) with
+   * 26000: either way it gets a new name, so the next call prepares it anew.
    */
   forgetIfStale(error: unknown, text: string, settings?: Readonly<Record<string, string>>): boolean {
     if (!isStalePlan(error)) return false;
@@ -267,11 +277,15 @@ function keyOf(text: string, settings?: Readonly<Record<string, string>>): strin
   return settings ? `${JSON.stringify(settings)}\n${text}` : text;
 }
 
-/** feature_not_supported, "cached plan must not change result type": see forgetIfStale. */
+/**
+ * feature_not_supported "cached plan must not change result type", or invalid_sql_statement_name
+ * (the statement is gone from the connection): see forgetIfStale.
+ */
 function isStalePlan(error: unknown): boolean {
+  const code = (error as { code?: string }).code;
   return (
-    (error as { code?: string }).code === "0A000" &&
-    /cached plan must not change result type/.test((error as Error).message)
+    code === "26000" ||
+    (code === "0A000" && /cached plan must not change result type/.test((error as Error).message))
   );
 }
 

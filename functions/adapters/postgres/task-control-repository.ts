@@ -10,7 +10,7 @@ import type {
   TaskTypeSummary,
 } from "../../core/tasks/task-control-store.js";
 import { AHEAD_COUNT_CAP, type WaitingFacts } from "../../core/tasks/waiting-reason.js";
-import { Database, type Db, type Queryable } from "./database.js";
+import { Database, type Db, PLAN_PER_CALL, type Queryable } from "./database.js";
 import {
   notifyTaskControl,
   type QueueSignalRoute,
@@ -44,7 +44,9 @@ function filterSql(namespace: string, filter: TaskFilter, first = 1): { where: s
   if (filter.schedule_id !== undefined) add((p) => `schedule_id = ${p}`, filter.schedule_id);
   if (filter.created_after) add((p) => `created_at > ${p}`, filter.created_after);
   if (filter.created_before) add((p) => `created_at < ${p}`, filter.created_before);
-  return { where: clauses.join(" AND "), values };
+  // Which index serves a filter depends on its values (a rare label, a common status): planned
+  // per call, never settled on one generic plan.
+  return { where: `${clauses.join(" AND ")} ${PLAN_PER_CALL}`, values };
 }
 
 const TASK_COLUMNS_T = TASK_COLUMNS.split(",")

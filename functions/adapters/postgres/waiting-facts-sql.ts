@@ -4,7 +4,7 @@ import { OPEN_RUNS, openRunsByName } from "./queue/queue-sql.js";
 /**
  * The facts behind waiting_reason (core/tasks/waiting-reason.ts) as SQL select-list items, for
  * the two statements that read them: the page's facts query (task-control-repository.ts) and the
- * create statement (task-repository.ts), which reads them in the snapshot of its own commit so
+ * create statement (task-repository.ts), which reads them in its own snapshot (at its start) so
  * that a create's answer needs no second query unless the task has a place in the line.
  *
  * `names` is a text[] expression of the task names asked about; `types` a relation with columns

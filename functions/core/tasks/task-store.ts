@@ -18,7 +18,7 @@ export type NewTask = Omit<
 >;
 
 /**
- * A task as stored, with the queue around it as the commit that stored it saw it (open runs,
+ * A task as stored, with the queue around it as the statement that stored it saw it (open runs,
  * paused types, live workers): the facts of its waiting_reason but for its place in the line,
  * which is read apart and only when the task has one (hasQueuePlace).
  */
