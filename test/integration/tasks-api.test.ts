@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import pg from "pg";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { TASK_CONTROL_CHANNEL } from "../../functions/adapters/postgres/event-writer.js";
 import { TaskEventSchema, TaskRunSchema, TaskViewSchema } from "../../functions/http/routes/task-schemas.js";
 import { insertRun, insertTask } from "../helpers/tasks.js";
@@ -503,6 +503,33 @@ describe("GET /tasks", () => {
     expect(await ids(`created_after=${at(2).toISOString()}`)).toEqual([d, c]);
     expect(await ids(`created_before=${at(2).toISOString()}`)).toEqual([a]);
     expect(await ids("name=alpha&status=queued")).toEqual([a]);
+  });
+
+  it("filters by label through tasks_labels_idx, which holds only labelled tasks", async () => {
+    const rows = await t.app.db.rows<{ indexdef: string }>(
+      "SELECT indexdef FROM pg_indexes WHERE indexname = 'tasks_labels_idx'",
+    );
+    expect(rows[0]?.indexdef).toContain("WHERE (labels <> '{}'::jsonb)");
+    const sent = vi.spyOn(t.app.db, "query");
+    try {
+      expect((await t.request("GET", "/tasks?label=team:ops")).status).toBe(200);
+      const [text] = sent.mock.calls.find(([sql]) => sql.includes("labels @>"))!;
+      expect(text).toMatch(/labels @> \$\d+::jsonb AND labels <> '\{\}'::jsonb/);
+      const condition = "labels @> $1::jsonb AND labels <> '{}'::jsonb";
+      // That condition with sequential scans priced out: the index's predicate must follow
+      // from it, or the planner could not use the index at all.
+      const plan = await t.app.db.transaction(async (tx) => {
+        await tx.query("SET LOCAL enable_seqscan = off");
+        const { rows: lines } = await tx.query<{ "QUERY PLAN": string }>(
+          `EXPLAIN SELECT id FROM tasks WHERE ${condition}`,
+          [JSON.stringify({ team: "ops" })],
+        );
+        return lines.map((r) => r["QUERY PLAN"]).join("\n");
+      });
+      expect(plan).toContain("tasks_labels_idx");
+    } finally {
+      sent.mockRestore();
+    }
   });
 
   it.each([

@@ -38,8 +38,9 @@ function filterSql(namespace: string, filter: TaskFilter, first = 1): { where: s
   else if (filter.status) add((p) => `status = ANY(${p}::task_status[])`, filter.status);
   if (filter.name !== undefined) add((p) => `name = ${p}`, filter.name);
   if (filter.labels && Object.keys(filter.labels).length > 0) {
-    // jsonb containment: served by the GIN index tasks_labels_idx (jsonb_path_ops).
-    add((p) => `labels @> ${p}::jsonb`, JSON.stringify(filter.labels));
+    // jsonb containment: served by the GIN index tasks_labels_idx (jsonb_path_ops), which holds
+    // only labelled tasks (migration 0063): the second condition lets the planner use it.
+    add((p) => `labels @> ${p}::jsonb AND labels <> '{}'::jsonb`, JSON.stringify(filter.labels));
   }
   if (filter.schedule_id !== undefined) add((p) => `schedule_id = ${p}`, filter.schedule_id);
   if (filter.created_after) add((p) => `created_at > ${p}`, filter.created_after);
