@@ -11,7 +11,7 @@ import { BOOTSTRAP_KEY, call, type Scratch, scratch, sleep, until } from "./harn
 /**
  * The data directory on a small tmpfs of the test's own, so that "full" and "read-only" are
  * real conditions of the file system PostgreSQL writes to, not simulated by TME. Mounting needs
- * root (CI runs as root); elsewhere the tests say why they skip.
+ * root (CI runs as root); without it the tests fail saying so, rather than pass unseen.
  */
 interface Volume {
   mountPoint: string;
@@ -22,12 +22,14 @@ interface Volume {
   unmount(): void;
 }
 
-function mountVolume(s: Scratch, sizeMb: number): Volume | string {
+function mountVolume(s: Scratch, sizeMb: number): Volume {
   const mountPoint = path.join(s.dir, "volume");
   mkdirSync(mountPoint, { recursive: true });
   const mounted = spawnSync("mount", ["-t", "tmpfs", "-o", `size=${sizeMb}m`, "tmpfs", mountPoint]);
   if (mounted.status !== 0)
-    return `cannot mount a tmpfs here (${mounted.stderr.toString().trim()}); run as root`;
+    throw new Error(
+      `the storage fault tests mount a tmpfs, which needs root (CI runs as root): ${mounted.stderr.toString().trim()}`,
+    );
   const filler = path.join(mountPoint, "filler");
   return {
     mountPoint,
@@ -98,11 +100,10 @@ describe("the data directory's disk", () => {
   // Found 12 task rows for 11 answers of 201 (2026-12-02): the audit row was written after the
   // create had committed, and failed on the full disk. It is now written in the create's commit
   // (test/integration/create-audit-commit.test.ts).
-  it("full: writes answer 503 database_storage_full (never 500), /health says storage_full; once space is freed every 201 runs once and nothing is corrupt", async (ctx) => {
+  it("full: writes answer 503 database_storage_full (never 500), /health says storage_full; once space is freed every 201 runs once and nothing is corrupt", async () => {
     const s = scratch({ poll_interval_ms: 200 });
     cleanups.push(() => s.cleanup());
     const volume = mountVolume(s, 300);
-    if (typeof volume === "string") return ctx.skip(`no tmpfs could be mounted (needs root): ${volume}`);
     cleanups.push(() => volume.unmount());
 
     let tme = await startOn(volume.dataDir);
@@ -176,11 +177,10 @@ describe("the data directory's disk", () => {
     );
   }, 300_000);
 
-  it("read-only: TME refuses to start with one clear line and exit code 1, then starts on the same data once writable", async (ctx) => {
+  it("read-only: TME refuses to start with one clear line and exit code 1, then starts on the same data once writable", async () => {
     const s = scratch({});
     cleanups.push(() => s.cleanup());
     const volume = mountVolume(s, 300);
-    if (typeof volume === "string") return ctx.skip(`no tmpfs could be mounted (needs root): ${volume}`);
     cleanups.push(() => volume.unmount());
 
     let tme = await startOn(volume.dataDir);
