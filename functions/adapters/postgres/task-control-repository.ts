@@ -22,7 +22,7 @@ import { GroupCommit } from "./group-commit.js";
 import { type Keyset, keysetPage } from "./keyset.js";
 import { OUTBOX_CHANNEL } from "./outbox-repository.js";
 import { CLAIM_ORDER, claimableAt, SORT_FREE } from "./queue/queue-sql.js";
-import { TASK_COLUMNS } from "./task-repository.js";
+import { TASK_COLUMNS, TASK_COLUMNS_T } from "./task-repository.js";
 import { type QueueFactsRow, queueFactsOf, queueFactsSelect } from "./waiting-facts-sql.js";
 
 /** The WHERE clause of a filter, with its parameters numbered from `first`. */
@@ -49,10 +49,6 @@ function filterSql(namespace: string, filter: TaskFilter, first = 1): { where: s
   // per call, never settled on one generic plan.
   return { where: `${clauses.join(" AND ")} ${PLAN_PER_CALL}`, values };
 }
-
-const TASK_COLUMNS_T = TASK_COLUMNS.split(",")
-  .map((c) => `t.${c.trim()}`)
-  .join(", ");
 
 /**
  * Writes the planned changes whose tasks still have their expected status: one UPDATE for the

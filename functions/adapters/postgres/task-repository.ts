@@ -19,6 +19,11 @@ export const TASK_COLUMNS = `id, namespace, name, description, command, handler,
   series, max_attempts, timeout_seconds, progress, result, error, schedule_id, labels, run_at, created_at,
   updated_at, started_at, finished_at, lease_owner, lease_expires_at, infra_retries, trace_context`;
 
+/** TASK_COLUMNS qualified by the alias `t`, for statements that join tasks to other rows. */
+export const TASK_COLUMNS_T = TASK_COLUMNS.split(",")
+  .map((c) => `t.${c.trim()}`)
+  .join(", ");
+
 /** One create as the statement takes it: the task, its task.created event, its queue signal. */
 interface CreateRow {
   task: NewTask & { trace_context: string | null };
@@ -90,10 +95,10 @@ woken AS (
     (SELECT pg_notify($6, '') WHERE EXISTS (SELECT 1 FROM relayed))
 )
 SELECT ${TASK_COLUMNS}, (SELECT count(*) FROM audited) AS audited, (SELECT count(*) FROM woken) AS woken,
-  facts.*
-FROM created CROSS JOIN (
-  SELECT ${queueFactsSelect("ARRAY(SELECT DISTINCT name FROM input)", "(SELECT DISTINCT namespace, name FROM input) AS asked")}
-) facts`;
+  (SELECT to_jsonb(f) FROM (
+    SELECT ${queueFactsSelect("ARRAY(SELECT DISTINCT name FROM input)", "(SELECT DISTINCT namespace, name FROM input) AS asked")}
+  ) f) AS facts
+FROM created`;
 
 async function insertTasks(db: Queryable, rows: CreateRow[], route: QueueSignalRoute): Promise<StoredTask[]> {
   // jsonb_to_recordset reads the columns CREATE_TASKS_SQL names and ignores the task's other fields.
@@ -105,7 +110,7 @@ async function insertTasks(db: Queryable, rows: CreateRow[], route: QueueSignalR
     dispatch,
   }));
   const audit = rows.flatMap((r) => (r.audit ? [r.audit] : []));
-  type CreatedRow = Task & QueueFactsRow & { audited: number; woken: number };
+  type CreatedRow = Task & { audited: number; woken: number; facts: QueueFactsRow };
   const { rows: stored } = await db.query<CreatedRow>(CREATE_TASKS_SQL, [
     JSON.stringify(input),
     QUEUE_DISPATCH,
@@ -115,14 +120,9 @@ async function insertTasks(db: Queryable, rows: CreateRow[], route: QueueSignalR
     OUTBOX_CHANNEL,
     TASK_EVENTS_CHANNEL,
   ]);
-  const waiting = queueFactsOf(stored[0]!);
+  const waiting = queueFactsOf(stored[0]!.facts);
   const byId = new Map(
-    stored.map(
-      ({ audited: _a, woken: _w, total: _t, by_name: _n, paused: _p, workers: _k, slots: _s, ...task }) => [
-        task.id,
-        task as Task,
-      ],
-    ),
+    stored.map(({ audited: _a, woken: _w, facts: _f, ...task }) => [task.id, task as Task]),
   );
   return rows.map((r) => ({ task: byId.get(r.task.id)!, waiting }));
 }

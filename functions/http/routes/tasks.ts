@@ -40,7 +40,6 @@ const TAGS = ["tasks"];
 const NOT_FOUND = errorResponse("No such task in this namespace");
 const ILLEGAL = errorResponse("Illegal for the task's current status (details name it)");
 
-/** Tasks as the API shows them: the stored task plus why it waits, from facts gathered per page. */
 /**
  * Tasks as the API shows them, with their waiting_reason. `known` are facts already read with the
  * tasks (a create's, StoredTask.waiting): they serve unless a task needs its place in the line.

@@ -9,7 +9,7 @@ import {
 import type { Db, Queryable } from "../database.js";
 import { TASK_EVENTS_CHANNEL, taskEventCtes, taskEventsJson, writeTaskEvents } from "../event-writer.js";
 import { OUTBOX_CHANNEL } from "../outbox-repository.js";
-import { TASK_COLUMNS } from "../task-repository.js";
+import { TASK_COLUMNS, TASK_COLUMNS_T } from "../task-repository.js";
 import { ATTEMPT_LEFT, CLAIM_ORDER, CLAIMABLE, openRunsByName, SORT_FREE, typeLockKey } from "./queue-sql.js";
 
 /** The per-type concurrency limit of a task name (task_plugins.yaml `concurrency`), if any. */
@@ -57,10 +57,6 @@ const FULL_TYPES = `
   SELECT l.name FROM unnest($1::text[], $2::int[]) AS l(name, lim)
   JOIN (${openRunsByName("$1::text[]")}) o ON o.name = l.name
   WHERE o.open >= l.lim`;
-
-const TASK_COLUMNS_T = TASK_COLUMNS.split(",")
-  .map((c) => `t.${c.trim()}`)
-  .join(", ");
 
 /**
  * The candidates of one claim: the best claimable rows no other claimer holds, locked for this

@@ -7,7 +7,7 @@ import type { Task, TaskProgress } from "../../../core/tasks/task.js";
 import type { AttemptEnd, Lease, WorkInterval } from "../../../core/tasks/task-queue.js";
 import type { Queryable } from "../database.js";
 import { type QueueSignalRoute, writeQueueSignals, writeTaskEvents } from "../event-writer.js";
-import { TASK_COLUMNS } from "../task-repository.js";
+import { TASK_COLUMNS, TASK_COLUMNS_T } from "../task-repository.js";
 import type { KnownLimits } from "./claim.js";
 import { CLAIM_ORDER, CLAIMABLE, MAX_ERROR_BYTES, sanitizeReplacer } from "./queue-sql.js";
 
@@ -27,10 +27,6 @@ export interface CompleteOptions {
   now: () => Date;
   queueSignals: QueueSignalRoute;
 }
-
-const TASK_COLUMNS_T = TASK_COLUMNS.split(",")
-  .map((c) => `t.${c.trim()}`)
-  .join(", ");
 
 /**
  * Every completion of the batch in one statement. An attempt's task is written only if the lease
