@@ -151,16 +151,18 @@ export function workerPool(
   };
 
   /**
-   * Into the local queue in claim order: a task claimed later but of higher priority (created
-   * after the earlier claim) goes ahead of the queued ones it outranks.
+   * Into the local queue in the order claimed (each claim's tasks come in the line's order, fair
+   * between namespaces), except that a task claimed later but of higher priority (created after
+   * the earlier claim) goes ahead of the queued ones it outranks. Equal priorities keep their
+   * order: sorting them by age would undo the namespaces' turns.
    */
   const enqueue = (entry: QueuedAttempt) => {
     let at = queue.length;
-    while (at > 0 && inClaimOrder(entry.task, queue[at - 1]!.task)) at--;
+    while (at > 0 && entry.task.priority > queue[at - 1]!.task.priority) at--;
     queue.splice(at, 0, entry);
   };
 
-  /** Free slots take queued tasks, the head first (the queue is in claim order). */
+  /** Free slots take queued tasks, the head first (the queue is in the line's order). */
   const dispatch = () => {
     while (executing < slots && queue.length > 0) start(queue.shift()!);
   };
@@ -381,14 +383,6 @@ function onlyPausedTypes(payload: string, paused: ReadonlySet<string>): boolean 
   } catch {
     return false;
   }
-}
-
-/** True when `a` comes before `b` in claim order (priority DESC, run_at, id). */
-function inClaimOrder(a: Task, b: Task): boolean {
-  if (a.priority !== b.priority) return a.priority > b.priority;
-  const byRunAt = a.run_at.getTime() - b.run_at.getTime();
-  if (byRunAt !== 0) return byRunAt < 0;
-  return a.id < b.id;
 }
 
 /**

@@ -21,6 +21,9 @@ type Step =
   | { kind: "toggle"; type: number }
   | { kind: "duplicate" };
 
+/** Tasks are spread over two namespaces (claims take turns between them); a type is paused in both. */
+const NAMESPACES = ["default", "other"] as const;
+
 const typeArb = fc.record({
   limit: fc.option(fc.integer({ min: 1, max: 3 }), { nil: null }),
   paused: fc.boolean(),
@@ -47,10 +50,17 @@ const stepArb: fc.Arbitrary<Step> = fc.oneof(
 );
 const workloadArb = fc.record({
   types: fc.array(typeArb, { minLength: 1, maxLength: 4 }),
-  tasks: fc.array(fc.record({ type: fc.nat(3), priority: fc.integer({ min: 0, max: 9 }) }), {
-    minLength: 1,
-    maxLength: 30,
-  }),
+  tasks: fc.array(
+    fc.record({
+      type: fc.nat(3),
+      priority: fc.integer({ min: 0, max: 9 }),
+      namespace: fc.constantFrom(...NAMESPACES),
+    }),
+    {
+      minLength: 1,
+      maxLength: 30,
+    },
+  ),
   steps: fc.array(stepArb, { minLength: 1, maxLength: 14 }),
 });
 
@@ -64,6 +74,11 @@ afterAll(async () => {
 });
 
 const nameOf = (type: number) => `prop_type_${type}`;
+const pause = (db: TestDatabase["db"], name: string) =>
+  db.query("INSERT INTO task_type_pauses (namespace, name) SELECT unnest($1::text[]), $2", [
+    [...NAMESPACES],
+    name,
+  ]);
 
 describe("batched claims (property)", () => {
   it("never exceed a limit, never take a paused type, never claim an attempt twice, and start higher priorities first", async () => {
@@ -82,13 +97,13 @@ describe("batched claims (property)", () => {
           maxInfraRetries: 100,
         });
         const paused = types.map((t) => t.paused);
-        for (const [i, t] of types.entries())
-          if (t.paused)
-            await db.query("INSERT INTO task_type_pauses (namespace, name) VALUES ('default', $1)", [
-              nameOf(i),
-            ]);
+        for (const [i, t] of types.entries()) if (t.paused) await pause(db, nameOf(i));
         for (const t of tasks)
-          await insertTask(db, { name: nameOf(t.type % types.length), priority: t.priority });
+          await insertTask(db, {
+            name: nameOf(t.type % types.length),
+            priority: t.priority,
+            namespace: t.namespace,
+          });
 
         const claimedAttempts = new Set<string>();
         const running: Task[] = [];
@@ -139,10 +154,7 @@ describe("batched claims (property)", () => {
           } else if (step.kind === "toggle") {
             const type = step.type % types.length;
             paused[type] = !paused[type];
-            if (paused[type])
-              await db.query("INSERT INTO task_type_pauses (namespace, name) VALUES ('default', $1)", [
-                nameOf(type),
-              ]);
+            if (paused[type]) await pause(db, nameOf(type));
             else await db.query("DELETE FROM task_type_pauses WHERE name = $1", [nameOf(type)]);
           } else {
             // The cloud path: the same message twice at once claims at most once.

@@ -116,6 +116,23 @@ describe("waiting_reason", () => {
     expect(await reasonOf(id)).toBe("queued behind 3 tasks of higher or equal priority");
   });
 
+  it("counts the line as claims take it, fair between namespaces of one priority", async () => {
+    const now = Date.now();
+    // busy: five older tasks, two of them running; quiet: one task, the youngest of all.
+    const busy: string[] = [];
+    for (let i = 0; i < 5; i++)
+      busy.push(await insertTask(t.app.db, { namespace: "busy", run_at: new Date(now - 60_000 + i) }));
+    for (let i = 0; i < 2; i++) await insertTask(t.app.db, { namespace: "busy", status: "running" });
+    const quiet = await insertTask(t.app.db, { namespace: "quiet", run_at: new Date(now - 1_000) });
+    // busy holds two slots: its first two queued tasks take turns 3 and 4, quiet's its first.
+    expect(await reasonOf(quiet, "quiet")).toBe("next in queue, waiting for a free worker");
+    expect(await reasonOf(busy[0]!, "busy")).toBe("queued behind 1 task of higher or equal priority");
+    expect(await reasonOf(busy[3]!, "busy")).toBe("queued behind 4 tasks of higher or equal priority");
+    // A higher priority goes first, whatever its namespace.
+    await insertTask(t.app.db, { namespace: "busy", priority: 9 });
+    expect(await reasonOf(quiet, "quiet")).toBe("queued behind 1 task of higher or equal priority");
+  });
+
   it("is right for every task of a mixed list page, from a fixed number of queries", async () => {
     const expected = new Map<string, string | null>();
     expected.set(await insertTask(t.app.db, { status: "paused" }), "paused");

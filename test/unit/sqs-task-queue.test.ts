@@ -65,11 +65,22 @@ describe("the SQS task queue sink", () => {
           priority: 9,
           run_at: new Date(now.getTime() + 30_500).toISOString(),
         }),
+        MessageGroupId: "default",
         DelaySeconds: 31,
       },
     ]);
     expect(calls.find((c) => c.QueueUrl === urls.low)!.Entries!.map((e) => e.Id)).toEqual(["101"]);
     expect(normal[0]!.Entries![0]!.DelaySeconds).toBeUndefined();
+  });
+
+  it("groups each message by its task's namespace, so SQS fair queues share the workers between namespaces", async () => {
+    sqs.on(SendMessageBatchCommand).resolves({ Successful: [], Failed: [] });
+    await sink().publish([dispatch(1, 5), { ...dispatch(2, 5), namespace: "billing" }]);
+    const [call] = sqs.commandCalls(SendMessageBatchCommand).map((c) => c.args[0].input);
+    expect(call!.Entries!.map((e) => [e.Id, e.MessageGroupId])).toEqual([
+      ["1", "default"],
+      ["2", "billing"],
+    ]);
   });
 
   it("returns partial failures and whole-call failures by outbox id; keeps far-future ones back", async () => {

@@ -25,6 +25,11 @@ export const MAX_DELAY_SECONDS = 900;
  * task's priority class. A dispatch due later is sent with DelaySeconds (up to 15 min);
  * the outbox holds a row until its run_at (next_attempt_at), so a row due further out than
  * that arrives here only through clock skew and is handed back as failed, to be retried.
+ *
+ * Each message's group is its task's namespace: on a standard queue that makes SQS a fair queue
+ * (fair queues, 2025), which keeps one namespace's backlog from raising every other namespace's
+ * dwell time, as the local claims take turns between namespaces (queue-sql.ts fairLine). On a
+ * standard queue a group orders nothing and limits nothing; it only tells SQS whose message it is.
  */
 export function sqsTaskQueueSink(
   urls: TaskQueueUrls,
@@ -53,6 +58,7 @@ export function sqsTaskQueueSink(
       const entry: SendMessageBatchRequestEntry = {
         Id: String(message.id),
         MessageBody: JSON.stringify(dispatch),
+        MessageGroupId: message.namespace,
         ...(delay > 0 ? { DelaySeconds: delay } : {}),
       };
       byQueue.set(url, [...(byQueue.get(url) ?? []), { id: message.id, entry }]);

@@ -10,7 +10,16 @@ import type { Db, Queryable } from "../database.js";
 import { TASK_EVENTS_CHANNEL, taskEventCtes, taskEventsJson, writeTaskEvents } from "../event-writer.js";
 import { OUTBOX_CHANNEL } from "../outbox-repository.js";
 import { TASK_COLUMNS, TASK_COLUMNS_T } from "../task-repository.js";
-import { ATTEMPT_LEFT, CLAIM_ORDER, CLAIMABLE, openRunsByName, SORT_FREE, typeLockKey } from "./queue-sql.js";
+import {
+  ATTEMPT_LEFT,
+  CLAIMABLE,
+  FAIR_LINE_CTES,
+  FAIR_ORDER,
+  fairLine,
+  openRunsByName,
+  SORT_FREE,
+  typeLockKey,
+} from "./queue-sql.js";
 
 /** The per-type concurrency limit of a task name (task_plugins.yaml `concurrency`), if any. */
 export type LimitOf = (name: string) => number | undefined;
@@ -59,31 +68,34 @@ const FULL_TYPES = `
   WHERE o.open >= l.lim`;
 
 /**
- * The candidates of one claim: the best claimable rows no other claimer holds, locked for this
- * transaction (SKIP LOCKED: claimers never wait for each other's rows), passing over the full
- * types ($2); whole rows, since the core plans their claim and task.started from them. Each row
- * also carries the paused types (and a claim that finds nothing gets one row of them alone): a
- * pool that came up short passes over wake-ups about only those (worker-pool.ts), and asking in
- * the same statement saves a round trip on every claim that empties the queue.
+ * The candidates of one claim: the first of the line no other claimer holds, fair between
+ * namespaces (fairLine), locked for this transaction (SKIP LOCKED: claimers never wait for each
+ * other's rows), passing over the full types ($2); whole rows, since the core plans their claim
+ * and task.started from them, each with its `turn` (stripped by claimBatch). Each row also
+ * carries the paused types (and a claim that finds nothing gets one row of them alone): a pool
+ * that came up short passes over wake-ups about only those (worker-pool.ts), and asking in the
+ * same statement saves a round trip on every claim that empties the queue.
  *
  * The full types come as a parameter, from FULL_TYPES run just before, not as a subquery here:
  * the planner cannot see into a subquery's result and guesses it filters out nearly every row, so
- * it sorted the whole queue instead of walking tasks_queue_idx in claim order and stopping at the
+ * it sorted the whole queue instead of walking the queue index in claim order and stopping at the
  * limit (21 ms against 0.3 ms per claim with 20,000 queued). With the names as a value it uses
  * the column's statistics (and SORT_FREE covers statistics that are stale).
  */
 const CANDIDATES = `
-  SELECT t.*, p.paused
+  WITH RECURSIVE ${FAIR_LINE_CTES}
+  SELECT l.*, p.paused
   FROM (SELECT coalesce(jsonb_agg(jsonb_build_array(namespace, name)), '[]') AS paused FROM task_type_pauses) p
-  LEFT JOIN LATERAL (
-    SELECT ${TASK_COLUMNS_T} FROM tasks t
-    WHERE ${CLAIMABLE} AND t.name <> ALL ($2::text[])
-    ORDER BY ${CLAIM_ORDER}
-    LIMIT $1 FOR UPDATE SKIP LOCKED) t ON true
-  ORDER BY ${CLAIM_ORDER}`;
+  LEFT JOIN LATERAL (${fairLine({
+    columns: TASK_COLUMNS_T,
+    where: `${CLAIMABLE} AND t.name <> ALL ($2::text[])`,
+    limit: "$1",
+    lock: "FOR UPDATE SKIP LOCKED",
+  })}) l ON true
+  ORDER BY ${FAIR_ORDER}`;
 
 /**
- * Claims the candidates (in claim order, $3) that their type's limit leaves room for, as the core
+ * Claims the candidates (in the line's order, $3) that their type's limit leaves room for, as the core
  * planned them: each attempt becomes running with its lease ($4 the planned attempt, $7 its start)
  * and its run row, and its task.started event ($8, planned for every candidate) is written for the
  * claimed ones only. The open runs are counted by this statement, after the types' locks were
@@ -122,7 +134,7 @@ async function lockTypes(tx: Queryable, names: string[]): Promise<void> {
 
 /**
  * Claims up to `max` tasks for their next attempt in one transaction of its own: candidates in
- * claim order (with the paused types), the whole transaction planned without sorts (SORT_FREE,
+ * the fair line's order (with the paused types), the whole transaction planned without sorts (SORT_FREE,
  * sent with the BEGIN), limited types checked under their locks, then one statement writes the
  * claims the core planned, their runs and their task.started events. Four round trips with BEGIN
  * and COMMIT when no limited type is involved; the claim, which starts the tasks' clocks, is the
@@ -145,9 +157,14 @@ export function claimBatch(
           : (await tx.query<{ name: string }>(FULL_TYPES, [limitedNames, limitValues])).rows.map(
               (r) => r.name,
             );
-      const { rows } = await tx.query<Task & { paused: Array<[string, string]> }>(CANDIDATES, [max, full]);
+      const { rows } = await tx.query<Task & { paused: Array<[string, string]>; turn: number }>(CANDIDATES, [
+        max,
+        full,
+      ]);
       const pausedTypes = pausedTypeKeys(rows[0]?.paused ?? []);
-      const candidates: Task[] = rows.flatMap(({ paused: _, ...task }) => (task.id === null ? [] : [task]));
+      const candidates: Task[] = rows.flatMap(({ paused: _, turn: __, ...task }) =>
+        task.id === null ? [] : [task],
+      );
       if (candidates.length === 0) return { tasks: [], candidates: 0, pausedTypes };
       const limited = [...new Set(candidates.map((c) => c.name))].filter(
         (name) => limits.of(name) !== undefined,
@@ -171,7 +188,7 @@ export function claimBatch(
       ]);
       const leases = new Map(claimed.map((c) => [c.id, c.lease_expires_at]));
       return {
-        // In claim order, as planned (the candidates came in it).
+        // In the line's order, as planned (the candidates came in it).
         tasks: planned.flatMap((task) =>
           leases.has(task.id) ? [{ ...task, lease_expires_at: leases.get(task.id)! }] : [],
         ),

@@ -9,7 +9,7 @@ import type { Queryable } from "../database.js";
 import { type QueueSignalRoute, writeQueueSignals, writeTaskEvents } from "../event-writer.js";
 import { TASK_COLUMNS, TASK_COLUMNS_T } from "../task-repository.js";
 import type { KnownLimits } from "./claim.js";
-import { CLAIM_ORDER, CLAIMABLE, MAX_ERROR_BYTES, sanitizeReplacer } from "./queue-sql.js";
+import { CLAIMABLE, FAIR_LINE_CTES, fairLine, MAX_ERROR_BYTES, sanitizeReplacer } from "./queue-sql.js";
 
 /** One attempt's end, as its worker reports it. */
 export interface Completion {
@@ -152,7 +152,8 @@ export async function completeAttempts(
 }
 
 /**
- * Slots of limited types just freed: signal the next waiting task of each. In the cloud its
+ * Slots of limited types just freed: signal the next waiting task of each (the first of its line,
+ * fair between namespaces). In the cloud its
  * earlier message was dropped while the type was full; this brings it on now instead of at the
  * next sweep. Locally the NOTIFY only wakes the pool a little earlier.
  */
@@ -164,10 +165,13 @@ export async function signalNextOfLimitedTypes(
   const limited = names.filter((name) => options.limits.of(name) !== undefined);
   if (limited.length === 0) return;
   const { rows } = await tx.query<{ id: string; namespace: string; attempt: number; priority: number }>(
-    `SELECT n.id, n.namespace, n.attempt, n.priority FROM unnest($1::text[]) AS l(name)
-     CROSS JOIN LATERAL (
-       SELECT t.id, t.namespace, t.attempt, t.priority FROM tasks t
-       WHERE t.name = l.name AND ${CLAIMABLE} ORDER BY ${CLAIM_ORDER} LIMIT 1) n`,
+    `WITH RECURSIVE ${FAIR_LINE_CTES}
+     SELECT n.id, n.namespace, n.attempt, n.priority FROM unnest($1::text[]) AS freed(name)
+     CROSS JOIN LATERAL (${fairLine({
+       columns: "t.id, t.namespace, t.attempt, t.priority, t.run_at",
+       where: `t.name = freed.name AND ${CLAIMABLE}`,
+       limit: "1",
+     })}) n`,
     [limited],
   );
   const now = options.now();

@@ -3,7 +3,7 @@ import { dispatchFor } from "../../../core/tasks/control-plan.js";
 import type { Task } from "../../../core/tasks/task.js";
 import type { Db, Queryable } from "../database.js";
 import { type QueueSignalRoute, writeQueueSignals } from "../event-writer.js";
-import { CLAIM_ORDER, CLAIMABLE } from "./queue-sql.js";
+import { CLAIMABLE, FAIR_LINE_CTES, fairLine } from "./queue-sql.js";
 
 /** What a queue signal for a task's next attempt needs. */
 type DueTask = Pick<Task, "id" | "namespace" | "attempt" | "priority" | "run_at">;
@@ -43,7 +43,8 @@ export function promoteDueRetries(db: Db, limit: number, route: QueueSignalRoute
 
 /**
  * Cloud safety net: queued tasks that are due, not held by a paused type, and had no queue
- * signal for `olderThanSeconds` get a new one. Covers a message dropped after a skipped claim
+ * signal for `olderThanSeconds` get a new one, the first of the line first (fair between
+ * namespaces). Covers a message dropped after a skipped claim
  * (its type was paused or full) or lost anywhere between the outbox and the worker.
  */
 export function redispatchStranded(
@@ -54,12 +55,16 @@ export function redispatchStranded(
 ): Promise<number> {
   return db.transaction(async (tx) => {
     const { rows } = await tx.query<DueTask>(
-      `SELECT t.id, t.namespace, t.attempt, t.priority, t.run_at FROM tasks t
-       WHERE ${CLAIMABLE}
-         AND t.run_at < now() - make_interval(secs => $1)
-         AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.type = 'queue.dispatch'
-           AND o.payload ->> 'task_id' = t.id AND o.created_at > now() - make_interval(secs => $1))
-       ORDER BY ${CLAIM_ORDER} LIMIT $2 FOR UPDATE SKIP LOCKED`,
+      `WITH RECURSIVE ${FAIR_LINE_CTES}
+       SELECT l.id, l.namespace, l.attempt, l.priority, l.run_at FROM (${fairLine({
+         columns: "t.id, t.namespace, t.attempt, t.priority, t.run_at",
+         where: `${CLAIMABLE}
+           AND t.run_at < now() - make_interval(secs => $1)
+           AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.type = 'queue.dispatch'
+             AND o.payload ->> 'task_id' = t.id AND o.created_at > now() - make_interval(secs => $1))`,
+         limit: "$2",
+         lock: "FOR UPDATE SKIP LOCKED",
+       })}) l`,
       [olderThanSeconds, limit],
     );
     const now = new Date();

@@ -1,0 +1,72 @@
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { PostgresTaskQueue } from "../../functions/adapters/postgres/task-queue-repository.js";
+import { createTestDatabase, type TestDatabase } from "../helpers/database.js";
+import { insertTask } from "../helpers/tasks.js";
+
+/**
+ * Claims take turns between namespaces at one priority: a namespace's turn is its task's place in
+ * its own line plus the slots it holds (queue-sql.ts fairLine), so one namespace's burst does not
+ * hold another's tasks behind it. Priority still comes first, whatever the namespace.
+ */
+
+let database: TestDatabase;
+let queue: PostgresTaskQueue;
+
+beforeAll(async () => {
+  database = await createTestDatabase();
+  queue = new PostgresTaskQueue(database.db, {
+    limitOf: () => undefined,
+    leaseSeconds: 60,
+    outputTailBytes: 1024,
+    maxInfraRetries: 5,
+  });
+});
+afterAll(async () => {
+  await database.drop();
+});
+beforeEach(async () => {
+  await database.db.query("TRUNCATE tasks, task_runs, task_events, outbox, task_type_pauses CASCADE");
+});
+
+const minutesAgo = (m: number) => new Date(Date.now() - m * 60_000);
+
+/** `count` queued tasks of a namespace, the first `from` minutes old and each a minute younger. */
+async function burst(namespace: string, count: number, from: number, priority = 5): Promise<string[]> {
+  const ids: string[] = [];
+  for (let i = 0; i < count; i++)
+    ids.push(await insertTask(database.db, { namespace, priority, run_at: minutesAgo(from - i) }));
+  return ids;
+}
+
+describe("fair claims between namespaces", () => {
+  it("a batch alternates the namespaces' oldest, instead of taking one namespace's burst first", async () => {
+    const busy = await burst("busy", 6, 60);
+    const quiet = await burst("quiet", 2, 10);
+    const batch = await queue.claimBatch("w1", 5);
+    expect(batch.tasks.map((t) => t.id)).toEqual([busy[0], quiet[0], busy[1], quiet[1], busy[2]]);
+  });
+
+  it("gives the next slot to the namespace holding the fewest, even with a younger task", async () => {
+    const busy = await burst("busy", 6, 60);
+    const first = await queue.claimBatch("w1", 3);
+    expect(first.tasks.map((t) => t.id)).toEqual(busy.slice(0, 3));
+    // busy holds 3 slots; a task of quiet created now goes before busy's older fourth.
+    const [late] = await burst("quiet", 1, 0);
+    const next = await queue.claimBatch("w1", 2);
+    expect(next.tasks.map((t) => t.id)).toEqual([late, busy[3]]);
+  });
+
+  it("still starts higher priorities first, whatever their namespace", async () => {
+    await burst("quiet", 2, 30, 5);
+    const [urgent] = await burst("busy", 1, 1, 9);
+    const batch = await queue.claimBatch("w1", 1);
+    expect(batch.tasks.map((t) => t.id)).toEqual([urgent]);
+  });
+
+  it("with one namespace, claims in plain claim order", async () => {
+    const older = await burst("default", 3, 30, 5);
+    const [high] = await burst("default", 1, 1, 7);
+    const batch = await queue.claimBatch("w1", 4);
+    expect(batch.tasks.map((t) => t.id)).toEqual([high, ...older]);
+  });
+});
