@@ -69,4 +69,17 @@ describe("fair claims between namespaces", () => {
     const batch = await queue.claimBatch("w1", 4);
     expect(batch.tasks.map((t) => t.id)).toEqual([high, ...older]);
   });
+
+  it("re-signals stranded tasks (the cloud's safety net) from the front of the fair line", async () => {
+    const busy = await burst("busy", 3, 60);
+    const quiet = await burst("quiet", 1, 30);
+    expect(await queue.redispatchStranded(60, 2)).toBe(2);
+    const { rows } = await database.db.query<{ task_id: string }>(
+      "SELECT payload->>'task_id' AS task_id FROM outbox WHERE type = 'queue.dispatch' ORDER BY id",
+    );
+    expect(rows.map((r) => r.task_id)).toEqual([busy[0], quiet[0]]);
+    // Signalled just now: not stranded again until the threshold passes.
+    expect(await queue.redispatchStranded(60, 10)).toBe(2);
+    expect(await queue.redispatchStranded(60, 10)).toBe(0);
+  });
 });
