@@ -1,3 +1,4 @@
+import pg from "pg";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { PostgresTaskQueue } from "../../functions/adapters/postgres/task-queue-repository.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/database.js";
@@ -82,4 +83,78 @@ describe("fair claims between namespaces", () => {
     expect(await queue.redispatchStranded(60, 10)).toBe(2);
     expect(await queue.redispatchStranded(60, 10)).toBe(0);
   });
+
+  describe("two claimers at once", () => {
+    /**
+     * Claimer A's claim is held open between its candidates and its claim: its candidates include
+     * a task of a limited type whose lock the test holds (claim.ts lockTypes). Whatever A locked
+     * meanwhile, claimer B must not find it.
+     */
+    async function withClaimHeldOpen(run: () => Promise<void>): Promise<void> {
+      const limitedQueue = new PostgresTaskQueue(database.db, {
+        limitOf: (name) => (name === "limited" ? 1 : undefined),
+        leaseSeconds: 60,
+        outputTailBytes: 1024,
+        maxInfraRetries: 5,
+      });
+      const blocker = new pg.Client({ connectionString: database.url });
+      await blocker.connect();
+      try {
+        await blocker.query("SELECT pg_advisory_lock(hashtext('tme.task_type:limited'))");
+        const held = limitedQueue.claimBatch("wA", 1);
+        // A is waiting for the type's lock once its candidates are locked.
+        await waitFor(async () => {
+          const { rows } = await database.db.query<{ n: number }>(
+            "SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND NOT granted",
+          );
+          return rows[0]!.n === 1;
+        });
+        await run();
+        await blocker.query("SELECT pg_advisory_unlock_all()");
+        await held;
+      } finally {
+        await blocker.end();
+      }
+    }
+
+    /** A queued task of the limited type, first of the line (priority 9, an hour and a half old). */
+    async function limitedFirst(): Promise<string> {
+      const [id] = await burst("first", 1, 90, 9);
+      await database.db.query("UPDATE tasks SET name = 'limited' WHERE id = $1", [id]);
+      return id!;
+    }
+
+    it("a claim locks only the tasks it keeps: the heads of the other namespaces stay claimable", async () => {
+      const limited = await limitedFirst();
+      const others = [await burst("n1", 1, 60), await burst("n2", 1, 50), await burst("n3", 1, 40)].flat();
+      await withClaimHeldOpen(async () => {
+        // A (one task) locked the first of the line, the limited task, and nothing else.
+        const b = await queue.claimBatch("wB", 3);
+        expect(b.tasks.map((t) => t.id)).toEqual(others);
+      });
+      const { rows } = await database.db.query<{ lease_owner: string }>(
+        "SELECT lease_owner FROM tasks WHERE id = $1",
+        [limited],
+      );
+      expect(rows[0]!.lease_owner).toBe("wA");
+    });
+
+    it("a second claimer never takes a lower priority while a higher one is left unclaimed", async () => {
+      await limitedFirst();
+      const [high] = await burst("second", 1, 30, 9);
+      await burst("second", 1, 20, 8);
+      await withClaimHeldOpen(async () => {
+        const b = await queue.claimBatch("wB", 1);
+        expect(b.tasks.map((t) => t.id)).toEqual([high]);
+      });
+    });
+  });
 });
+
+async function waitFor(check: () => Promise<boolean>): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error("waitFor: condition not met within 10 s");
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}

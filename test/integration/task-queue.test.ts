@@ -1,5 +1,7 @@
 import type { SQSEvent } from "aws-lambda";
+import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { TASK_QUEUED_CHANNEL } from "../../functions/adapters/postgres/event-writer.js";
 import { PostgresTaskQueue } from "../../functions/adapters/postgres/task-queue-repository.js";
 import type { Task } from "../../functions/core/tasks/task.js";
 import { leaseOf } from "../../functions/core/tasks/task-queue.js";
@@ -226,6 +228,42 @@ describe("the SQS-shaped worker handler", () => {
     await running;
     expect((await signals()).length).toBeGreaterThan(before);
     expect((await worker(sqsEvent([{ id: "c2", taskId: c!.id, attempt: 1 }]))).results.c2).toBe("succeeded");
+  });
+
+  it("locally, a freed slot of a limited type wakes every pool with one NOTIFY", async () => {
+    const localQueue = new PostgresTaskQueue(h.database.db, {
+      limitOf: (name) => h.app.plugins.concurrencyOf(name),
+      leaseSeconds: h.app.config.app.worker.lease_seconds,
+      outputTailBytes: h.app.config.app.shell.output_tail_bytes,
+      maxInfraRetries: h.app.config.app.worker.max_infra_retries,
+      queueSignals: "notify",
+    });
+    const task = await h.create({ name: "limited_local", params: { seconds: 0 }, priority: 9 });
+    const claimed = await localQueue.claim(task!.id, 1, "local-limit");
+    if (!("claimed" in claimed)) throw new Error("not claimed");
+    const listener = new pg.Client({ connectionString: h.database.url });
+    await listener.connect();
+    try {
+      const heard: string[] = [];
+      listener.on("notification", (n) => heard.push(n.payload ?? ""));
+      await listener.query(`LISTEN ${TASK_QUEUED_CHANNEL}`);
+      const outboxBefore = await h.database.db.rows("SELECT id FROM outbox WHERE type = 'queue.dispatch'");
+      expect(
+        await localQueue.finish(
+          leaseOf(claimed.claimed, "local-limit"),
+          { status: "succeeded", result: null },
+          {},
+        ),
+      ).toBe(true);
+      await h.waitFor(async () => heard.length > 0);
+      // About no type in particular (every pool wakes), and no outbox row: nothing reads one locally.
+      expect(heard).toEqual([""]);
+      expect(await h.database.db.rows("SELECT id FROM outbox WHERE type = 'queue.dispatch'")).toHaveLength(
+        outboxBefore.length,
+      );
+    } finally {
+      await listener.end();
+    }
   });
 
   it("answers a record it could not process as a batch item failure, and skips malformed ones", async () => {

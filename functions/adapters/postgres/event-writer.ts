@@ -171,8 +171,7 @@ export async function writeQueueSignals(
 ): Promise<void> {
   if (dispatches.length === 0) return;
   if (route === "notify") {
-    // Workers wake on the channel, whatever the payload: one notification is enough.
-    await tx.query("SELECT pg_notify($1, '')", [TASK_QUEUED_CHANNEL]);
+    await wakeWorkers(tx);
     return;
   }
   await tx.query(
@@ -183,6 +182,14 @@ export async function writeQueueSignals(
      SELECT pg_notify($4, ''), pg_notify($5, '')`,
     [JSON.stringify(dispatches), namespace, QUEUE_DISPATCH, TASK_QUEUED_CHANNEL, OUTBOX_CHANNEL],
   );
+}
+
+/**
+ * Wakes every local worker pool when the transaction commits: they wake on the channel whatever
+ * the payload, and an empty one is about no type in particular (so no pool passes over it).
+ */
+export async function wakeWorkers(tx: Queryable): Promise<void> {
+  await tx.query("SELECT pg_notify($1, '')", [TASK_QUEUED_CHANNEL]);
 }
 
 /** Tells the engine to stop these tasks' running attempts (it LISTENs on TASK_CONTROL_CHANNEL). */

@@ -15,6 +15,7 @@ import {
   notifyTaskControl,
   type QueueSignalRoute,
   TASK_QUEUED_CHANNEL,
+  wakeWorkers,
   writeQueueSignals,
   writeTaskEvents,
 } from "./event-writer.js";
@@ -373,7 +374,7 @@ export class PostgresTaskControlStore implements TaskControlStore {
           : { rowCount: 1 };
       // Always one wake-up, even with nothing queued: a pool that saw the type paused passes over
       // wake-ups about that type's new tasks until a claim of its own finds it resumed.
-      await tx.query("SELECT pg_notify($1, '')", [TASK_QUEUED_CHANNEL]);
+      await wakeWorkers(tx);
       if (signalled) {
         // Wake-ups, not the work list: a few task ids are enough to get idle workers claiming.
         await tx.query(

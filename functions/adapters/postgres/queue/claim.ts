@@ -15,7 +15,7 @@ import {
   CLAIMABLE,
   FAIR_LINE_CTES,
   FAIR_ORDER,
-  fairLine,
+  lockFairLine,
   openRunsByName,
   SORT_FREE,
   typeLockKey,
@@ -54,6 +54,13 @@ export class KnownLimits {
   }
 }
 
+/**
+ * How far past the rows other claimers hold a claim looks, in claims (lockFairLine's reach): two
+ * processes claiming at once find disjoint tasks; a third may come up short and claim again at
+ * its next wake-up (a freed slot, a NOTIFY, the poll).
+ */
+const CLAIM_REACH = 2;
+
 // $1 worker id, $2 lease seconds. The lease runs on the database's clock (the reaper reads it).
 const START = `status = 'running', lease_owner = $1, lease_expires_at = now() + make_interval(secs => $2)`;
 
@@ -69,8 +76,8 @@ const FULL_TYPES = `
 
 /**
  * The candidates of one claim: the first of the line no other claimer holds, fair between
- * namespaces (fairLine), locked for this transaction (SKIP LOCKED: claimers never wait for each
- * other's rows), passing over the full types ($2); whole rows, since the core plans their claim
+ * namespaces, locked for this transaction (lockFairLine; SKIP LOCKED: claimers never wait for each
+ * other's rows, and a claim locks only the rows it keeps), passing over the full types ($2); whole rows, since the core plans their claim
  * and task.started from them, each with its `turn` (stripped by claimBatch). Each row also
  * carries the paused types (and a claim that finds nothing gets one row of them alone): a pool
  * that came up short passes over wake-ups about only those (worker-pool.ts), and asking in the
@@ -86,11 +93,11 @@ const CANDIDATES = `
   WITH RECURSIVE ${FAIR_LINE_CTES}
   SELECT l.*, p.paused
   FROM (SELECT coalesce(jsonb_agg(jsonb_build_array(namespace, name)), '[]') AS paused FROM task_type_pauses) p
-  LEFT JOIN LATERAL (${fairLine({
+  LEFT JOIN LATERAL (${lockFairLine({
     columns: TASK_COLUMNS_T,
     where: `${CLAIMABLE} AND t.name <> ALL ($2::text[])`,
     limit: "$1",
-    lock: "FOR UPDATE SKIP LOCKED",
+    reach: `${CLAIM_REACH} * $1`,
   })}) l ON true
   ORDER BY ${FAIR_ORDER}`;
 

@@ -6,7 +6,7 @@ import { dispatchFor } from "../../../core/tasks/control-plan.js";
 import type { Task, TaskProgress } from "../../../core/tasks/task.js";
 import type { AttemptEnd, Lease, WorkInterval } from "../../../core/tasks/task-queue.js";
 import type { Queryable } from "../database.js";
-import { type QueueSignalRoute, writeQueueSignals, writeTaskEvents } from "../event-writer.js";
+import { type QueueSignalRoute, wakeWorkers, writeQueueSignals, writeTaskEvents } from "../event-writer.js";
 import { TASK_COLUMNS, TASK_COLUMNS_T } from "../task-repository.js";
 import type { KnownLimits } from "./claim.js";
 import { CLAIMABLE, FAIR_LINE_CTES, fairLine, MAX_ERROR_BYTES, sanitizeReplacer } from "./queue-sql.js";
@@ -153,9 +153,11 @@ export async function completeAttempts(
 
 /**
  * Slots of limited types just freed: signal the next waiting task of each (the first of its line,
- * fair between namespaces). In the cloud its
- * earlier message was dropped while the type was full; this brings it on now instead of at the
- * next sweep. Locally the NOTIFY only wakes the pool a little earlier.
+ * fair between namespaces). In the cloud its earlier message was dropped while the type was full;
+ * this brings it on now instead of at the next sweep. Locally a signal is only a NOTIFY, which
+ * wakes the pools whatever task it names, so one is sent without looking for the task: finding
+ * it read and sorted the type's whole backlog in the completion's transaction (92 ms with 40,000
+ * queued of the type), and a pool that wakes to no claimable task finds that in one claim.
  */
 export async function signalNextOfLimitedTypes(
   tx: Queryable,
@@ -164,6 +166,10 @@ export async function signalNextOfLimitedTypes(
 ): Promise<void> {
   const limited = names.filter((name) => options.limits.of(name) !== undefined);
   if (limited.length === 0) return;
+  if (options.queueSignals === "notify") {
+    await wakeWorkers(tx);
+    return;
+  }
   const { rows } = await tx.query<{ id: string; namespace: string; attempt: number; priority: number }>(
     `WITH RECURSIVE ${FAIR_LINE_CTES}
      SELECT n.id, n.namespace, n.attempt, n.priority FROM unnest($1::text[]) AS freed(name)

@@ -3,7 +3,7 @@ import { dispatchFor } from "../../../core/tasks/control-plan.js";
 import type { Task } from "../../../core/tasks/task.js";
 import type { Db, Queryable } from "../database.js";
 import { type QueueSignalRoute, writeQueueSignals } from "../event-writer.js";
-import { CLAIMABLE, FAIR_LINE_CTES, fairLine } from "./queue-sql.js";
+import { CLAIMABLE, FAIR_LINE_CTES, lockFairLine } from "./queue-sql.js";
 
 /** What a queue signal for a task's next attempt needs. */
 type DueTask = Pick<Task, "id" | "namespace" | "attempt" | "priority" | "run_at">;
@@ -56,15 +56,15 @@ export function redispatchStranded(
   return db.transaction(async (tx) => {
     const { rows } = await tx.query<DueTask>(
       `WITH RECURSIVE ${FAIR_LINE_CTES}
-       SELECT l.id, l.namespace, l.attempt, l.priority, l.run_at FROM (${fairLine({
+       ${lockFairLine({
          columns: "t.id, t.namespace, t.attempt, t.priority, t.run_at",
          where: `${CLAIMABLE}
            AND t.run_at < now() - make_interval(secs => $1)
            AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.type = 'queue.dispatch'
              AND o.payload ->> 'task_id' = t.id AND o.created_at > now() - make_interval(secs => $1))`,
          limit: "$2",
-         lock: "FOR UPDATE SKIP LOCKED",
-       })}) l`,
+         reach: "$2",
+       })}`,
       [olderThanSeconds, limit],
     );
     const now = new Date();
