@@ -1,5 +1,6 @@
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from "aws-lambda";
 import type { TmeError } from "../core/errors.js";
+import { withFields } from "../core/objects.js";
 import type { ApiResponse } from "./route.js";
 
 /** Header names lowercased; API Gateway v2 already joins repeated headers with commas. */
@@ -26,12 +27,12 @@ export function rawBody(event: APIGatewayProxyEventV2): Buffer {
 }
 
 export function toResult(response: ApiResponse, requestId: string): APIGatewayProxyStructuredResultV2 {
-  const headers: Record<string, string> = { "X-Request-Id": requestId, ...response.headers };
+  const headers: Record<string, string> = withFields({ "X-Request-Id": requestId }, response.headers ?? {});
   if (response.text !== undefined) {
     const isBinary = Buffer.isBuffer(response.text);
     return {
       statusCode: response.status,
-      headers: { "Content-Type": response.contentType ?? "text/plain; charset=utf-8", ...headers },
+      headers: withFields({ "Content-Type": response.contentType ?? "text/plain; charset=utf-8" }, headers),
       body: isBinary ? (response.text as Buffer).toString("base64") : (response.text as string),
       isBase64Encoded: isBinary,
     };
@@ -39,7 +40,7 @@ export function toResult(response: ApiResponse, requestId: string): APIGatewayPr
   if (response.body === undefined) return { statusCode: response.status, headers };
   return {
     statusCode: response.status,
-    headers: { "Content-Type": "application/json; charset=utf-8", ...headers },
+    headers: withFields({ "Content-Type": "application/json; charset=utf-8" }, headers),
     body: JSON.stringify(response.body),
   };
 }
@@ -57,7 +58,7 @@ const ALWAYS: Record<string, string> = {
 export const STRICT_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
 
 export function securityHeaders(): Record<string, string> {
-  return { ...ALWAYS, "Content-Security-Policy": STRICT_CSP };
+  return withFields(ALWAYS, { "Content-Security-Policy": STRICT_CSP });
 }
 
 /**
@@ -68,10 +69,16 @@ export function withSecurityHeaders(
   result: APIGatewayProxyStructuredResultV2,
   authenticated: boolean,
 ): APIGatewayProxyStructuredResultV2 {
-  const headers: Record<string, string | number | boolean> = { ...result.headers };
-  const has = (name: string) => Object.keys(headers).some((k) => k.toLowerCase() === name.toLowerCase());
-  for (const [name, value] of Object.entries(securityHeaders())) if (!has(name)) headers[name] = value;
-  if (authenticated && !has("Cache-Control")) headers["Cache-Control"] = "no-store";
+  const headers: Record<string, string | number | boolean> = {};
+  const present = new Set<string>();
+  // Copied key by key, not spread then added to (see core/objects.ts withFields).
+  for (const [name, value] of Object.entries(result.headers ?? {})) {
+    headers[name] = value;
+    present.add(name.toLowerCase());
+  }
+  for (const [name, value] of Object.entries(securityHeaders()))
+    if (!present.has(name.toLowerCase())) headers[name] = value;
+  if (authenticated && !present.has("cache-control")) headers["Cache-Control"] = "no-store";
   return { ...result, headers };
 }
 

@@ -3,6 +3,7 @@ import { randomUUID } from "node:crypto";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from "aws-lambda";
+import { withFields } from "../core/objects.js";
 import { securityHeaders } from "../http/api-gateway.js";
 import { MAX_BODY_BYTES } from "../http/pipeline.js";
 
@@ -302,7 +303,10 @@ export async function startHttpServer(
     const out = result.body
       ? Buffer.from(result.body, result.isBase64Encoded ? "base64" : "utf8")
       : Buffer.alloc(0);
-    res.writeHead(result.statusCode ?? 200, { ...result.headers, "Content-Length": String(out.length) });
+    res.writeHead(
+      result.statusCode ?? 200,
+      withFields(result.headers ?? {}, { "Content-Length": String(out.length) }) as http.OutgoingHttpHeaders,
+    );
     res.end(out);
   };
 

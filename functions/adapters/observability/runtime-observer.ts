@@ -7,6 +7,7 @@ import {
   type Tracer,
   trace,
 } from "@opentelemetry/api";
+import { withFields } from "../../core/objects.js";
 import type {
   DeliveryEnd,
   ObservedDelivery,
@@ -89,8 +90,9 @@ export class RuntimeObserver implements Observer {
       return outcome;
     } finally {
       this.running--;
-      this.metrics.attemptsFinished.inc({ ...labels, outcome });
-      if (FINAL.has(outcome)) this.metrics.tasksFinished.inc({ ...labels, outcome });
+      const ended = withFields(labels, { outcome });
+      this.metrics.attemptsFinished.inc(ended);
+      if (FINAL.has(outcome)) this.metrics.tasksFinished.inc(ended);
       this.metrics.attemptDuration.observe(
         { task_name: labels.task_name, outcome },
         seconds(Date.now() - startedAt),

@@ -1,4 +1,5 @@
 import { QUEUE_DISPATCH, type QueueDispatch, type TmeEvent } from "../../core/events/event.js";
+import { withFields } from "../../core/objects.js";
 import type { Queryable } from "./database.js";
 import { OUTBOX_CHANNEL } from "./outbox-repository.js";
 import { mayWantEvent } from "./subscription-repository.js";
@@ -76,7 +77,7 @@ export async function writeEvent(tx: Queryable, event: TmeEvent, taskId?: string
 
 /** The events of taskEventCtes as its jsonb parameter: each TmeEvent with its task_id. */
 export function taskEventsJson(items: ReadonlyArray<{ event: TmeEvent; taskId: string }>): string {
-  return JSON.stringify(items.map(({ event, taskId }) => ({ ...event, task_id: taskId })));
+  return JSON.stringify(items.map(({ event, taskId }) => withFields(event, { task_id: taskId })));
 }
 
 /**

@@ -1,5 +1,6 @@
 import type { AuditEntry } from "../../core/audit/audit.js";
 import { QUEUE_DISPATCH, type QueueDispatch, type TmeEvent } from "../../core/events/event.js";
+import { withFields } from "../../core/objects.js";
 import { noObserver, type Observer } from "../../core/observability/observer.js";
 import type { Task } from "../../core/tasks/task.js";
 import type { NewTask, StoredTask, TaskStore } from "../../core/tasks/task-store.js";
@@ -101,11 +102,27 @@ SELECT ${TASK_COLUMNS}, (SELECT count(*) FROM audited) AS audited, (SELECT count
 FROM created`;
 
 async function insertTasks(db: Queryable, rows: CreateRow[], route: QueueSignalRoute): Promise<StoredTask[]> {
-  // jsonb_to_recordset reads the columns CREATE_TASKS_SQL names and ignores the task's other fields.
+  // The columns CREATE_TASKS_SQL's jsonb_to_recordset names, and only those.
   const input = rows.map(({ task, created, dispatch }, ord) => ({
-    ...task,
     ord,
+    id: task.id,
+    namespace: task.namespace,
+    name: task.name,
+    description: task.description,
+    command: task.command,
+    handler: task.handler,
+    params: task.params,
+    status: task.status,
+    priority: task.priority,
+    attempt: task.attempt,
+    series: task.series,
+    max_attempts: task.max_attempts,
+    timeout_seconds: task.timeout_seconds,
+    schedule_id: task.schedule_id,
+    labels: task.labels,
+    run_at: task.run_at,
     created_at: created.occurred_at,
+    trace_context: task.trace_context,
     event: created,
     dispatch,
   }));
@@ -168,7 +185,12 @@ export class PostgresTaskStore implements TaskStore {
   ): Promise<StoredTask> {
     // Read here, in the creating request's context, so its attempts can join its trace.
     const traceContext = task.trace_context ?? this.observer.traceContext() ?? null;
-    const row: CreateRow = { task: { ...task, trace_context: traceContext }, created, dispatch, audit };
+    const row: CreateRow = {
+      task: withFields(task, { trace_context: traceContext }),
+      created,
+      dispatch,
+      audit,
+    };
     const stored = this.creates
       ? await this.creates.submit(row)
       : (await insertTasks(this.db, [row], this.options.queueSignals))[0]!;

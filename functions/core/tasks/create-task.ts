@@ -5,8 +5,8 @@ import { type ErrorDetail, issuesToDetails, Unprocessable, ValidationFailed } fr
 import { newEvent } from "../events/event.js";
 import { newId } from "../ids.js";
 import type { PluginResolver, ResolvedPlugin } from "../plugins/plugin.js";
-import { toTaskView } from "./task.js";
-import type { NewTask, StoredTask, TaskStore } from "./task-store.js";
+import { type Task, toTaskView } from "./task.js";
+import type { StoredTask, TaskStore } from "./task-store.js";
 
 export interface CreateTaskInput {
   name: string;
@@ -128,7 +128,8 @@ export async function createTask(
 
   const now = deps.now();
   const runAt = input.run_at && input.run_at > now ? input.run_at : now;
-  const task: NewTask = {
+  // The task as it is stored, written out whole: its view at creation goes into task.created.
+  const task: Task = {
     id: newId("tsk"),
     namespace,
     name: input.name,
@@ -146,9 +147,6 @@ export async function createTask(
     schedule_id: input.schedule_id ?? null,
     labels: input.labels ?? {},
     run_at: runAt,
-  };
-  const viewAtCreation = toTaskView({
-    ...task,
     created_at: now,
     updated_at: now,
     started_at: null,
@@ -158,7 +156,8 @@ export async function createTask(
     progress: null,
     result: null,
     error: null,
-  });
+  };
+  const viewAtCreation = toTaskView(task);
   return deps.tasks.insert(
     task,
     newEvent("task.created", namespace, { task: viewAtCreation }, now),

@@ -1,6 +1,7 @@
 import type { z } from "zod";
 import type { AppContext } from "../../context.js";
 import { NotFound } from "../../core/errors.js";
+import { withFields } from "../../core/objects.js";
 import {
   bulkAction,
   type ControlDeps,
@@ -54,10 +55,9 @@ export async function presentTasks(app: AppContext, tasks: Task[], known?: Waiti
     maxConcurrent: app.config.app.MAX_CONCURRENT_TASKS,
     concurrencyOf: (name: string) => app.plugins.concurrencyOf(name),
   };
-  return tasks.map((task) => ({
-    ...toTaskView(task),
-    waiting_reason: waitingReason(task, facts, limits, now),
-  }));
+  return tasks.map((task) =>
+    withFields(toTaskView(task), { waiting_reason: waitingReason(task, facts, limits, now) }),
+  );
 }
 
 async function presentTask(app: AppContext, task: Task, known?: WaitingFacts) {
