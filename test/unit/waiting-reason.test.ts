@@ -133,11 +133,24 @@ describe("waitingReason", () => {
 describe("hasQueuePlace", () => {
   it("is true only for a due queued task of a type not paused: the tasks whose reason may read the line", () => {
     const paused = facts({ pausedTypes: new Set([pausedTypeKey("default", "report")]) });
-    expect(hasQueuePlace(task({ name: "report" }), facts(), now)).toBe(true);
-    expect(hasQueuePlace(task({ name: "report" }), paused, now)).toBe(false);
-    expect(hasQueuePlace(task({ name: "report", namespace: "other" }), paused, now)).toBe(true);
-    expect(hasQueuePlace(task({ run_at: new Date(now.getTime() + 1) }), facts(), now)).toBe(false);
+    expect(hasQueuePlace(task({ name: "report" }), facts(), limits, now)).toBe(true);
+    expect(hasQueuePlace(task({ name: "report" }), paused, limits, now)).toBe(false);
+    expect(hasQueuePlace(task({ name: "report", namespace: "other" }), paused, limits, now)).toBe(true);
+    expect(hasQueuePlace(task({ run_at: new Date(now.getTime() + 1) }), facts(), limits, now)).toBe(false);
     for (const status of ["paused", "retrying", "running", "succeeded"] as const)
-      expect(hasQueuePlace(task({ status }), facts(), now)).toBe(false);
+      expect(hasQueuePlace(task({ status }), facts(), limits, now)).toBe(false);
+  });
+
+  it("is false while a limit holds the task: the limit is its reason, whatever its place", () => {
+    const typeFull = facts({ runningByName: new Map([["report", 2]]), runningTotal: 2 });
+    expect(hasQueuePlace(task({ name: "report" }), typeFull, limits, now)).toBe(false);
+    expect(hasQueuePlace(task({ name: "other" }), typeFull, limits, now)).toBe(true);
+    const slotsBusy = facts({ runningTotal: 4 });
+    expect(hasQueuePlace(task({ name: "other" }), slotsBusy, limits, now)).toBe(false);
+    const workersBusy = facts({ runningTotal: 8, workers: { count: 2, slots: 8 } });
+    expect(hasQueuePlace(task({ name: "other" }), workersBusy, limits, now)).toBe(false);
+    // Each of these says its limit without the line: the place would change nothing.
+    for (const f of [slotsBusy, workersBusy])
+      expect(waitingReason(task({ name: "other" }), f, limits, now)).toMatch(/^all worker slots busy/);
   });
 });

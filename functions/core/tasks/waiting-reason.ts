@@ -40,15 +40,35 @@ export function pausedTypeKey(namespace: string, name: string): string {
 }
 
 /**
- * Whether waiting_reason may need the task's place in the line (WaitingFacts.aheadByTaskId):
- * queued, due, and its type not paused. Only then is the line worth reading.
+ * Whether waiting_reason needs the task's place in the line (WaitingFacts.aheadByTaskId): queued,
+ * due, its type not paused, and no limit holding it (a limit is the reason then, whatever its
+ * place). Only then is the line worth reading: a create answered while every slot is busy needs
+ * no second query.
  */
-export function hasQueuePlace(task: Task, facts: WaitingFacts, now: Date): boolean {
+export function hasQueuePlace(task: Task, facts: WaitingFacts, limits: WaitingLimits, now: Date): boolean {
   return (
     task.status === "queued" &&
     task.run_at.getTime() <= now.getTime() &&
-    !facts.pausedTypes.has(pausedTypeKey(task.namespace, task.name))
+    !facts.pausedTypes.has(pausedTypeKey(task.namespace, task.name)) &&
+    limitHolding(task, facts, limits) === null
   );
+}
+
+/** The limit that keeps a queued, due task waiting, as its waiting_reason says it; null when none. */
+function limitHolding(task: Task, facts: WaitingFacts, limits: WaitingLimits): string | null {
+  const typeLimit = limits.concurrencyOf(task.name);
+  const runningOfType = facts.runningByName.get(task.name) ?? 0;
+  if (typeLimit !== undefined && runningOfType >= typeLimit) {
+    return `concurrency limit of ${task.name} reached (${runningOfType} of ${typeLimit} running)`;
+  }
+  const { count: workers, slots } = facts.workers;
+  if (workers > 0 && facts.runningTotal >= slots) {
+    return `all worker slots busy (${facts.runningTotal} running, ${slots} slots across ${workers} ${workers === 1 ? "worker" : "workers"})`;
+  }
+  if (workers === 0 && facts.runningTotal >= limits.maxConcurrent) {
+    return `all worker slots busy (${facts.runningTotal} running, ${limits.maxConcurrent} slots: MAX_CONCURRENT_TASKS)`;
+  }
+  return null;
 }
 
 /**
@@ -74,18 +94,8 @@ export function waitingReason(
   if (facts.pausedTypes.has(pausedTypeKey(task.namespace, task.name))) return "task type paused";
   if (task.run_at.getTime() > now.getTime()) return `scheduled for ${task.run_at.toISOString()}`;
 
-  const typeLimit = limits.concurrencyOf(task.name);
-  const runningOfType = facts.runningByName.get(task.name) ?? 0;
-  if (typeLimit !== undefined && runningOfType >= typeLimit) {
-    return `concurrency limit of ${task.name} reached (${runningOfType} of ${typeLimit} running)`;
-  }
-  const { count: workers, slots } = facts.workers;
-  if (workers > 0 && facts.runningTotal >= slots) {
-    return `all worker slots busy (${facts.runningTotal} running, ${slots} slots across ${workers} ${workers === 1 ? "worker" : "workers"})`;
-  }
-  if (workers === 0 && facts.runningTotal >= limits.maxConcurrent) {
-    return `all worker slots busy (${facts.runningTotal} running, ${limits.maxConcurrent} slots: MAX_CONCURRENT_TASKS)`;
-  }
+  const held = limitHolding(task, facts, limits);
+  if (held !== null) return held;
   const ahead = facts.aheadByTaskId.get(task.id) ?? 0;
   const count = ahead >= AHEAD_COUNT_CAP ? `more than ${AHEAD_COUNT_CAP}` : String(ahead);
   const place =

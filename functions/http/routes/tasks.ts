@@ -47,14 +47,14 @@ const ILLEGAL = errorResponse("Illegal for the task's current status (details na
  */
 export async function presentTasks(app: AppContext, tasks: Task[], known?: WaitingFacts) {
   const now = app.now();
-  const facts =
-    known && !tasks.some((task) => hasQueuePlace(task, known, now))
-      ? known
-      : await app.taskControl.waitingFacts(tasks, now);
   const limits = {
     maxConcurrent: app.config.app.MAX_CONCURRENT_TASKS,
     concurrencyOf: (name: string) => app.plugins.concurrencyOf(name),
   };
+  const facts =
+    known && !tasks.some((task) => hasQueuePlace(task, known, limits, now))
+      ? known
+      : await app.taskControl.waitingFacts(tasks, now);
   return tasks.map((task) =>
     withFields(toTaskView(task), { waiting_reason: waitingReason(task, facts, limits, now) }),
   );
