@@ -102,30 +102,10 @@ SELECT ${TASK_COLUMNS}, (SELECT count(*) FROM audited) AS audited, (SELECT count
 FROM created`;
 
 async function insertTasks(db: Queryable, rows: CreateRow[], route: QueueSignalRoute): Promise<StoredTask[]> {
-  // The columns CREATE_TASKS_SQL's jsonb_to_recordset names, and only those.
-  const input = rows.map(({ task, created, dispatch }, ord) => ({
-    ord,
-    id: task.id,
-    namespace: task.namespace,
-    name: task.name,
-    description: task.description,
-    command: task.command,
-    handler: task.handler,
-    params: task.params,
-    status: task.status,
-    priority: task.priority,
-    attempt: task.attempt,
-    series: task.series,
-    max_attempts: task.max_attempts,
-    timeout_seconds: task.timeout_seconds,
-    schedule_id: task.schedule_id,
-    labels: task.labels,
-    run_at: task.run_at,
-    created_at: created.occurred_at,
-    trace_context: task.trace_context,
-    event: created,
-    dispatch,
-  }));
+  // jsonb_to_recordset reads the columns CREATE_TASKS_SQL names and ignores the task's other fields.
+  const input = rows.map(({ task, created, dispatch }, ord) =>
+    withFields(task, { ord, created_at: created.occurred_at, event: created, dispatch }),
+  );
   const audit = rows.flatMap((r) => (r.audit ? [r.audit] : []));
   type CreatedRow = Task & { audited: number; woken: number; facts: QueueFactsRow };
   const { rows: stored } = await db.query<CreatedRow>(CREATE_TASKS_SQL, [
