@@ -27,12 +27,12 @@ export function rawBody(event: APIGatewayProxyEventV2): Buffer {
 }
 
 export function toResult(response: ApiResponse, requestId: string): APIGatewayProxyStructuredResultV2 {
-  const headers: Record<string, string> = withFields({ "X-Request-Id": requestId }, response.headers ?? {});
+  const headers: Record<string, string> = { "X-Request-Id": requestId, ...response.headers };
   if (response.text !== undefined) {
     const isBinary = Buffer.isBuffer(response.text);
     return {
       statusCode: response.status,
-      headers: withFields({ "Content-Type": response.contentType ?? "text/plain; charset=utf-8" }, headers),
+      headers: { "Content-Type": response.contentType ?? "text/plain; charset=utf-8", ...headers },
       body: isBinary ? (response.text as Buffer).toString("base64") : (response.text as string),
       isBase64Encoded: isBinary,
     };
@@ -40,7 +40,7 @@ export function toResult(response: ApiResponse, requestId: string): APIGatewayPr
   if (response.body === undefined) return { statusCode: response.status, headers };
   return {
     statusCode: response.status,
-    headers: withFields({ "Content-Type": "application/json; charset=utf-8" }, headers),
+    headers: { "Content-Type": "application/json; charset=utf-8", ...headers },
     body: JSON.stringify(response.body),
   };
 }

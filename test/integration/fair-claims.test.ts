@@ -1,8 +1,10 @@
 import pg from "pg";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { typeLockKey } from "../../functions/adapters/postgres/queue/queue-sql.js";
 import { PostgresTaskQueue } from "../../functions/adapters/postgres/task-queue-repository.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/database.js";
 import { insertTask } from "../helpers/tasks.js";
+import { waitFor } from "../helpers/wait.js";
 
 /**
  * Claims take turns between namespaces at one priority: a namespace's turn is its task's place in
@@ -100,15 +102,20 @@ describe("fair claims between namespaces", () => {
       const blocker = new pg.Client({ connectionString: database.url });
       await blocker.connect();
       try {
-        await blocker.query("SELECT pg_advisory_lock(hashtext('tme.task_type:limited'))");
+        await blocker.query(`SELECT pg_advisory_lock(${typeLockKey("$1")})`, ["limited"]);
         const held = limitedQueue.claimBatch("wA", 1);
         // A is waiting for the type's lock once its candidates are locked.
-        await waitFor(async () => {
-          const { rows } = await database.db.query<{ n: number }>(
-            "SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND NOT granted",
-          );
-          return rows[0]!.n === 1;
-        });
+        await waitFor(
+          "claimer A to wait for the limited type's lock",
+          async () => {
+            const { rows } = await database.db.query<{ n: number }>(
+              "SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND NOT granted",
+            );
+            return rows[0]!.n === 1 ? true : undefined;
+          },
+          10_000,
+          20,
+        );
         await run();
         await blocker.query("SELECT pg_advisory_unlock_all()");
         await held;
@@ -150,11 +157,3 @@ describe("fair claims between namespaces", () => {
     });
   });
 });
-
-async function waitFor(check: () => Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error("waitFor: condition not met within 10 s");
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}

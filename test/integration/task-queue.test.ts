@@ -1,7 +1,10 @@
 import type { SQSEvent } from "aws-lambda";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { TASK_QUEUED_CHANNEL } from "../../functions/adapters/postgres/event-writer.js";
+import {
+  type QueueSignalRoute,
+  TASK_QUEUED_CHANNEL,
+} from "../../functions/adapters/postgres/event-writer.js";
 import { PostgresTaskQueue } from "../../functions/adapters/postgres/task-queue-repository.js";
 import type { Task } from "../../functions/core/tasks/task.js";
 import { leaseOf } from "../../functions/core/tasks/task-queue.js";
@@ -39,6 +42,17 @@ async function allFinished(ids: string[], timeoutMs = 20_000): Promise<void> {
     timeoutMs,
     `${ids.length} tasks to finish`,
   );
+}
+
+/** The app's task queue as configured, with its queue signals on the given route. */
+function queueSignalling(queueSignals: QueueSignalRoute): PostgresTaskQueue {
+  return new PostgresTaskQueue(h.database.db, {
+    limitOf: (name) => h.app.plugins.concurrencyOf(name),
+    leaseSeconds: h.app.config.app.worker.lease_seconds,
+    outputTailBytes: h.app.config.app.shell.output_tail_bytes,
+    maxInfraRetries: h.app.config.app.worker.max_infra_retries,
+    queueSignals,
+  });
 }
 
 function sqsEvent(records: Array<{ id: string; taskId: string; attempt: number }>): SQSEvent {
@@ -198,13 +212,7 @@ describe("the SQS-shaped worker handler", () => {
 
   it("skips a task whose type is at its limit, and signals it again when a slot frees", async () => {
     // The cloud's queue: its signals are outbox rows (relayed to SQS); locally they are NOTIFY only.
-    const cloudQueue = new PostgresTaskQueue(h.database.db, {
-      limitOf: (name) => h.app.plugins.concurrencyOf(name),
-      leaseSeconds: h.app.config.app.worker.lease_seconds,
-      outputTailBytes: h.app.config.app.shell.output_tail_bytes,
-      maxInfraRetries: h.app.config.app.worker.max_infra_retries,
-      queueSignals: "outbox",
-    });
+    const cloudQueue = queueSignalling("outbox");
     const worker = createWorkerHandler({ ...h.app, taskQueue: cloudQueue }, { workerId: "sqs-limit" });
     const [a, b, c] = [
       await h.create({ name: "limited_sqs", params: { seconds: 0.3 } }),
@@ -231,13 +239,7 @@ describe("the SQS-shaped worker handler", () => {
   });
 
   it("locally, a freed slot of a limited type wakes every pool with one NOTIFY", async () => {
-    const localQueue = new PostgresTaskQueue(h.database.db, {
-      limitOf: (name) => h.app.plugins.concurrencyOf(name),
-      leaseSeconds: h.app.config.app.worker.lease_seconds,
-      outputTailBytes: h.app.config.app.shell.output_tail_bytes,
-      maxInfraRetries: h.app.config.app.worker.max_infra_retries,
-      queueSignals: "notify",
-    });
+    const localQueue = queueSignalling("notify");
     const task = await h.create({ name: "limited_local", params: { seconds: 0 }, priority: 9 });
     const claimed = await localQueue.claim(task!.id, 1, "local-limit");
     if (!("claimed" in claimed)) throw new Error("not claimed");

@@ -76,9 +76,9 @@ const FULL_TYPES = `
 
 /**
  * The candidates of one claim: the first of the line no other claimer holds, fair between
- * namespaces, locked for this transaction (lockFairLine; SKIP LOCKED: claimers never wait for each
- * other's rows, and a claim locks only the rows it keeps), passing over the full types ($2); whole rows, since the core plans their claim
- * and task.started from them, each with its `turn` (stripped by claimBatch). Each row also
+ * namespaces, locked for this transaction (lockFairLine; SKIP LOCKED: claimers never wait for
+ * each other's rows, and a claim locks only the rows it keeps), passing over the full types ($2);
+ * whole rows, since the core plans their claim and task.started from them, each with its `turn` (stripped by claimBatch). Each row also
  * carries the paused types (and a claim that finds nothing gets one row of them alone): a pool
  * that came up short passes over wake-ups about only those (worker-pool.ts), and asking in the
  * same statement saves a round trip on every claim that empties the queue.
